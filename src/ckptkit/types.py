@@ -1,0 +1,34 @@
+"""Public type aliases and enums of ckptkit."""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum, StrEnum
+from typing import Any, TypeAlias
+
+#: A file path argument: ``str`` or any ``os.PathLike``.
+PathLike: TypeAlias = str | os.PathLike[str]
+
+#: A nested training state: dicts, lists and tuples of supported leaves
+#: (None, bool, int, float, str, bytes, torch.Tensor, torch.dtype, torch.Size,
+#: numpy arrays). ``Any`` stands for that documented leaf set.
+StateTree: TypeAlias = Any
+
+
+class Status(StrEnum):
+    """The caller's word about the work a checkpoint holds."""
+
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+
+
+class ExitCode(IntEnum):
+    """Exit codes shared by the ``ckptkit`` and ``virnucpro-app`` command lines."""
+
+    OK = 0
+    FAILURE = 1
+    PARTIAL = 2
+    CHECKPOINT = 3
+
+
+__all__ = ["ExitCode", "PathLike", "StateTree", "Status"]
