@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import zipfile
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ckptkit.errors import (

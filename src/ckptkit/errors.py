@@ -10,9 +10,9 @@ matching built-in, so ``except FileNotFoundError`` keeps working::
     │   └── ChecksumMismatchError
     ├── CheckpointIncompatibleError (+ValueError)          kind "incompatible"
     │   ├── UnsupportedVersionError     newer or unknown format / version
-    │   ├── UnsafeCheckpointError       legacy pickle needs a global outside the allowlist
+    │   ├── UnsafeCheckpointError       legacy pickle needs an unlisted global
     │   └── SchemaMismatchError         the file's schema is not the one expected
-    ├── IncompleteCheckpointError       status "in_progress" where a complete one was required
+    ├── IncompleteCheckpointError       status "in_progress" where "complete" is needed
     └── MigrationError                  a broken registry or a failing migration step
         └── MissingMigrationError       no chain of steps between two versions
     SerializationError (TypeError)      a state leaf ckptkit cannot store (on save)

@@ -1,4 +1,4 @@
-"""virnucpro-app: a resumable re-implementation of the VirNucPro viral sequence identifier.
+"""virnucpro-app: a resumable re-implementation of the VirNucPro virus identifier.
 
 The package imports nothing heavy at import time: torch, esm and the models are
 loaded inside the stages that need them, so ``virnucpro-app --help`` stays fast.

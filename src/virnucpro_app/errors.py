@@ -4,8 +4,8 @@
 
     AppError (exit 1)
     ├── InputError        bad FASTA input: names file, line, record and the fix
-    ├── ModelLoadError    a model file or folder cannot be loaded: path tried, format expected
-    └── PipelineError     a run cannot go on (changed manifest, output folder in the way, ...)
+    ├── ModelLoadError    a model cannot be loaded: path tried, format expected
+    └── PipelineError     a run cannot go on (changed manifest, output folder in use)
 
 Any ``ckptkit.CheckpointError`` maps to exit 3 (see ``virnucpro_app.cli._exit``).
 Partial success is a result (exit 2), not an exception.
@@ -27,7 +27,7 @@ class InputError(AppError):
 
 
 class ModelLoadError(AppError):
-    """A model file or folder cannot be loaded (the message names the path and format)."""
+    """A model file or folder cannot be loaded (message: the path and format)."""
 
 
 class PipelineError(AppError):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from ckptkit.errors import CheckpointError
 from ckptkit.types import ExitCode
 from virnucpro_app.errors import AppError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 _T = TypeVar("_T")
 
