@@ -1,7 +1,88 @@
-"""ckptkit: durable, versioned, pickle-free checkpoints for PyTorch training state."""
+"""ckptkit: durable, versioned, pickle-free checkpoints for PyTorch training state.
+
+The public surface is declared here once; everything else is internal.
+"""
 
 from __future__ import annotations
 
+from ckptkit._atomic import remove_stale_temp_files as _remove_stale_temp_files
+from ckptkit._format import CHECKPOINT_VERSION, LEGACY_VERSION
+from ckptkit._load import inspect, load
+from ckptkit._save import save
+from ckptkit._version import library_version as _library_version
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointIncompatibleError,
+    CheckpointNotFoundError,
+    ChecksumMismatchError,
+    IncompleteCheckpointError,
+    MigrationError,
+    MissingMigrationError,
+    SchemaMismatchError,
+    SerializationError,
+    TruncatedCheckpointError,
+    UnsafeCheckpointError,
+    UnsupportedVersionError,
+)
+from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
 from ckptkit.types import ExitCode, PathLike, StateTree, Status
+from ckptkit.validation import ValidationReport, validate
 
-__all__ = ["ExitCode", "PathLike", "StateTree", "Status"]
+__version__ = _library_version()
+
+if True:  # keep the helper below out of the import block for readability
+    from pathlib import Path as _Path
+
+
+def cleanup(directory: PathLike) -> list[_Path]:
+    """Remove temporary files left in ``directory`` by killed writers.
+
+    A temporary file whose writer process is still alive is left alone.
+
+    Args:
+        directory: The folder holding checkpoints.
+
+    Returns:
+        The files removed.
+
+    Example:
+        >>> import ckptkit, tempfile
+        >>> ckptkit.cleanup(tempfile.mkdtemp())
+        []
+    """
+    return _remove_stale_temp_files(_Path(directory))
+
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "LEGACY_VERSION",
+    "Checkpoint",
+    "CheckpointCorruptError",
+    "CheckpointError",
+    "CheckpointIncompatibleError",
+    "CheckpointInfo",
+    "CheckpointNotFoundError",
+    "ChecksumMismatchError",
+    "ExitCode",
+    "IncompleteCheckpointError",
+    "MigrationError",
+    "MigrationRecord",
+    "MissingMigrationError",
+    "PathLike",
+    "SchemaMismatchError",
+    "SerializationError",
+    "StateTree",
+    "Status",
+    "TensorInfo",
+    "TruncatedCheckpointError",
+    "UnsafeCheckpointError",
+    "UnsupportedVersionError",
+    "ValidationReport",
+    "__version__",
+    "cleanup",
+    "inspect",
+    "load",
+    "save",
+    "validate",
+]

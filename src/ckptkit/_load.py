@@ -1,0 +1,343 @@
+"""load() and inspect(): read checkpoints (ckptkit files and legacy 0.x files)."""
+
+from __future__ import annotations
+
+import mmap as mmap_module
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from ckptkit._clock import utc_iso_from_timestamp
+from ckptkit._codec import decode_tree
+from ckptkit._digest import StreamingDigest, digest
+from ckptkit._format import LEGACY_VERSION
+from ckptkit._legacy import safe_torch_load
+from ckptkit._reader import (
+    EntrySpec,
+    ParsedFile,
+    check_digest,
+    info_from_parsed,
+    parse_file,
+    read_entry,
+)
+from ckptkit._versions import parse_version
+from ckptkit.errors import CheckpointCorruptError, TruncatedCheckpointError
+from ckptkit.info import Checkpoint, CheckpointInfo
+from ckptkit.keys import select_keys, split_key
+from ckptkit.types import PathLike, StateTree
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ckptkit._legacy import SafeGlobal
+
+Verify = Literal["none", "quick", "full"]
+
+_VERIFY_SLICE_BYTES = 16 << 20
+
+
+def _torch_pickle_info(
+    path: Path, size: int, state: object | None = None
+) -> CheckpointInfo:
+    """Header information of a legacy torch pickle, from its zip directory."""
+    count, nbytes = 0, 0
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for item in archive.infolist():
+                if "/data/" in item.filename:
+                    count, nbytes = count + 1, nbytes + item.file_size
+    version, status = LEGACY_VERSION, "complete"
+    if isinstance(state, dict):
+        # Files of the system we replace carry "version"/"status" keys in the dict.
+        stored_version = state.get("version")
+        if isinstance(stored_version, str):
+            try:
+                version = parse_version(stored_version).text
+            except ValueError:
+                version = LEGACY_VERSION
+        if state.get("status") in ("in_progress", "complete"):
+            status = state["status"]
+    return CheckpointInfo(
+        path=path,
+        format_version=0,
+        version=version,
+        schema=None,
+        status=status,
+        created_at=utc_iso_from_timestamp(os.stat(path).st_mtime),
+        metadata={},
+        tensor_count=count,
+        nbytes=nbytes,
+        legacy=True,
+        file_size=size,
+        legacy_kind="torch",
+    )
+
+
+def inspect(path: PathLike) -> CheckpointInfo:
+    """Read a checkpoint's header: version, schema, status, tensors. No tensor bytes.
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        What the file says about itself (``legacy=True`` for 0.x files).
+
+    Raises:
+        CheckpointNotFoundError: Missing or empty file.
+        CheckpointCorruptError: A damaged header.
+        CheckpointIncompatibleError: A container format newer than this ckptkit.
+
+    Example:
+        >>> import ckptkit, tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
+        >>> _ = ckptkit.save(target, {"x": 1}, schema="demo")
+        >>> ckptkit.inspect(target).schema
+        'demo'
+    """
+    parsed = parse_file(Path(path))
+    if parsed.kind == "torch":
+        return _torch_pickle_info(parsed.path, parsed.file_size)
+    return info_from_parsed(parsed)
+
+
+def _needed_leaves(node: Any, out: set[int]) -> None:
+    if isinstance(node, dict) and len(node) == 1:
+        ((kind, body),) = node.items()
+        if kind in ("tensor", "ndarray", "npscalar"):
+            out.add(int(body))
+        elif kind in ("list", "tuple"):
+            for item in body:
+                _needed_leaves(item, out)
+        elif kind in ("dict", "odict"):
+            for pair in body:
+                _needed_leaves(pair[1], out)
+
+
+class _TensorSource:
+    """Materialises stored tensors on demand, each read (and checked) once."""
+
+    def __init__(self, parsed: ParsedFile, *, verify: bool, use_mmap: bool) -> None:
+        self._parsed = parsed
+        self._verify = verify
+        self._cache: dict[str, torch.Tensor] = {}
+        self._handle = parsed.path.open("rb", buffering=0)
+        self._mmap: mmap_module.mmap | None = None
+        if use_mmap and parsed.file_size > 0:
+            self._mmap = mmap_module.mmap(
+                self._handle.fileno(), 0, access=mmap_module.ACCESS_COPY
+            )
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def verify_only(self, name: str) -> None:
+        """Check one tensor's checksum without keeping its bytes."""
+        spec = self._parsed.entries[name]
+        stream = StreamingDigest()
+        self._handle.seek(self._parsed.data_start + spec.begin)
+        remaining = spec.end - spec.begin
+        while remaining:
+            piece = self._handle.read(min(remaining, _VERIFY_SLICE_BYTES))
+            if not piece:
+                raise TruncatedCheckpointError(
+                    self._parsed.path, f"file ends inside tensor {name!r}"
+                )
+            stream.update(piece)
+            remaining -= len(piece)
+        check_digest(self._parsed, spec, stream.hexdigest())
+
+    def entry(self, name: str) -> torch.Tensor:
+        if name not in self._cache:
+            spec = self._parsed.entries[name]
+            self._cache[name] = self._read(spec)
+        return self._cache[name]
+
+    def _read(self, spec: EntrySpec) -> torch.Tensor:
+        if self._mmap is None or spec.end == spec.begin:
+            return read_entry(self._handle, self._parsed, spec, verify=self._verify)
+        start = self._parsed.data_start + spec.begin
+        if self._verify:
+            window = memoryview(self._mmap)[start : self._parsed.data_start + spec.end]
+            check_digest(self._parsed, spec, digest(window))
+            window.release()
+        flat = torch.frombuffer(
+            self._mmap, dtype=torch.uint8, count=spec.end - spec.begin, offset=start
+        )
+        return flat.view(spec.dtype).reshape(spec.shape)
+
+
+def _build_leaf(source: _TensorSource, leaf: dict[str, Any], kind: str) -> object:
+    tensor = source.entry(leaf["entry"])
+    view = leaf.get("view")
+    if view is not None:
+        dtype = getattr(torch, view["dtype"])
+        # The blob entry is a fresh 1-D uint8 tensor at storage offset 0.
+        tensor = torch.empty(0, dtype=dtype).set_(
+            tensor.untyped_storage(), int(view["offset"]), view["shape"], view["stride"]
+        )
+    if leaf.get("complex128"):
+        tensor = torch.view_as_complex(tensor)
+    if kind == "ndarray":
+        return tensor.numpy()
+    if kind == "npscalar":
+        return tensor.numpy()[()]
+    return tensor
+
+
+def _decode_ckptkit(
+    parsed: ParsedFile,
+    *,
+    verify: bool,
+    use_mmap: bool,
+    keys: Sequence[str] | None,
+    map_location: Any,
+) -> StateTree:
+    tree = parsed.header["tree"]
+    if keys is not None:
+        tree = select_keys(tree, [split_key(k) for k in keys], parsed.path)
+    leaves = parsed.header["leaves"]
+    source = _TensorSource(parsed, verify=verify, use_mmap=use_mmap)
+    built: dict[int, object] = {}
+    try:
+        if verify and keys is not None:
+            # Full verification covers the whole file, not only the selected keys.
+            needed: set[int] = set()
+            _needed_leaves(tree, needed)
+            wanted = {leaves[i]["entry"] for i in needed}
+            for name in parsed.entries.keys() - wanted:
+                source.verify_only(name)
+
+        def leaf(kind: str, index: int) -> object:
+            if index not in built:
+                value = _build_leaf(source, leaves[index], kind)
+                if isinstance(value, torch.Tensor) and map_location not in (
+                    None,
+                    "cpu",
+                ):
+                    value = value.to(map_location)
+                built[index] = value
+            return built[index]
+
+        state = decode_tree(tree, leaf)
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
+        if isinstance(error, CheckpointCorruptError):
+            raise
+        raise CheckpointCorruptError(
+            parsed.path, f"state cannot be rebuilt: {error}"
+        ) from error
+    finally:
+        source.close()
+    return state
+
+
+def load(  # noqa: PLR0913 - the documented public signature
+    path: PathLike,
+    *,
+    map_location: Any = "cpu",
+    verify: Verify = "quick",
+    mmap: bool = False,
+    keys: Sequence[str] | None = None,
+    extra_safe_globals: Sequence[SafeGlobal] = (),
+) -> Checkpoint:
+    """Load a checkpoint written by ``save`` (or a legacy 0.x file, read-only).
+
+    Args:
+        path: The checkpoint file.
+        map_location: Device for the tensors (``"cpu"``, ``"cuda:0"``, a
+            ``torch.device``).
+        verify: ``"none"`` trusts the file; ``"quick"`` checks the header and the
+            layout; ``"full"`` also checks every tensor's checksum before returning.
+        mmap: Map tensor bytes from the file instead of reading them (CPU only;
+            the file stays open while the tensors live; private copy-on-write).
+        keys: Dotted paths (``"model"``, ``"optim.state.0"``) of the parts of the
+            state to load; only their tensors are read. None loads everything.
+        extra_safe_globals: For legacy pickles: globals allowed beyond torch's own
+            weights-only set (see ``ckptkit._legacy``).
+
+    Returns:
+        The state and the file's header information.
+
+    Raises:
+        CheckpointNotFoundError: Missing or empty file.
+        CheckpointCorruptError: Damaged file (with ``verify="full"``: any damage).
+        CheckpointIncompatibleError: A newer format, or a legacy pickle that needs
+            a global outside the allowlist (never unpickled).
+        KeyError: A requested key is not in the state.
+
+    Example:
+        >>> import torch, ckptkit, tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
+        >>> _ = ckptkit.save(target, {"w": torch.ones(2), "step": 3})
+        >>> ckptkit.load(target, verify="full").state["step"]
+        3
+    """
+    if verify not in ("none", "quick", "full"):
+        msg = f"verify must be 'none', 'quick' or 'full', not {verify!r}"
+        raise ValueError(msg)
+    parsed = parse_file(Path(path))
+    if parsed.kind == "torch":
+        state = safe_torch_load(
+            parsed.path, extra_globals=extra_safe_globals, map_location=map_location
+        )
+        if keys is not None:
+            state = {k: _get_legacy(state, k, parsed.path) for k in keys}
+        return Checkpoint(
+            state=state, info=_torch_pickle_info(parsed.path, parsed.file_size, state)
+        )
+    info = info_from_parsed(parsed)
+    if parsed.kind == "safetensors":
+        return Checkpoint(
+            state=_load_plain_safetensors(
+                parsed, verify=verify, keys=keys, map_location=map_location
+            ),
+            info=info,
+        )
+    state = _decode_ckptkit(
+        parsed,
+        verify=verify == "full",
+        use_mmap=mmap,
+        keys=keys,
+        map_location=map_location,
+    )
+    return Checkpoint(state=state, info=info)
+
+
+def _get_legacy(state: Any, key: str, path: Path) -> Any:
+    node = state
+    for part in split_key(key):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif (
+            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
+        ):
+            node = node[int(part)]
+        else:
+            msg = f"{path}: key {key!r} is not in the checkpoint"
+            raise KeyError(msg)
+    return node
+
+
+def _load_plain_safetensors(
+    parsed: ParsedFile,
+    *,
+    verify: Verify,
+    keys: Sequence[str] | None,
+    map_location: Any,
+) -> dict[str, torch.Tensor]:
+    names = list(parsed.entries) if keys is None else list(keys)
+    missing = [n for n in names if n not in parsed.entries]
+    if missing:
+        msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
+        raise KeyError(msg)
+    source = _TensorSource(parsed, verify=False, use_mmap=False)
+    try:
+        state = {name: source.entry(name) for name in names}
+    finally:
+        source.close()
+    del verify  # plain safetensors files carry no checksums
+    if map_location not in (None, "cpu"):
+        state = {k: v.to(map_location) for k, v in state.items()}
+    return state

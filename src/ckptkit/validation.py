@@ -1,0 +1,175 @@
+"""validate(): check a checkpoint at a chosen depth and report, never raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from ckptkit._codec import decode_tree
+from ckptkit._digest import StreamingDigest
+from ckptkit._legacy import safe_torch_load
+from ckptkit._load import inspect
+from ckptkit._reader import ParsedFile, check_digest, open_checked, parse_file
+from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
+from ckptkit.keys import has_key, split_key
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ckptkit.info import CheckpointInfo
+    from ckptkit.types import PathLike
+
+Level = Literal["exists", "quick", "full"]
+LEVELS: tuple[Level, ...] = ("exists", "quick", "full")
+_SLICE_BYTES = 16 << 20
+
+
+class FailureRecorder(Protocol):
+    """Anything that records failed checkpoints (``ckptkit.FailureLedger``)."""
+
+    def record(self, path: PathLike, reason: str) -> object:
+        """Record that ``path`` failed for ``reason``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of validating one checkpoint.
+
+    Attributes:
+        path: The file checked.
+        ok: True when every check of the level passed.
+        level: ``"exists"``, ``"quick"`` or ``"full"``.
+        kind: None when ok, else ``"missing"``, ``"corrupted"`` or ``"incompatible"``.
+        reason: One line a person can act on (``"ok"`` when ok).
+        info: Header information, when the header could be read.
+    """
+
+    path: Path
+    ok: bool
+    level: str
+    kind: ErrorKind | None
+    reason: str
+    info: CheckpointInfo | None = None
+
+
+def _verify_tensors(parsed: ParsedFile) -> None:
+    with parsed.path.open("rb", buffering=0) as handle:
+        for spec in parsed.entries.values():
+            stream = StreamingDigest()
+            handle.seek(parsed.data_start + spec.begin)
+            remaining = spec.end - spec.begin
+            while remaining:
+                piece = handle.read(min(remaining, _SLICE_BYTES))
+                if not piece:
+                    raise CheckpointCorruptError(
+                        parsed.path, f"file ends inside tensor {spec.name!r}"
+                    )
+                stream.update(piece)
+                remaining -= len(piece)
+            check_digest(parsed, spec, stream.hexdigest())
+
+
+def _check_required(parsed: ParsedFile, required_keys: Sequence[str]) -> None:
+    if parsed.kind == "ckptkit":
+        missing = [k for k in required_keys if not has_key(parsed.header["tree"], k)]
+    elif parsed.kind == "safetensors":
+        missing = [k for k in required_keys if k not in parsed.entries]
+    else:
+        state = safe_torch_load(parsed.path)
+        missing = [k for k in required_keys if not _legacy_has(state, k)]
+    if missing:
+        raise CheckpointCorruptError(
+            parsed.path, f"required keys missing from the state: {', '.join(missing)}"
+        )
+
+
+def _legacy_has(state: object, key: str) -> bool:
+    node = state
+    for part in split_key(key):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif (
+            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
+        ):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def _run_checks(
+    path: Path, level: Level, required_keys: Sequence[str]
+) -> CheckpointInfo | None:
+    open_checked(path)
+    if level == "exists":
+        return None
+    parsed = parse_file(path)
+    if parsed.kind == "torch":
+        safe_torch_load(path)  # the only way to check a pickle, always safely
+    elif parsed.kind == "ckptkit":
+        decode_tree(
+            parsed.header["tree"], lambda _kind, index: parsed.header["leaves"][index]
+        )
+    if level == "full" and parsed.kind != "torch":
+        _verify_tensors(parsed)
+    if required_keys:
+        _check_required(parsed, required_keys)
+    return inspect(path)
+
+
+def validate(
+    path: PathLike,
+    *,
+    level: Level = "full",
+    required_keys: Sequence[str] = (),
+    ledger: FailureRecorder | None = None,
+) -> ValidationReport:
+    """Check a checkpoint and report what is wrong; never raises for a bad file.
+
+    Levels: ``"exists"`` (present, non-empty, readable) < ``"quick"`` (header
+    parses, format and version understood, tensor offsets inside the file without
+    overlap, tree and tensors agree) < ``"full"`` (quick plus every checksum).
+
+    Args:
+        path: The checkpoint file.
+        level: How deep to check.
+        required_keys: Dotted paths that must exist in the state.
+        ledger: Where a failure is recorded (``ckptkit.FailureLedger``), if given.
+
+    Returns:
+        The report; ``report.ok`` tells the verdict, ``report.reason`` the fix.
+
+    Raises:
+        ValueError: An unknown ``level`` (a programming error, not a bad file).
+
+    Example:
+        >>> import ckptkit, tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
+        >>> _ = ckptkit.save(target, {"x": 1})
+        >>> ckptkit.validate(target).ok
+        True
+    """
+    if level not in LEVELS:
+        msg = f"level must be one of {LEVELS}, not {level!r}"
+        raise ValueError(msg)
+    target = Path(path)
+    try:
+        info = _run_checks(target, level, required_keys)
+    except CheckpointError as error:
+        report = ValidationReport(
+            target, ok=False, level=level, kind=error.kind, reason=error.reason
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        reason = f"unreadable: {type(error).__name__}: {error}".splitlines()[0]
+        report = ValidationReport(
+            target, ok=False, level=level, kind="corrupted", reason=reason
+        )
+    else:
+        return ValidationReport(
+            target, ok=True, level=level, kind=None, reason="ok", info=info
+        )
+    if ledger is not None:
+        ledger.record(target, report.reason)
+    return report
