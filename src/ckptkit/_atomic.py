@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ckptkit._format import parse_temp_name, temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 def fsync_directory(directory: Path) -> None:

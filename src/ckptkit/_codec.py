@@ -78,7 +78,7 @@ class _Encoder:
         ] = {}
         self._keepalive: list[object] = []
 
-    def encode(self, value: object, path: tuple[object, ...]) -> JsonNode:  # noqa: PLR0911
+    def encode(self, value: Any, path: tuple[object, ...]) -> JsonNode:  # noqa: PLR0911
         kind = type(value)
         if value is None or kind is bool or kind is str:
             return value
@@ -87,18 +87,18 @@ class _Encoder:
         if kind is float:
             return {"float": float.hex(value)}  # exact, nan/inf/-0.0 included
         if kind is bytes:
-            return {"bytes": base64.b64encode(value).decode("ascii")}  # type: ignore[arg-type]
+            return {"bytes": base64.b64encode(value).decode("ascii")}
         if kind is list or kind is tuple:
-            items = [self.encode(item, (*path, i)) for i, item in enumerate(value)]  # type: ignore[call-overload]
+            items = [self.encode(v, (*path, i)) for i, v in enumerate(value)]
             return {kind.__name__: items}
         if kind is dict or kind is OrderedDict:
             pairs = [
                 [self._encode_key(key, path), self.encode(item, (*path, key))]
-                for key, item in value.items()  # type: ignore[attr-defined]
+                for key, item in value.items()
             ]
             return {"odict" if kind is OrderedDict else "dict": pairs}
         if kind is torch.Size:
-            return {"size": list(value)}  # type: ignore[call-overload]
+            return {"size": list(value)}
         if kind is torch.dtype:
             return {"dtype": str(value).removeprefix("torch.")}
         if isinstance(value, torch.Tensor):
@@ -108,19 +108,25 @@ class _Encoder:
     def _encode_key(self, key: object, path: tuple[object, ...]) -> JsonNode:
         if key is None or type(key) in (bool, str, int, float):
             return self.encode(key, path)
-        msg = f"{_path_text(path)} has a key of type {type(key).__name__} ({key!r}); keys must be str, int, float, bool or None"
+        msg = (
+            f"{_path_text(path)} has a key of type {type(key).__name__} ({key!r}); "
+            "keys must be str, int, float, bool or None"
+        )
         raise SerializationError(msg)
 
-    def _encode_numpy(self, value: object, path: tuple[object, ...]) -> JsonNode:
+    def _encode_numpy(self, value: Any, path: tuple[object, ...]) -> JsonNode:
         np = _numpy()
         if np is not None and type(value) is np.ndarray:
             return {"ndarray": self._numpy_leaf(value, path)}
         if np is not None and isinstance(value, np.generic):
             return {"npscalar": self._numpy_leaf(np.asarray(value), path)}
+        kind = type(value)
         msg = (
-            f"{_path_text(path)} is of type {type(value).__module__}.{type(value).__qualname__}, "
-            "which ckptkit does not store (supported: dict, OrderedDict, list, tuple, None, "
-            "bool, int, float, str, bytes, torch.Tensor, torch.dtype, torch.Size, numpy arrays)"
+            f"{_path_text(path)} is of type {kind.__module__}.{kind.__qualname__}, "
+            "which ckptkit does not store (supported: dict, OrderedDict, list, tuple, "
+            "None, bool, int, float, str, bytes, torch.Tensor, torch.dtype, "
+            "torch.Size, "
+            "numpy arrays and scalars)"
         )
         raise SerializationError(msg)
 
@@ -130,7 +136,10 @@ class _Encoder:
             or array.dtype.byteorder == ">"
             or array.dtype.kind in "USVOMm"
         ):
-            msg = f"{_path_text(path)} is a numpy array of dtype {array.dtype}, which ckptkit does not store"
+            msg = (
+                f"{_path_text(path)} is a numpy array of dtype {array.dtype}, "
+                "which ckptkit does not store"
+            )
             raise SerializationError(msg)
         contiguous = array if array.flags.c_contiguous else array.copy()
         self._keepalive.append(contiguous)
@@ -152,14 +161,20 @@ class _Encoder:
             or tensor.is_quantized
             or tensor.device.type == "meta"
         ):
-            msg = f"{_path_text(path)} is a {tensor.layout} / quantized / meta tensor; only dense tensors are stored"
+            msg = (
+                f"{_path_text(path)} is a {tensor.layout} / quantized / meta tensor; "
+                "only dense tensors are stored"
+            )
             raise SerializationError(msg)
         dtype_name = str(tensor.dtype).removeprefix("torch.")
         if (
             dtype_name not in SAFETENSORS_DTYPES
             and tensor.dtype is not torch.complex128
         ):
-            msg = f"{_path_text(path)} has dtype {tensor.dtype}, which ckptkit does not store"
+            msg = (
+                f"{_path_text(path)} has dtype {tensor.dtype}, "
+                "which ckptkit does not store"
+            )
             raise SerializationError(msg)
         leaf_index = len(self.result.leaves)
         self._leaf_by_id[key_id] = leaf_index
@@ -240,7 +255,7 @@ class _Encoder:
         low = min(s[0] for s in spans) // align * align
         high = min(storage.nbytes(), -(-max(s[1] for s in spans) // align) * align)
         blob = torch.empty(0, dtype=torch.uint8, device=members[0].device)
-        blob.set_(storage, low, (high - low,))
+        blob.set_(storage, low, (high - low,), (1,))
         entry = Entry(
             name=self._unique_name(first_path),
             tensor=blob,
@@ -265,11 +280,11 @@ class _Encoder:
 
 def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
     size = tensor.element_size()
-    start = tensor.storage_offset() * size
+    start = int(tensor.storage_offset()) * size
     last = tensor.storage_offset() + sum(
         (n - 1) * s for n, s in zip(tensor.shape, tensor.stride(), strict=True)
     )
-    return start, (last + 1) * size
+    return start, int(last + 1) * size  # SymInt-free on real tensors
 
 
 def encode_state(state: object) -> Encoded:

@@ -13,7 +13,7 @@ import xxhash
 from ckptkit._format import CHECKSUM_HEX_WIDTH, KEY_HEADER_CHECKSUM
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer
+    from typing_extensions import Buffer
 
 
 def digest(data: Buffer) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mmap as mmap_module
-import os
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,12 +26,12 @@ from ckptkit._versions import parse_version
 from ckptkit.errors import CheckpointCorruptError, TruncatedCheckpointError
 from ckptkit.info import Checkpoint, CheckpointInfo
 from ckptkit.keys import select_keys, split_key
-from ckptkit.types import PathLike, StateTree
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ckptkit._legacy import SafeGlobal
+    from ckptkit.types import PathLike, StateTree
 
 Verify = Literal["none", "quick", "full"]
 
@@ -66,7 +65,7 @@ def _torch_pickle_info(
         version=version,
         schema=None,
         status=status,
-        created_at=utc_iso_from_timestamp(os.stat(path).st_mtime),
+        created_at=utc_iso_from_timestamp(path.stat().st_mtime),
         metadata={},
         tensor_count=count,
         nbytes=nbytes,

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -45,6 +43,9 @@ from ckptkit.errors import (
     UnsupportedVersionError,
 )
 from ckptkit.info import CheckpointInfo, MigrationRecord, TensorInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _READ_SLICE_BYTES = 64 << 20
 
@@ -235,7 +236,8 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
         raise _corrupt(path, "ckptkit header is malformed")
     header["format_version"] = format_version
     header["history_records"] = tuple(history)
-    return header
+    checked: dict[str, Any] = header
+    return checked
 
 
 def _check_tree_agrees(
@@ -247,7 +249,8 @@ def _check_tree_agrees(
         )
     used: set[str] = set()
     for index, leaf in enumerate(header["leaves"]):
-        entry = entries.get(leaf.get("entry")) if isinstance(leaf, dict) else None
+        name = leaf.get("entry") if isinstance(leaf, dict) else None
+        entry = entries.get(name) if isinstance(name, str) else None
         if entry is None:
             raise _corrupt(
                 path, f"state leaf {index} refers to a tensor that is not stored"
@@ -270,7 +273,7 @@ def _view_fits(view: dict[str, Any], entry: EntrySpec) -> bool:
         if math.prod(shape) == 0:
             return True
         last = offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
-        return (last + 1) * size <= entry.end - entry.begin
+        return bool((last + 1) * size <= entry.end - entry.begin)
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
 
@@ -292,7 +295,7 @@ def read_entry(
     flat = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
     digest = StreamingDigest()
     if flat is not None:
-        view = memoryview(flat.numpy())
+        view = flat.numpy().data
         handle.seek(parsed.data_start + spec.begin)
         position = 0
         while position < len(view):
@@ -327,34 +330,25 @@ def info_from_parsed(parsed: ParsedFile) -> CheckpointInfo:
         TensorInfo(e.name, e.dtype_name, e.shape, e.end - e.begin)
         for e in sorted(parsed.entries.values(), key=lambda e: e.begin)
     )
-    common = {
-        "path": parsed.path,
-        "tensor_count": len(tensors),
-        "nbytes": sum(t.nbytes for t in tensors),
-        "tensors": tensors,
-        "file_size": parsed.file_size,
-    }
-    if parsed.is_legacy:
-        return CheckpointInfo(
-            format_version=0,
-            version=LEGACY_VERSION,
-            schema=None,
-            status="complete",
-            created_at=utc_iso_from_timestamp(os.stat(parsed.path).st_mtime),
-            metadata=dict(parsed.raw_metadata),
-            legacy=True,
-            legacy_kind=parsed.kind,
-            **common,
-        )
+    legacy = parsed.is_legacy
     header = parsed.header
     return CheckpointInfo(
-        format_version=header["format_version"],
-        version=header["version"],
-        schema=header.get("schema"),
-        status=header["status"],
-        created_at=str(header.get("created_at", "")),
-        metadata=header["metadata"],
-        legacy=False,
-        history=header["history_records"],
-        **common,
+        path=parsed.path,
+        format_version=0 if legacy else header["format_version"],
+        version=LEGACY_VERSION if legacy else header["version"],
+        schema=None if legacy else header.get("schema"),
+        status="complete" if legacy else header["status"],
+        created_at=(
+            utc_iso_from_timestamp(parsed.path.stat().st_mtime)
+            if legacy
+            else str(header.get("created_at", ""))
+        ),
+        metadata=dict(parsed.raw_metadata) if legacy else header["metadata"],
+        tensor_count=len(tensors),
+        nbytes=sum(t.nbytes for t in tensors),
+        legacy=legacy,
+        history=() if legacy else header["history_records"],
+        tensors=tensors,
+        file_size=parsed.file_size,
+        legacy_kind=parsed.kind if legacy else None,
     )

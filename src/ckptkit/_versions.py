@@ -22,7 +22,7 @@ class StateVersion:
             try:
                 self._parsed = Version(text)
             except InvalidVersion as error:
-                msg = f"{text!r} is not a version (expected e.g. '1.0', or '0.x' for legacy)"
+                msg = f"{text!r} is not a version (expected e.g. '1.0', or '0.x')"
                 raise ValueError(msg) from error
 
     @property

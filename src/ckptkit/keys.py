@@ -16,7 +16,7 @@ def split_key(key: str) -> tuple[str, ...]:
 
 def _key_text(node: Any) -> str | None:
     if node is None or isinstance(node, (bool, str)):
-        return str(node) if not isinstance(node, bool) else str(node)
+        return str(node)
     if isinstance(node, dict) and len(node) == 1:
         ((kind, body),) = node.items()
         if kind == "int":
