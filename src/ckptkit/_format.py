@@ -51,6 +51,10 @@ _TEMP_PATTERN = re.compile(
 )
 
 
+#: The failure ledger kept in a checkpoint folder (format in docs/ckptkit/format.md).
+LEDGER_FILENAME: Final = "failed_checkpoints.txt"
+
+
 def temp_name(target_name: str, token: str, pid: int) -> str:
     """Name of the temporary file a writer of ``target_name`` uses."""
     return f".{target_name}.{token}.{pid}{TEMP_SUFFIX}"
