@@ -12,7 +12,7 @@ import os
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ckptkit.errors import (
     CheckpointCorruptError,
@@ -54,6 +54,7 @@ def safe_torch_load(
     extra_globals: Sequence[SafeGlobal] = (),
     map_location: str | None = "cpu",
     mmap: bool = False,
+    handle: BinaryIO | None = None,
 ) -> Any:  # a pickle holds whatever its writer put there
     """Load a ``torch.save`` file with ``weights_only=True`` and an allowlist.
 
@@ -61,7 +62,8 @@ def safe_torch_load(
         path: The legacy file.
         extra_globals: Globals allowed beyond torch's own weights-only set.
         map_location: Where tensors go.
-        mmap: Memory-map tensor storage (zip files only).
+        mmap: Memory-map tensor storage (zip files only; ignored with ``handle``).
+        handle: An already open file of ``path`` to read instead of reopening it.
 
     Returns:
         The unpickled object.
@@ -80,12 +82,15 @@ def safe_torch_load(
         raise CheckpointNotFoundError(path, "file does not exist")
     try:
         with torch.serialization.safe_globals(list(extra_globals)):
+            if handle is not None:
+                handle.seek(0)
+                return torch.load(handle, map_location=map_location, weights_only=True)
             return torch.load(
                 path, map_location=map_location, weights_only=True, mmap=mmap
             )
     except pickle.UnpicklingError as error:
         message = str(error)
-        if any(word in message for word in ("GLOBAL", "Unsupported", "weights_only")):
+        if "GLOBAL" in message:
             raise UnsafeCheckpointError(path, _unsafe_reason(message)) from error
         reason = f"unreadable torch pickle: {error}"
         raise CheckpointCorruptError(path, reason) from error

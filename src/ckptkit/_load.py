@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap as mmap_module
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +20,9 @@ from ckptkit._reader import (
     ParsedFile,
     check_digest,
     info_from_parsed,
+    open_checkpoint,
     parse_file,
+    parse_open,
     read_entry,
 )
 from ckptkit._versions import parse_version
@@ -29,6 +32,7 @@ from ckptkit.keys import select_keys, split_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from io import FileIO
 
     from ckptkit._legacy import SafeGlobal
     from ckptkit.types import PathLike, StateTree
@@ -38,7 +42,7 @@ Verify = Literal["none", "quick", "full"]
 _VERIFY_SLICE_BYTES = 16 << 20
 
 
-def _torch_pickle_info(
+def torch_pickle_info(
     path: Path, size: int, state: object | None = None
 ) -> CheckpointInfo:
     """Header information of a legacy torch pickle, from its zip directory."""
@@ -98,7 +102,7 @@ def inspect(path: PathLike) -> CheckpointInfo:
     """
     parsed = parse_file(Path(path))
     if parsed.kind == "torch":
-        return _torch_pickle_info(parsed.path, parsed.file_size)
+        return torch_pickle_info(parsed.path, parsed.file_size)
     return info_from_parsed(parsed)
 
 
@@ -118,19 +122,18 @@ def _needed_leaves(node: Any, out: set[int]) -> None:
 class _TensorSource:
     """Materialises stored tensors on demand, each read (and checked) once."""
 
-    def __init__(self, parsed: ParsedFile, *, verify: bool, use_mmap: bool) -> None:
+    def __init__(
+        self, parsed: ParsedFile, handle: FileIO, *, verify: bool, use_mmap: bool
+    ) -> None:
         self._parsed = parsed
         self._verify = verify
         self._cache: dict[str, torch.Tensor] = {}
-        self._handle = parsed.path.open("rb", buffering=0)
+        self._handle = handle
         self._mmap: mmap_module.mmap | None = None
         if use_mmap and parsed.file_size > 0:
             self._mmap = mmap_module.mmap(
                 self._handle.fileno(), 0, access=mmap_module.ACCESS_COPY
             )
-
-    def close(self) -> None:
-        self._handle.close()
 
     def verify_only(self, name: str) -> None:
         """Check one tensor's checksum without keeping its bytes."""
@@ -186,122 +189,87 @@ def _build_leaf(source: _TensorSource, leaf: dict[str, Any], kind: str) -> objec
     return tensor
 
 
-def _decode_ckptkit(
-    parsed: ParsedFile,
-    *,
-    verify: bool,
-    use_mmap: bool,
-    keys: Sequence[str] | None,
-    map_location: Any,
-) -> StateTree:
+@dataclass(frozen=True)
+class _Request:
+    """What the caller asked ``load`` for."""
+
+    verify: bool
+    use_mmap: bool
+    keys: Sequence[str] | None
+    map_location: Any
+
+
+def _place(tensor: torch.Tensor, map_location: Any) -> torch.Tensor:
+    return tensor if map_location in (None, "cpu") else tensor.to(map_location)
+
+
+def _verify_unselected(source: _TensorSource, parsed: ParsedFile, tree: Any) -> None:
+    """Full verification covers the whole file, not only the selected keys."""
+    needed: set[int] = set()
+    _needed_leaves(tree, needed)
+    wanted = {parsed.header["leaves"][i]["entry"] for i in needed}
+    for name in parsed.entries.keys() - wanted:
+        source.verify_only(name)
+
+
+def _decode_ckptkit(parsed: ParsedFile, handle: FileIO, request: _Request) -> StateTree:
     tree = parsed.header["tree"]
-    if keys is not None:
-        tree = select_keys(tree, [split_key(k) for k in keys], parsed.path)
+    if request.keys is not None:
+        tree = select_keys(tree, [split_key(k) for k in request.keys], parsed.path)
     leaves = parsed.header["leaves"]
-    source = _TensorSource(parsed, verify=verify, use_mmap=use_mmap)
-    built: dict[int, object] = {}
-    try:
-        if verify and keys is not None:
-            # Full verification covers the whole file, not only the selected keys.
-            needed: set[int] = set()
-            _needed_leaves(tree, needed)
-            wanted = {leaves[i]["entry"] for i in needed}
-            for name in parsed.entries.keys() - wanted:
-                source.verify_only(name)
-
-        def leaf(kind: str, index: int) -> object:
-            if index not in built:
-                value = _build_leaf(source, leaves[index], kind)
-                if isinstance(value, torch.Tensor) and map_location not in (
-                    None,
-                    "cpu",
-                ):
-                    value = value.to(map_location)
-                built[index] = value
-            return built[index]
-
-        state = decode_tree(tree, leaf)
-    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
-        if isinstance(error, CheckpointCorruptError):
-            raise
-        raise CheckpointCorruptError(
-            parsed.path, f"state cannot be rebuilt: {error}"
-        ) from error
-    finally:
-        source.close()
-    return state
-
-
-def load(  # noqa: PLR0913 - the documented public signature
-    path: PathLike,
-    *,
-    map_location: Any = "cpu",
-    verify: Verify = "quick",
-    mmap: bool = False,
-    keys: Sequence[str] | None = None,
-    extra_safe_globals: Sequence[SafeGlobal] = (),
-) -> Checkpoint:
-    """Load a checkpoint written by ``save`` (or a legacy 0.x file, read-only).
-
-    Args:
-        path: The checkpoint file.
-        map_location: Device for the tensors (``"cpu"``, ``"cuda:0"``, a
-            ``torch.device``).
-        verify: ``"none"`` trusts the file; ``"quick"`` checks the header and the
-            layout; ``"full"`` also checks every tensor's checksum before returning.
-        mmap: Map tensor bytes from the file instead of reading them (CPU only;
-            the file stays open while the tensors live; private copy-on-write).
-        keys: Dotted paths (``"model"``, ``"optim.state.0"``) of the parts of the
-            state to load; only their tensors are read. None loads everything.
-        extra_safe_globals: For legacy pickles: globals allowed beyond torch's own
-            weights-only set (see ``ckptkit._legacy``).
-
-    Returns:
-        The state and the file's header information.
-
-    Raises:
-        CheckpointNotFoundError: Missing or empty file.
-        CheckpointCorruptError: Damaged file (with ``verify="full"``: any damage).
-        CheckpointIncompatibleError: A newer format, or a legacy pickle that needs
-            a global outside the allowlist (never unpickled).
-        KeyError: A requested key is not in the state.
-
-    Example:
-        >>> import torch, ckptkit, tempfile, pathlib
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
-        >>> _ = ckptkit.save(target, {"w": torch.ones(2), "step": 3})
-        >>> ckptkit.load(target, verify="full").state["step"]
-        3
-    """
-    if verify not in ("none", "quick", "full"):
-        msg = f"verify must be 'none', 'quick' or 'full', not {verify!r}"
-        raise ValueError(msg)
-    parsed = parse_file(Path(path))
-    if parsed.kind == "torch":
-        state = safe_torch_load(
-            parsed.path, extra_globals=extra_safe_globals, map_location=map_location
-        )
-        if keys is not None:
-            state = {k: _get_legacy(state, k, parsed.path) for k in keys}
-        return Checkpoint(
-            state=state, info=_torch_pickle_info(parsed.path, parsed.file_size, state)
-        )
-    info = info_from_parsed(parsed)
-    if parsed.kind == "safetensors":
-        return Checkpoint(
-            state=_load_plain_safetensors(
-                parsed, verify=verify, keys=keys, map_location=map_location
-            ),
-            info=info,
-        )
-    state = _decode_ckptkit(
-        parsed,
-        verify=verify == "full",
-        use_mmap=mmap,
-        keys=keys,
-        map_location=map_location,
+    source = _TensorSource(
+        parsed, handle, verify=request.verify, use_mmap=request.use_mmap
     )
+    built: dict[int, object] = {}
+
+    def leaf(kind: str, index: int) -> object:
+        if index not in built:
+            value = _build_leaf(source, leaves[index], kind)
+            if isinstance(value, torch.Tensor):
+                value = _place(value, request.map_location)
+            built[index] = value
+        return built[index]
+
+    try:
+        if request.verify and request.keys is not None:
+            _verify_unselected(source, parsed, tree)
+        return decode_tree(tree, leaf)
+    except CheckpointCorruptError:
+        raise
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
+        reason = f"state cannot be rebuilt: {error}"
+        raise CheckpointCorruptError(parsed.path, reason) from error
+
+
+def _load_legacy_pickle(
+    parsed: ParsedFile,
+    handle: FileIO,
+    request: _Request,
+    extra_safe_globals: Sequence[SafeGlobal],
+) -> Checkpoint:
+    state = safe_torch_load(
+        parsed.path,
+        extra_globals=extra_safe_globals,
+        map_location=request.map_location,
+        handle=handle,
+    )
+    info = torch_pickle_info(parsed.path, parsed.file_size, state)
+    if request.keys is not None:
+        state = {k: _get_legacy(state, k, parsed.path) for k in request.keys}
     return Checkpoint(state=state, info=info)
+
+
+def _load_plain_safetensors(
+    parsed: ParsedFile, handle: FileIO, request: _Request
+) -> dict[str, torch.Tensor]:
+    names = list(parsed.entries) if request.keys is None else list(request.keys)
+    missing = [n for n in names if n not in parsed.entries]
+    if missing:
+        msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
+        raise KeyError(msg)
+    # Plain safetensors files carry no checksums: nothing more to verify.
+    source = _TensorSource(parsed, handle, verify=False, use_mmap=request.use_mmap)
+    return {name: _place(source.entry(name), request.map_location) for name in names}
 
 
 def _get_legacy(state: Any, key: str, path: Path) -> Any:
@@ -319,24 +287,62 @@ def _get_legacy(state: Any, key: str, path: Path) -> Any:
     return node
 
 
-def _load_plain_safetensors(
-    parsed: ParsedFile,
+def load(  # noqa: PLR0913 - the documented public signature
+    path: PathLike,
     *,
-    verify: Verify,
-    keys: Sequence[str] | None,
-    map_location: Any,
-) -> dict[str, torch.Tensor]:
-    names = list(parsed.entries) if keys is None else list(keys)
-    missing = [n for n in names if n not in parsed.entries]
-    if missing:
-        msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
-        raise KeyError(msg)
-    source = _TensorSource(parsed, verify=False, use_mmap=False)
-    try:
-        state = {name: source.entry(name) for name in names}
-    finally:
-        source.close()
-    del verify  # plain safetensors files carry no checksums
-    if map_location not in (None, "cpu"):
-        state = {k: v.to(map_location) for k, v in state.items()}
-    return state
+    map_location: Any = "cpu",
+    verify: Verify = "quick",
+    mmap: bool = False,
+    keys: Sequence[str] | None = None,
+    extra_safe_globals: Sequence[SafeGlobal] = (),
+) -> Checkpoint:
+    """Load a checkpoint written by ``save`` (or a legacy 0.x file, read-only).
+
+    The file is opened once and every byte is read through that one handle, so a
+    writer replacing ``path`` meanwhile can never make ``load`` mix two files.
+
+    Args:
+        path: The checkpoint file.
+        map_location: Device for the tensors (``"cpu"``, ``"cuda:0"``, a
+            ``torch.device``).
+        verify: ``"none"`` trusts the file; ``"quick"`` checks the header and the
+            layout; ``"full"`` also checks every tensor's checksum before returning.
+        mmap: Map tensor bytes from the file instead of reading them (CPU only;
+            a private copy-on-write mapping that lives as long as the tensors).
+        keys: Dotted paths (``"model"``, ``"optim.state.0"``) of the parts of the
+            state to load; only their tensors are read. None loads everything.
+        extra_safe_globals: For legacy pickles: globals allowed beyond torch's own
+            weights-only set (see ``ckptkit._legacy``).
+
+    Returns:
+        The state and the file's header information.
+
+    Raises:
+        CheckpointNotFoundError: Missing file.
+        CheckpointCorruptError: Damaged file (with ``verify="full"``: any damage).
+        CheckpointIncompatibleError: A newer format, or a legacy pickle that needs
+            a global outside the allowlist (never unpickled).
+        KeyError: A requested key is not in the state.
+
+    Example:
+        >>> import torch, ckptkit, tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
+        >>> _ = ckptkit.save(target, {"w": torch.ones(2), "step": 3})
+        >>> ckptkit.load(target, verify="full").state["step"]
+        3
+    """
+    if verify not in ("none", "quick", "full"):
+        msg = f"verify must be 'none', 'quick' or 'full', not {verify!r}"
+        raise ValueError(msg)
+    request = _Request(verify == "full", mmap, keys, map_location)
+    file_path = Path(path)
+    with open_checkpoint(file_path) as handle:
+        parsed = parse_open(file_path, handle)
+        if parsed.kind == "torch":
+            return _load_legacy_pickle(parsed, handle, request, extra_safe_globals)
+        info = info_from_parsed(parsed)
+        if parsed.kind == "safetensors":
+            state = _load_plain_safetensors(parsed, handle, request)
+        else:
+            state = _decode_ckptkit(parsed, handle, request)
+    return Checkpoint(state=state, info=info)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from ckptkit.errors import (
 from ckptkit.info import CheckpointInfo, MigrationRecord, TensorInfo
 
 if TYPE_CHECKING:
+    from io import FileIO
     from pathlib import Path
 
 _READ_SLICE_BYTES = 64 << 20
@@ -84,47 +86,74 @@ def _corrupt(path: Path, reason: str) -> CheckpointCorruptError:
     return CheckpointCorruptError(path, reason)
 
 
-def open_checked(path: Path) -> tuple[int, bytes]:
-    """Return ``(file size, first bytes)``; missing and empty files are errors."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError as error:
-        raise CheckpointNotFoundError(path, "file does not exist") from error
-    if path.is_dir():
-        raise CheckpointNotFoundError(path, "is a directory, not a checkpoint file")
+def open_checkpoint(path: Path) -> FileIO:
+    """Open a checkpoint for reading; missing files and folders are errors.
+
+    Every later read goes through this one handle, so a concurrent writer that
+    renames a new file over ``path`` can never mix two files' bytes.
+    """
     if parse_temp_name(path.name) is not None:
         raise CheckpointNotFoundError(
             path, "is a temporary file of an interrupted writer, not a checkpoint"
         )
+    try:
+        return path.open("rb", buffering=0)
+    except FileNotFoundError as error:
+        raise CheckpointNotFoundError(path, "file does not exist") from error
+    except IsADirectoryError as error:
+        raise CheckpointNotFoundError(path, "is a directory, not a file") from error
+
+
+def _read_head(path: Path, handle: FileIO) -> tuple[int, bytes]:
+    """Return ``(file size, first bytes)``; an empty file is damaged."""
+    size = os.fstat(handle.fileno()).st_size
     if size == 0:
-        raise CheckpointNotFoundError(path, "file is empty")
-    with path.open("rb") as handle:
-        head = handle.read(LENGTH_PREFIX_BYTES)
-    return size, head
+        raise TruncatedCheckpointError(
+            path, "file is empty (a failed copy or write); restore or recompute it"
+        )
+    handle.seek(0)
+    return size, handle.read(LENGTH_PREFIX_BYTES + 1)
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) <= LENGTH_PREFIX_BYTES:
+        return False
+    (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
+    # No check against the file size: a truncated safetensors file must still be
+    # recognised as one (and reported truncated), not taken for a pickle.
+    del size
+    return 0 < header_len <= MAX_HEADER_BYTES and head[-1:] == b"{"
 
 
 def parse_file(path: Path) -> ParsedFile:
-    """Read and check a checkpoint's header (reads no tensor bytes).
+    """Open ``path`` and check its header (see :func:`parse_open`)."""
+    with open_checkpoint(path) as handle:
+        return parse_open(path, handle)
+
+
+def parse_open(path: Path, handle: FileIO) -> ParsedFile:
+    """Read and check a checkpoint's header from an open file (no tensor bytes).
 
     Raises:
-        CheckpointNotFoundError: Missing or empty file.
-        CheckpointCorruptError: Any structural damage.
+        CheckpointNotFoundError: Missing file.
+        CheckpointCorruptError: Any structural damage (an empty file included).
         UnsupportedVersionError: A newer container format or an invalid version.
     """
-    size, head = open_checked(path)
-    if is_torch_pickle(head):
+    size, head = _read_head(path, handle)
+    # safetensors first: a valid length prefix can begin with a pickle's bytes.
+    if not _looks_like_safetensors(head, size) and is_torch_pickle(head):
         return ParsedFile(path, "torch", size, 0, {}, {}, {})
     if len(head) < LENGTH_PREFIX_BYTES:
         raise TruncatedCheckpointError(path, f"file has only {size} bytes")
-    (header_len,) = struct.unpack("<Q", head)
+    (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
     if header_len > min(MAX_HEADER_BYTES, size - LENGTH_PREFIX_BYTES):
         raise TruncatedCheckpointError(
             path,
             f"header claims {header_len} bytes but the file has {size}: "
             "truncated or damaged; restore it from a copy or recompute it",
         )
-    with path.open("rb") as handle:
-        region = handle.read(LENGTH_PREFIX_BYTES + header_len)
+    handle.seek(0)
+    region = _read_exactly(handle, LENGTH_PREFIX_BYTES + header_len)
     is_ckptkit = f'"{KEY_PREFIX}'.encode() in region
     if is_ckptkit:
         _check_header_checksum(path, region)
@@ -147,6 +176,17 @@ def parse_file(path: Path) -> ParsedFile:
         _check_tree_agrees(path, header, entries)
     kind = "ckptkit" if is_ckptkit else "safetensors"
     return ParsedFile(path, kind, size, data_start, entries, header, raw_metadata)
+
+
+def _read_exactly(handle: FileIO, count: int) -> bytes:
+    chunks: list[bytes] = []
+    while count > 0:
+        chunk = handle.read(count)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 def _check_header_checksum(path: Path, region: bytes) -> None:
@@ -279,7 +319,7 @@ def _view_fits(view: dict[str, Any], entry: EntrySpec) -> bool:
 
 
 def read_entry(
-    handle: Any,
+    handle: FileIO,
     parsed: ParsedFile,
     spec: EntrySpec,
     *,

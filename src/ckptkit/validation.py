@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from ckptkit._codec import decode_tree
 from ckptkit._digest import StreamingDigest
 from ckptkit._legacy import safe_torch_load
-from ckptkit._load import inspect
-from ckptkit._reader import ParsedFile, check_digest, open_checked, parse_file
+from ckptkit._load import torch_pickle_info
+from ckptkit._reader import (
+    ParsedFile,
+    check_digest,
+    info_from_parsed,
+    open_checkpoint,
+    parse_open,
+)
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, split_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from io import FileIO
 
     from ckptkit.info import CheckpointInfo
     from ckptkit.types import PathLike
@@ -54,35 +61,29 @@ class ValidationReport:
     info: CheckpointInfo | None = None
 
 
-def _verify_tensors(parsed: ParsedFile) -> None:
-    with parsed.path.open("rb", buffering=0) as handle:
-        for spec in parsed.entries.values():
-            stream = StreamingDigest()
-            handle.seek(parsed.data_start + spec.begin)
-            remaining = spec.end - spec.begin
-            while remaining:
-                piece = handle.read(min(remaining, _SLICE_BYTES))
-                if not piece:
-                    raise CheckpointCorruptError(
-                        parsed.path, f"file ends inside tensor {spec.name!r}"
-                    )
-                stream.update(piece)
-                remaining -= len(piece)
-            check_digest(parsed, spec, stream.hexdigest())
+def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
+    for spec in parsed.entries.values():
+        stream = StreamingDigest()
+        handle.seek(parsed.data_start + spec.begin)
+        remaining = spec.end - spec.begin
+        while remaining:
+            piece = handle.read(min(remaining, _SLICE_BYTES))
+            if not piece:
+                reason = f"file ends inside tensor {spec.name!r}"
+                raise CheckpointCorruptError(parsed.path, reason)
+            stream.update(piece)
+            remaining -= len(piece)
+        check_digest(parsed, spec, stream.hexdigest())
 
 
-def _check_required(parsed: ParsedFile, required_keys: Sequence[str]) -> None:
+def _missing_keys(
+    parsed: ParsedFile, legacy_state: object, required_keys: Sequence[str]
+) -> list[str]:
     if parsed.kind == "ckptkit":
-        missing = [k for k in required_keys if not has_key(parsed.header["tree"], k)]
-    elif parsed.kind == "safetensors":
-        missing = [k for k in required_keys if k not in parsed.entries]
-    else:
-        state = safe_torch_load(parsed.path)
-        missing = [k for k in required_keys if not _legacy_has(state, k)]
-    if missing:
-        raise CheckpointCorruptError(
-            parsed.path, f"required keys missing from the state: {', '.join(missing)}"
-        )
+        return [k for k in required_keys if not has_key(parsed.header["tree"], k)]
+    if parsed.kind == "safetensors":
+        return [k for k in required_keys if k not in parsed.entries]
+    return [k for k in required_keys if not _legacy_has(legacy_state, k)]
 
 
 def _legacy_has(state: object, key: str) -> bool:
@@ -102,21 +103,30 @@ def _legacy_has(state: object, key: str) -> bool:
 def _run_checks(
     path: Path, level: Level, required_keys: Sequence[str]
 ) -> CheckpointInfo | None:
-    open_checked(path)
-    if level == "exists":
-        return None
-    parsed = parse_file(path)
-    if parsed.kind == "torch":
-        safe_torch_load(path)  # the only way to check a pickle, always safely
-    elif parsed.kind == "ckptkit":
-        decode_tree(
-            parsed.header["tree"], lambda _kind, index: parsed.header["leaves"][index]
-        )
-    if level == "full" and parsed.kind != "torch":
-        _verify_tensors(parsed)
-    if required_keys:
-        _check_required(parsed, required_keys)
-    return inspect(path)
+    with open_checkpoint(path) as handle:
+        if level == "exists":
+            if not handle.read(1):
+                raise CheckpointCorruptError(
+                    path, "file is empty; restore or recompute it"
+                )
+            return None
+        parsed = parse_open(path, handle)
+        legacy_state: object = None
+        if parsed.kind == "torch":
+            # The only way to check a pickle is to read it: always safely.
+            legacy_state = safe_torch_load(path, handle=handle)
+        elif parsed.kind == "ckptkit":
+            leaves = parsed.header["leaves"]
+            decode_tree(parsed.header["tree"], lambda _kind, index: leaves[index])
+        if level == "full" and parsed.kind != "torch":
+            _verify_tensors(parsed, handle)
+        missing = _missing_keys(parsed, legacy_state, required_keys)
+        if missing:
+            reason = f"required keys missing from the state: {', '.join(missing)}"
+            raise CheckpointCorruptError(path, reason)
+        if parsed.kind == "torch":
+            return torch_pickle_info(path, parsed.file_size, legacy_state)
+        return info_from_parsed(parsed)
 
 
 def validate(
