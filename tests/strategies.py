@@ -47,8 +47,14 @@ def tensors(draw: st.DrawFn) -> torch.Tensor:
     raw = draw(st.binary(min_size=count * itemsize, max_size=count * itemsize))
     if dtype is torch.bool:
         raw = bytes(b & 1 for b in raw)
-    flat = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
-    tensor = flat.view(dtype).reshape(shape) if count else torch.empty(shape, dtype=dtype)
+    flat = (
+        torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        if raw
+        else torch.empty(0, dtype=torch.uint8)
+    )
+    tensor = (
+        flat.view(dtype).reshape(shape) if count else torch.empty(shape, dtype=dtype)
+    )
     if draw(st.booleans()) and tensor.dim() >= 2:
         tensor = tensor.transpose(0, 1)  # non-contiguous
     return tensor
@@ -66,7 +72,9 @@ def _leaves() -> st.SearchStrategy[Any]:
         tensors(),
         st.sampled_from([torch.float32, torch.bfloat16, torch.int64]),
         st.lists(st.integers(0, 5), max_size=3).map(torch.Size),
-        st.lists(st.floats(allow_nan=True), max_size=4).map(lambda v: np.asarray(v, dtype=np.float64)),
+        st.lists(st.floats(allow_nan=True), max_size=4).map(
+            lambda v: np.asarray(v, dtype=np.float64)
+        ),
     )
 
 
@@ -87,7 +95,9 @@ def states(max_leaves: int = 12) -> st.SearchStrategy[Any]:
             st.lists(children, max_size=4),
             st.lists(children, max_size=4).map(tuple),
             st.dictionaries(dict_keys, children, max_size=4),
-            st.dictionaries(dict_keys, children, max_size=4).map(lambda d: OrderedDict(d)),
+            st.dictionaries(dict_keys, children, max_size=4).map(
+                OrderedDict
+            ),
         ),
         max_leaves=max_leaves,
     )

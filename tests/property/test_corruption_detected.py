@@ -22,12 +22,17 @@ def _write(folder: str, state: object) -> tuple[Path, bytes]:
 
 
 _STATE_WITH_DATA = st.fixed_dictionaries(
-    {"w": st.just(torch.arange(24, dtype=torch.float32).reshape(4, 6)), "rest": states(6)}
+    {
+        "w": st.just(torch.arange(24, dtype=torch.float32).reshape(4, 6)),
+        "rest": states(6),
+    }
 )
 
 
 @given(state=_STATE_WITH_DATA, fraction=st.floats(0.0, 1.0, exclude_max=True))
-def test_truncation_anywhere_is_reported_corrupted(state: object, fraction: float) -> None:
+def test_truncation_anywhere_is_reported_corrupted(
+    state: object, fraction: float
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path, original = _write(folder, state)
         path.write_bytes(original[: int(len(original) * fraction)])
@@ -38,7 +43,11 @@ def test_truncation_anywhere_is_reported_corrupted(state: object, fraction: floa
             ckptkit.load(path, verify="full")
 
 
-@given(state=_STATE_WITH_DATA, position=st.floats(0.0, 1.0, exclude_max=True), bit=st.integers(0, 7))
+@given(
+    state=_STATE_WITH_DATA,
+    position=st.floats(0.0, 1.0, exclude_max=True),
+    bit=st.integers(0, 7),
+)
 def test_any_single_bit_flip_is_reported_corrupted(
     state: object, position: float, bit: int
 ) -> None:

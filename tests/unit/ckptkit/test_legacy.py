@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import safetensors.torch
 import torch
 
 import ckptkit
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class _RunsCode:
@@ -25,7 +28,8 @@ def test_torch_save_dict_loads_as_legacy_read_only(tmp_path: Path) -> None:
     before = path.read_bytes()
     checkpoint = ckptkit.load(path, verify="full")
     assert checkpoint.info.version == "0.x"
-    assert checkpoint.info.legacy and checkpoint.info.legacy_kind == "torch"
+    assert checkpoint.info.legacy
+    assert checkpoint.info.legacy_kind == "torch"
     assert torch.equal(checkpoint.state["w"], torch.ones(3))
     assert checkpoint.state["epoch"] == 2
     assert ckptkit.validate(path).ok
@@ -40,11 +44,15 @@ def test_legacy_dict_with_version_and_status_keys_reports_them(tmp_path: Path) -
     assert (info.version, info.status, info.legacy) == ("1.0", "in_progress", True)
 
 
-def test_malicious_pickle_is_rejected_without_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_malicious_pickle_is_rejected_without_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
     torch.save({"payload": _RunsCode()}, path)
-    with pytest.raises(ckptkit.CheckpointIncompatibleError, match="allowlist") as caught:
+    with pytest.raises(
+        ckptkit.CheckpointIncompatibleError, match="allowlist"
+    ) as caught:
         ckptkit.load(path)
     assert isinstance(caught.value, ckptkit.UnsafeCheckpointError)
     report = ckptkit.validate(path)
@@ -55,9 +63,12 @@ def test_malicious_pickle_is_rejected_without_running(tmp_path: Path, monkeypatc
 
 def test_plain_safetensors_file_loads_as_legacy(tmp_path: Path) -> None:
     path = tmp_path / "plain.safetensors"
-    safetensors.torch.save_file({"a": torch.ones(2), "b": torch.zeros(1)}, path, metadata={"x": "y"})
+    safetensors.torch.save_file(
+        {"a": torch.ones(2), "b": torch.zeros(1)}, path, metadata={"x": "y"}
+    )
     checkpoint = ckptkit.load(path)
-    assert checkpoint.info.legacy and checkpoint.info.version == "0.x"
+    assert checkpoint.info.legacy
+    assert checkpoint.info.version == "0.x"
     assert checkpoint.info.metadata == {"x": "y"}
     assert set(checkpoint.state) == {"a", "b"}
     assert ckptkit.validate(path).ok

@@ -7,7 +7,7 @@ import os
 import random
 import struct
 from collections import OrderedDict
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -19,11 +19,18 @@ from ckptkit._format import KEY_HEADER
 
 from ...strategies import assert_same_state
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 def test_save_returns_info_matching_inspect(tmp_path: Path) -> None:
     path = tmp_path / "a.ckpt"
     info = ckptkit.save(
-        path, {"w": torch.ones(2, 3)}, schema="demo", status="in_progress", metadata={"k": [1]}
+        path,
+        {"w": torch.ones(2, 3)},
+        schema="demo",
+        status="in_progress",
+        metadata={"k": [1]},
     )
     seen = ckptkit.inspect(path)
     assert (seen.version, seen.schema, seen.status, seen.metadata) == (
@@ -34,8 +41,10 @@ def test_save_returns_info_matching_inspect(tmp_path: Path) -> None:
     )
     assert seen.tensor_count == info.tensor_count == 1
     assert seen.nbytes == info.nbytes == 24
-    assert seen.created_at == info.created_at and seen.created_at.endswith("Z")
-    assert not seen.legacy and seen.format_version == 1
+    assert seen.created_at == info.created_at
+    assert seen.created_at.endswith("Z")
+    assert not seen.legacy
+    assert seen.format_version == 1
     assert ckptkit.CHECKPOINT_VERSION == "1.0"
 
 
@@ -86,7 +95,8 @@ def test_requires_grad_is_not_kept(tmp_path: Path) -> None:
     param = torch.nn.Parameter(torch.ones(2))
     ckptkit.save(tmp_path / "a.ckpt", {"p": param})
     loaded = ckptkit.load(tmp_path / "a.ckpt").state["p"]
-    assert type(loaded) is torch.Tensor and not loaded.requires_grad
+    assert type(loaded) is torch.Tensor
+    assert not loaded.requires_grad
 
 
 def test_container_types_and_key_order_are_kept(tmp_path: Path) -> None:
@@ -158,7 +168,9 @@ def _rewrite_header(path: Path, change: object) -> None:
     path.write_bytes(bytes(region) + raw[8 + length :])
 
 
-def test_newer_container_format_is_incompatible_and_names_the_version(tmp_path: Path) -> None:
+def test_newer_container_format_is_incompatible_and_names_the_version(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "future.ckpt"
     ckptkit.save(path, {"w": torch.ones(1)})
 
@@ -167,7 +179,9 @@ def test_newer_container_format_is_incompatible_and_names_the_version(tmp_path: 
         top["__metadata__"]["ckptkit.min_reader"] = "9.0"
 
     _rewrite_header(path, bump)
-    with pytest.raises(ckptkit.CheckpointIncompatibleError, match=r"upgrade ckptkit to >= 9\.0"):
+    with pytest.raises(
+        ckptkit.CheckpointIncompatibleError, match=r"upgrade ckptkit to >= 9\.0"
+    ):
         ckptkit.load(path)
     assert ckptkit.validate(path).kind == "incompatible"
 
@@ -181,7 +195,9 @@ def test_header_edit_without_new_checksum_is_corrupt(tmp_path: Path) -> None:
         ckptkit.inspect(path)
 
 
-def test_tree_referring_to_missing_tensor_fails_quick_validation(tmp_path: Path) -> None:
+def test_tree_referring_to_missing_tensor_fails_quick_validation(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "a.ckpt"
     ckptkit.save(path, {"w": torch.ones(1)})
 
@@ -214,7 +230,8 @@ def test_required_keys_are_checked(tmp_path: Path) -> None:
     ckptkit.save(path, {"model": {"w": torch.ones(1)}, "epoch": 3})
     assert ckptkit.validate(path, required_keys=["model.w", "epoch"]).ok
     report = ckptkit.validate(path, required_keys=["model.w", "optim"])
-    assert not report.ok and "optim" in report.reason
+    assert not report.ok
+    assert "optim" in report.reason
 
 
 def test_empty_file_is_corrupted_not_missing(tmp_path: Path) -> None:
@@ -235,7 +252,9 @@ def test_map_location_and_mmap_load(tmp_path: Path) -> None:
     assert meta.device.type == "meta"
 
 
-def test_temp_files_are_not_checkpoints_and_cleanup_removes_dead_ones(tmp_path: Path) -> None:
+def test_temp_files_are_not_checkpoints_and_cleanup_removes_dead_ones(
+    tmp_path: Path,
+) -> None:
     dead_pid = 2**22 + 12345  # above pid_max on this kernel: never alive
     stale = tmp_path / f".a.ckpt.0123456789ab.{dead_pid}.ckptkit-tmp"
     stale.write_bytes(b"partial")
@@ -243,4 +262,5 @@ def test_temp_files_are_not_checkpoints_and_cleanup_removes_dead_ones(tmp_path: 
     live.write_bytes(b"in flight")
     assert ckptkit.validate(stale).kind == "missing"
     assert ckptkit.cleanup(tmp_path) == [stale]
-    assert live.exists() and not stale.exists()
+    assert live.exists()
+    assert not stale.exists()
