@@ -26,6 +26,7 @@ from ckptkit.errors import (
     UnsupportedVersionError,
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
+from ckptkit.ledger import FailureLedger, LedgerEntry
 from ckptkit.types import ExitCode, PathLike, StateTree, Status
 from ckptkit.validation import ValidationReport, validate
 
@@ -65,7 +66,9 @@ __all__ = [
     "CheckpointNotFoundError",
     "ChecksumMismatchError",
     "ExitCode",
+    "FailureLedger",
     "IncompleteCheckpointError",
+    "LedgerEntry",
     "MigrationError",
     "MigrationRecord",
     "MissingMigrationError",
