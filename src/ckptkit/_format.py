@@ -54,6 +54,23 @@ _TEMP_PATTERN = re.compile(
 #: The failure ledger kept in a checkpoint folder (format in docs/ckptkit/format.md).
 LEDGER_FILENAME: Final = "failed_checkpoints.txt"
 
+#: A checkpoint migrated in place keeps its original as ``{name}.v{old version}.bak``.
+BACKUP_SUFFIX: Final = ".bak"
+#: A legacy file is migrated, without an explicit output, to ``{stem}.v{version}.ckpt``
+#: next to it (legacy files are never rewritten).
+UPGRADED_SUFFIX: Final = ".ckpt"
+
+
+def backup_name(name: str, version: str) -> str:
+    """Name of the original of ``name`` (at ``version``) kept by a migration."""
+    return f"{name}.v{version}{BACKUP_SUFFIX}"
+
+
+def upgraded_name(legacy_name: str, version: str) -> str:
+    """Name of the file a legacy file is migrated to when no output is given."""
+    stem, dot, _suffix = legacy_name.rpartition(".")
+    return f"{stem if dot and stem else legacy_name}.v{version}{UPGRADED_SUFFIX}"
+
 
 def temp_name(target_name: str, token: str, pid: int) -> str:
     """Name of the temporary file a writer of ``target_name`` uses."""
