@@ -12,7 +12,7 @@ import torch
 
 from ckptkit._clock import utc_iso_from_timestamp
 from ckptkit._codec import decode_tree
-from ckptkit._digest import StreamingDigest, digest
+from ckptkit._digest import digest
 from ckptkit._format import LEGACY_VERSION
 from ckptkit._legacy import safe_torch_load
 from ckptkit._reader import (
@@ -24,9 +24,11 @@ from ckptkit._reader import (
     parse_file,
     parse_open,
     read_entry,
+    verify_buffer,
+    verify_entry,
 )
 from ckptkit._versions import parse_version
-from ckptkit.errors import CheckpointCorruptError, TruncatedCheckpointError
+from ckptkit.errors import CheckpointCorruptError
 from ckptkit.info import Checkpoint, CheckpointInfo
 from ckptkit.keys import select_keys, split_key
 
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
     from ckptkit.types import PathLike, StateTree
 
 Verify = Literal["none", "quick", "full"]
-
-_VERIFY_SLICE_BYTES = 16 << 20
 
 
 def torch_pickle_info(
@@ -129,6 +129,7 @@ class _TensorSource:
         self._verify = verify
         self._cache: dict[str, torch.Tensor] = {}
         self._handle = handle
+        self._buffer: memoryview | None = None
         self._mmap: mmap_module.mmap | None = None
         if use_mmap and parsed.file_size > 0:
             self._mmap = mmap_module.mmap(
@@ -137,19 +138,10 @@ class _TensorSource:
 
     def verify_only(self, name: str) -> None:
         """Check one tensor's checksum without keeping its bytes."""
+        if self._buffer is None:
+            self._buffer = verify_buffer()
         spec = self._parsed.entries[name]
-        stream = StreamingDigest()
-        self._handle.seek(self._parsed.data_start + spec.begin)
-        remaining = spec.end - spec.begin
-        while remaining:
-            piece = self._handle.read(min(remaining, _VERIFY_SLICE_BYTES))
-            if not piece:
-                raise TruncatedCheckpointError(
-                    self._parsed.path, f"file ends inside tensor {name!r}"
-                )
-            stream.update(piece)
-            remaining -= len(piece)
-        check_digest(self._parsed, spec, stream.hexdigest())
+        verify_entry(self._handle, self._parsed, spec, self._buffer)
 
     def entry(self, name: str) -> torch.Tensor:
         if name not in self._cache:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _READ_SLICE_BYTES = 64 << 20
+VERIFY_SLICE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,33 @@ def read_entry(
     if verify:
         check_digest(parsed, spec, digest.hexdigest())
     return tensor
+
+
+def verify_entry(
+    handle: FileIO, parsed: ParsedFile, spec: EntrySpec, buffer: memoryview
+) -> None:
+    """Check one tensor's checksum by streaming its bytes through ``buffer``.
+
+    Raises:
+        ChecksumMismatchError: The bytes do not match the header's checksum.
+        TruncatedCheckpointError: The file ended early.
+    """
+    stream = StreamingDigest()
+    handle.seek(parsed.data_start + spec.begin)
+    remaining = spec.end - spec.begin
+    while remaining:
+        count = handle.readinto(buffer[: min(remaining, len(buffer))])
+        if not count:
+            reason = f"file ends inside tensor {spec.name!r}"
+            raise TruncatedCheckpointError(parsed.path, reason)
+        stream.update(buffer[:count])
+        remaining -= count
+    check_digest(parsed, spec, stream.hexdigest())
+
+
+def verify_buffer() -> memoryview:
+    """A reusable read buffer: fresh allocations per slice would cost page faults."""
+    return memoryview(bytearray(VERIFY_SLICE_BYTES))
 
 
 def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from ckptkit._codec import decode_tree
-from ckptkit._digest import StreamingDigest
 from ckptkit._legacy import safe_torch_load
 from ckptkit._load import torch_pickle_info
 from ckptkit._reader import (
     ParsedFile,
-    check_digest,
     info_from_parsed,
     open_checkpoint,
     parse_open,
+    verify_buffer,
+    verify_entry,
 )
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, split_key
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 Level = Literal["exists", "quick", "full"]
 LEVELS: tuple[Level, ...] = ("exists", "quick", "full")
-_SLICE_BYTES = 16 << 20
 
 
 class FailureRecorder(Protocol):
@@ -62,18 +61,9 @@ class ValidationReport:
 
 
 def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
-    for spec in parsed.entries.values():
-        stream = StreamingDigest()
-        handle.seek(parsed.data_start + spec.begin)
-        remaining = spec.end - spec.begin
-        while remaining:
-            piece = handle.read(min(remaining, _SLICE_BYTES))
-            if not piece:
-                reason = f"file ends inside tensor {spec.name!r}"
-                raise CheckpointCorruptError(parsed.path, reason)
-            stream.update(piece)
-            remaining -= len(piece)
-        check_digest(parsed, spec, stream.hexdigest())
+    buffer = verify_buffer()
+    for spec in sorted(parsed.entries.values(), key=lambda e: e.begin):
+        verify_entry(handle, parsed, spec, buffer)
 
 
 def _missing_keys(
