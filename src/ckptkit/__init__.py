@@ -9,6 +9,7 @@ from ckptkit._atomic import remove_stale_temp_files as _remove_stale_temp_files
 from ckptkit._format import CHECKPOINT_VERSION, LEGACY_VERSION
 from ckptkit._load import inspect, load
 from ckptkit._save import save
+from ckptkit._tree_validation import TreeReport, validate_tree
 from ckptkit._version import library_version as _library_version
 from ckptkit.errors import (
     CheckpointCorruptError,
@@ -78,6 +79,7 @@ __all__ = [
     "StateTree",
     "Status",
     "TensorInfo",
+    "TreeReport",
     "TruncatedCheckpointError",
     "UnsafeCheckpointError",
     "UnsupportedVersionError",
@@ -88,4 +90,5 @@ __all__ = [
     "load",
     "save",
     "validate",
+    "validate_tree",
 ]
