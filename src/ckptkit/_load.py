@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from io import FileIO
 
     from ckptkit._legacy import SafeGlobal
+    from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
 
 Verify = Literal["none", "quick", "full"]
@@ -287,6 +288,8 @@ def load(  # noqa: PLR0913 - the documented public signature
     mmap: bool = False,
     keys: Sequence[str] | None = None,
     extra_safe_globals: Sequence[SafeGlobal] = (),
+    registry: MigrationRegistry | None = None,
+    to_version: str | None = None,
 ) -> Checkpoint:
     """Load a checkpoint written by ``save`` (or a legacy 0.x file, read-only).
 
@@ -305,6 +308,10 @@ def load(  # noqa: PLR0913 - the documented public signature
             state to load; only their tensors are read. None loads everything.
         extra_safe_globals: For legacy pickles: globals allowed beyond torch's own
             weights-only set (see ``ckptkit._legacy``).
+        registry: Migrate the state in memory after reading it, with this
+            registry's chain (the file is not touched); ``Checkpoint.applied``
+            lists the steps run. Not combinable with ``keys``.
+        to_version: Target of that migration; defaults to ``registry.current``.
 
     Returns:
         The state and the file's header information.
@@ -315,6 +322,9 @@ def load(  # noqa: PLR0913 - the documented public signature
         CheckpointIncompatibleError: A newer format, or a legacy pickle that needs
             a global outside the allowlist (never unpickled).
         KeyError: A requested key is not in the state.
+        MigrationError: With ``registry``: no chain, or a failing step (see
+            ``MigrationRegistry.migrate``); a file of another schema or a newer
+            version raises ``SchemaMismatchError`` / ``UnsupportedVersionError``.
 
     Example:
         >>> import torch, ckptkit, tempfile, pathlib
@@ -326,6 +336,17 @@ def load(  # noqa: PLR0913 - the documented public signature
     if verify not in ("none", "quick", "full"):
         msg = f"verify must be 'none', 'quick' or 'full', not {verify!r}"
         raise ValueError(msg)
+    if registry is not None:
+        return _load_migrated(
+            path,
+            registry,
+            to_version,
+            map_location=map_location,
+            verify=verify,
+            mmap=mmap,
+            keys=keys,
+            extra_safe_globals=extra_safe_globals,
+        )
     request = _Request(verify == "full", mmap, keys, map_location)
     file_path = Path(path)
     with open_checkpoint(file_path) as handle:
@@ -338,3 +359,36 @@ def load(  # noqa: PLR0913 - the documented public signature
         else:
             state = _decode_ckptkit(parsed, handle, request)
     return Checkpoint(state=state, info=info)
+
+
+def _load_migrated(  # noqa: PLR0913 - load()'s own parameters
+    path: PathLike,
+    registry: MigrationRegistry,
+    to_version: str | None,
+    *,
+    map_location: Any,
+    verify: Verify,
+    mmap: bool,
+    keys: Sequence[str] | None,
+    extra_safe_globals: Sequence[SafeGlobal],
+) -> Checkpoint:
+    """load() with a registry: refuse early from the header, read, migrate."""
+    # Imported here: migrations builds on this module.
+    from ckptkit._migration_run import migrate_loaded, refuse_incompatible
+
+    if keys is not None:
+        msg = (
+            "keys= and registry= cannot be combined: a migration needs the whole state"
+        )
+        raise ValueError(msg)
+    header = inspect(path)
+    if not header.legacy:  # a legacy dict's own version is known only once read
+        refuse_incompatible(header, registry, to_version)
+    checkpoint = load(
+        path,
+        map_location=map_location,
+        verify=verify,
+        mmap=mmap,
+        extra_safe_globals=extra_safe_globals,
+    )
+    return migrate_loaded(checkpoint, registry, to_version)
