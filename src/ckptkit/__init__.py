@@ -28,6 +28,13 @@ from ckptkit.errors import (
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
 from ckptkit.ledger import FailureLedger, LedgerEntry
+from ckptkit.migrations import (
+    Migration,
+    MigrationRegistry,
+    MigrationResult,
+    StateChange,
+    migrate,
+)
 from ckptkit.types import ExitCode, PathLike, StateTree, Status
 from ckptkit.validation import ValidationReport, validate
 
@@ -70,12 +77,16 @@ __all__ = [
     "FailureLedger",
     "IncompleteCheckpointError",
     "LedgerEntry",
+    "Migration",
     "MigrationError",
     "MigrationRecord",
+    "MigrationRegistry",
+    "MigrationResult",
     "MissingMigrationError",
     "PathLike",
     "SchemaMismatchError",
     "SerializationError",
+    "StateChange",
     "StateTree",
     "Status",
     "TensorInfo",
@@ -88,6 +99,7 @@ __all__ = [
     "cleanup",
     "inspect",
     "load",
+    "migrate",
     "save",
     "validate",
     "validate_tree",

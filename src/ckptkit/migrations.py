@@ -410,3 +410,12 @@ def migrate(  # noqa: PLR0913 - the documented public signature
         dry_run=dry_run,
         written=written,
     )
+
+
+__all__ = [
+    "Migration",
+    "MigrationRegistry",
+    "MigrationResult",
+    "StateChange",
+    "migrate",
+]
