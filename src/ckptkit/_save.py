@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 # Write big tensors in slices so a CUDA tensor never needs a full host copy.
 _WRITE_SLICE_BYTES = 64 << 20
+# Below this, handing a slice to the hashing thread costs more than it saves.
+_THREADED_HASH_BYTES = 1 << 20
 
 
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -92,18 +95,27 @@ def _header_bytes(
     return raw + b" " * (-len(raw) % HEADER_ALIGNMENT)
 
 
-def _write_entry(handle: Any, entry: Entry) -> str:
-    """Write one tensor's bytes and return their checksum."""
-    flat = entry.tensor.reshape(-1).view(torch.uint8) if entry.tensor.numel() else None
+def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) -> str:
+    """Write one tensor's bytes and return their checksum.
+
+    Large slices are hashed on a second thread while they are written: both
+    xxhash and ``write`` release the GIL, so hashing costs no wall time.
+    """
     digest = StreamingDigest()
-    if flat is None:
+    if not entry.tensor.numel():
         return digest.hexdigest()
+    flat = entry.tensor.reshape(-1).view(torch.uint8)
     for start in range(0, flat.numel(), _WRITE_SLICE_BYTES):
         piece = flat[start : start + _WRITE_SLICE_BYTES]
         host = piece.cpu() if piece.device.type != "cpu" else piece
         buffer = host.contiguous().numpy().data
-        digest.update(buffer)
-        handle.write(buffer)
+        if len(buffer) >= _THREADED_HASH_BYTES:
+            pending = hasher.submit(digest.update, buffer)
+            handle.write(buffer)
+            pending.result()
+        else:
+            digest.update(buffer)
+            handle.write(buffer)
     return digest.hexdigest()
 
 
@@ -139,9 +151,9 @@ def write_checkpoint(  # noqa: PLR0913 - mirrors save() plus the history
     ordered = _layout(encoded.entries)
     placeholder = dict.fromkeys((e.name for e in ordered), CHECKSUM_PLACEHOLDER)
     header = _header_bytes(ordered, placeholder, ckpt_header)
-    with atomic_write(target) as handle:
+    with atomic_write(target) as handle, ThreadPoolExecutor(1) as hasher:
         handle.write(struct.pack("<Q", len(header)) + header)
-        checksums = {entry.name: _write_entry(handle, entry) for entry in ordered}
+        checksums = {e.name: _write_entry(handle, e, hasher) for e in ordered}
         final = struct.pack("<Q", len(header)) + _header_bytes(
             ordered, checksums, ckpt_header
         )
