@@ -84,7 +84,9 @@ def _leaf_change(key: str, before: Any, after: Any) -> StateChange | None:
     if before is after:
         return None
     what: list[str] = []
-    if type(before) is not type(after):
+    # A Parameter saved and loaded comes back a Tensor: the same state.
+    both_tensors = isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor)
+    if type(before) is not type(after) and not both_tensors:
         what.append("type")
     else:
         if getattr(before, "dtype", None) != getattr(after, "dtype", None):
