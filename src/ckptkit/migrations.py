@@ -376,6 +376,9 @@ def migrate(  # noqa: PLR0913 - the documented public signature
     if not header.legacy:  # refuse before reading any tensor bytes
         refuse_incompatible(header, registry, to_version)
     final = registry.current if to_version is None else to_version
+    if parse_step_version(final, "to_version").is_legacy:
+        msg = "cannot migrate to the legacy version 0.x: files are written at 1.0 or up"
+        raise MigrationError(msg, source)
     target = plan_output(header, output, final)
     checkpoint = load(source, verify="full")
     info = checkpoint.info
