@@ -36,7 +36,8 @@ def float32_text(value: float) -> str:
 
 def label_for(score_others: float, score_virus: float) -> str:
     """The original's argmax label; a tie goes to "others" (index 0)."""
-    return LABELS[1] if np.float32(score_virus) > np.float32(score_others) else LABELS[0]
+    virus_wins = np.float32(score_virus) > np.float32(score_others)
+    return LABELS[1] if virus_wins else LABELS[0]
 
 
 def chunk_id_of(frame_id: str) -> str:
