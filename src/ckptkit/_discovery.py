@@ -11,6 +11,7 @@ passed over.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,6 +41,7 @@ CHECKPOINT_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".safetensors", ".bin"}
 _TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _PICKLE_PROTO = 0x80
 _CKPTKIT_KEY = f'"{KEY_PREFIX}'.encode()
+_DIGIT_RUNS = re.compile(r"(\d+)")
 
 
 class FileKind(StrEnum):
@@ -125,6 +127,15 @@ def _unreadable(path: Path, error: OSError) -> str:
     return f"{path}: cannot read file ({error.strerror}); check its permissions"
 
 
+def _natural_key(name: str) -> list[tuple[int, int | str]]:
+    # "step-2" before "step-10": digit runs compare as numbers.
+    return [
+        (0, int(part)) if part.isdigit() else (1, part)
+        for part in _DIGIT_RUNS.split(name)
+        if part
+    ]
+
+
 def _walk_folder(folder: Path, found: Discovery) -> None:
     def on_error(error: OSError) -> None:
         found.errors.append(
@@ -133,8 +144,8 @@ def _walk_folder(folder: Path, found: Discovery) -> None:
         )
 
     for root, dirs, files in os.walk(folder, onerror=on_error):
-        dirs.sort()  # os.walk descends in this order: keep the report stable
-        for name in sorted(files):
+        dirs.sort(key=_natural_key)  # os.walk descends in this order
+        for name in sorted(files, key=_natural_key):
             if name == LEDGER_FILENAME:
                 continue  # ckptkit's own audit trail, not a candidate
             path = Path(root) / name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ckptkit._discovery import discover
@@ -12,7 +13,6 @@ from ckptkit.validation import LEVELS, ValidationReport, validate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-    from pathlib import Path
 
     from ckptkit.types import PathLike
     from ckptkit.validation import FailureRecorder, Level
@@ -31,12 +31,14 @@ class TreeReport:
         temporary: Temporary files of interrupted writers (skipped).
         errors: One line per folder or file that could not be read, or failure
             that could not be recorded.
+        ledger_paths: Ledger files that received at least one failure.
     """
 
     reports: tuple[ValidationReport, ...]
     not_checkpoints: tuple[Path, ...] = ()
     temporary: tuple[Path, ...] = ()
     errors: tuple[str, ...] = ()
+    ledger_paths: tuple[Path, ...] = ()
 
     def _count(self, kind: str | None) -> int:
         return sum(report.kind == kind for report in self.reports)
@@ -102,6 +104,7 @@ class _Recorder:
         self._ledger = ledger
         self._per_folder: dict[Path, FailureLedger] = {}
         self.errors: list[str] = []
+        self.written: dict[Path, None] = {}  # ledger files, in first-use order
 
     def _target(self, path: Path) -> FailureRecorder | None:
         if self._ledger != FOLDER_LEDGERS:
@@ -118,14 +121,17 @@ class _Recorder:
         target = self._target(path)
         if target is None:
             return
+        where = getattr(target, "path", None)
         try:
             target.record(path, report.reason)
         except OSError as error:
-            where = getattr(target, "path", target)
             self.errors.append(
-                f"{where}: cannot record the failure of {path} ({error.strerror}); "
-                "make the ledger writable or record it elsewhere"
+                f"{where or target}: cannot record the failure of {path} "
+                f"({error.strerror}); make the ledger writable or record it elsewhere"
             )
+        else:
+            if isinstance(where, Path):
+                self.written[where] = None
 
 
 def validate_tree(
@@ -189,4 +195,5 @@ def validate_tree(
         not_checkpoints=tuple(found.not_checkpoints),
         temporary=tuple(found.temporary),
         errors=tuple(found.errors + recorder.errors),
+        ledger_paths=tuple(recorder.written),
     )

@@ -131,3 +131,15 @@ def test_discover_reports_a_broken_link(tmp_path: Path) -> None:
     assert len(found.errors) == 1
     link, target = tmp_path / "latest.ckpt", tmp_path / "gone.ckpt"
     assert found.errors == [f"{link}: broken link to {target}; fix or remove it"]
+
+
+def test_discover_orders_numbered_files_naturally(tmp_path: Path) -> None:
+    for step in (10, 2, 1, 100):
+        ckptkit.save(tmp_path / f"step-{step}.ckpt", {"step": step})
+    found = discover([tmp_path])
+    assert [p.name for p in found.checkpoints] == [
+        "step-1.ckpt",
+        "step-2.ckpt",
+        "step-10.ckpt",
+        "step-100.ckpt",
+    ]

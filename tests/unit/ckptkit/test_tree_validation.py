@@ -91,6 +91,10 @@ def test_folder_ledgers_get_one_absolute_line_per_failure(
         str(tmp_path / "run" / name) for name in zoo.failed
     )
     assert [e.path for e in sub] == [str(tmp_path / "run" / "sub" / "bad.ckpt")]
+    assert report.ledger_paths == (
+        tmp_path / "run" / "failed_checkpoints.txt",
+        tmp_path / "run" / "sub" / "failed_checkpoints.txt",
+    )
     reasons = {r.path.name: r.reason for r in report.reports}
     assert all(e.reason == reasons[e.path.rsplit("/", 1)[1]] for e in top + sub)
 
@@ -107,6 +111,7 @@ def test_without_ledger_nothing_is_written(tmp_path: Path) -> None:
     build_zoo(tmp_path)
     ckptkit.validate_tree([tmp_path])
     assert not (tmp_path / "failed_checkpoints.txt").exists()
+    assert ckptkit.validate_tree([tmp_path]).ledger_paths == ()
 
 
 def test_a_ledger_that_cannot_be_written_is_an_error_not_a_crash(
