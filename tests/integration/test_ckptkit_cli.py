@@ -265,3 +265,19 @@ def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
     result = run_cli("ckptkit", ["validate", "--no-ledger", target])
     assert result.returncode == 3
     assert result.stdout.splitlines()[-1] == "0 valid, 1 corrupted, 0 incompatible"
+
+
+def test_importing_ckptkit_leaves_the_cli_and_typer_out() -> None:
+    code = (
+        "import sys, ckptkit; "
+        "print(sorted(m for m in ('typer', 'ckptkit.cli') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
