@@ -12,7 +12,7 @@ import torch
 
 from ckptkit._atomic import atomic_write
 from ckptkit._clock import utc_now_iso
-from ckptkit._codec import Entry, encode_state
+from ckptkit._codec import Encoded, Entry, encode_state
 from ckptkit._digest import StreamingDigest, header_checksum_span, header_digest
 from ckptkit._format import (
     CHECKPOINT_VERSION,
@@ -119,6 +119,14 @@ def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) ->
     return digest.hexdigest()
 
 
+def _checked_status(version: str, status: str) -> str:
+    status_value = Status(status).value
+    if parse_version(version).is_legacy:
+        msg = "version '0.x' is legacy, read-only; save with a real one (e.g. '1.0')"
+        raise ValueError(msg)
+    return status_value
+
+
 def write_checkpoint(  # noqa: PLR0913 - mirrors save() plus the history
     path: PathLike,
     state: StateTree,
@@ -130,12 +138,35 @@ def write_checkpoint(  # noqa: PLR0913 - mirrors save() plus the history
     history: Sequence[MigrationRecord] = (),
 ) -> CheckpointInfo:
     """Write ``state`` to ``path`` atomically (the engine behind ``save``)."""
+    _checked_status(version, status)
+    return write_encoded(
+        path,
+        encode_state(state),
+        version=version,
+        schema=schema,
+        status=status,
+        metadata=metadata,
+        history=history,
+    )
+
+
+def write_encoded(  # noqa: PLR0913 - write_checkpoint() with the state encoded
+    path: PathLike,
+    encoded: Encoded,
+    *,
+    version: str,
+    schema: str | None,
+    status: str,
+    metadata: dict[str, Any] | None,
+    history: Sequence[MigrationRecord] = (),
+) -> CheckpointInfo:
+    """Write a state already split by ``encode_state`` to ``path`` atomically.
+
+    The split lets a caller encode (and type-check) a state at once and write it
+    later from copies of its entries (``CheckpointManager``'s asynchronous saves).
+    """
     target = Path(path)
-    status_value = Status(status).value
-    if parse_version(version).is_legacy:
-        msg = "version '0.x' is legacy, read-only; save with a real one (e.g. '1.0')"
-        raise ValueError(msg)
-    encoded = encode_state(state)
+    status_value = _checked_status(version, status)
     created_at = utc_now_iso()
     ckpt_header = {
         "version": version,
