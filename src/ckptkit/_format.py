@@ -85,6 +85,31 @@ def parse_temp_name(name: str) -> tuple[str, int] | None:
     return match["target"], int(match["pid"])
 
 
+#: ``CheckpointManager`` writes one file per step, ``step-{step:012d}.ckpt``: zero
+#: padding makes ``ls`` (a plain name sort) list them in step order.
+STEP_PREFIX: Final = "step-"
+STEP_SUFFIX: Final = ".ckpt"
+STEP_DIGITS: Final = 12
+_STEP_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,})\.ckpt$")
+
+
+def step_name(step: int) -> str:
+    """File name of a ``CheckpointManager`` step (``step-000000000123.ckpt``)."""
+    if step < 0:
+        msg = f"step must be >= 0, not {step}"
+        raise ValueError(msg)
+    return f"{STEP_PREFIX}{step:0{STEP_DIGITS}d}{STEP_SUFFIX}"
+
+
+def parse_step_name(name: str) -> int | None:
+    """The step of a file named by :func:`step_name`, else None (exact form only)."""
+    match = _STEP_PATTERN.match(name)
+    if match is None:
+        return None
+    step = int(match["step"])
+    return step if step_name(step) == name else None
+
+
 # safetensors dtype names of the torch dtypes ckptkit stores natively.
 # complex128 has no safetensors name: it is stored as its float64 real view.
 SAFETENSORS_DTYPES: Final = {
