@@ -90,6 +90,11 @@ def parse_temp_name(name: str) -> tuple[str, int] | None:
 STEP_PREFIX: Final = "step-"
 STEP_SUFFIX: Final = ".ckpt"
 STEP_DIGITS: Final = 12
+#: Keys of the metadata a ``CheckpointManager`` step carries:
+#: ``{"step": 123, "metrics": {"val_loss": 0.25, "acc": "nan"}}`` (non-finite metric
+#: values as the strings ``"nan"``, ``"inf"``, ``"-inf"``: JSON has no such numbers).
+STEP_METADATA_STEP: Final = "step"
+STEP_METADATA_METRICS: Final = "metrics"
 _STEP_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,})\.ckpt$")
 
 
