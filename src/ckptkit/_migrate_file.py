@@ -1,4 +1,4 @@
-"""Writing a migrated checkpoint: where it goes, the backup, and no litter on failure.
+"""``ckptkit.migrate``: upgrade a checkpoint file on disk, safely.
 
 Order of a migration on disk: read and verify the source, run every step in
 memory, and only then create the backup and write the result atomically (same
@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ckptkit._atomic import atomic_write, fsync_directory
 from ckptkit._format import backup_name, upgraded_name
+from ckptkit._load import inspect, load
+from ckptkit._migration_chain import parse_step_version
+from ckptkit._migration_run import refuse_incompatible, run_chain
 from ckptkit._save import write_checkpoint
+from ckptkit._state_diff import StateChange, diff_states
 from ckptkit.errors import MigrationError, SerializationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ckptkit.info import CheckpointInfo, MigrationRecord
+    from ckptkit.migrations import Migration, MigrationRegistry
     from ckptkit.types import PathLike, StateTree
 
 _COPY_CHUNK_BYTES = 16 << 20
@@ -136,3 +142,182 @@ def _is_still(path: Path, original: os.stat_result) -> bool:
     except FileNotFoundError:
         return False
     return (now.st_dev, now.st_ino) == (original.st_dev, original.st_ino)
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What ``ckptkit.migrate`` did (or, with ``dry_run``, would do) to one file.
+
+    Attributes:
+        path: The checkpoint that was read.
+        output: The migrated checkpoint (``path`` itself when migrated in place; a
+            derived name next to a legacy file when no output was given).
+        backup: Where the original was kept (None without a backup).
+        from_version: Version of the file that was read.
+        to_version: Version of the migrated state.
+        chain: The steps, in order (empty when the file was already there).
+        applied: History records of the steps run (written to ``output``'s
+            header, after the file's earlier history).
+        changes: Keys added, removed, or changed in type, dtype, shape or value.
+        dry_run: True when nothing was written.
+        written: True when ``output`` (and ``backup``) were written.
+    """
+
+    path: Path
+    output: Path
+    backup: Path | None
+    from_version: str
+    to_version: str
+    chain: tuple[Migration, ...]
+    applied: tuple[MigrationRecord, ...]
+    changes: tuple[StateChange, ...]
+    dry_run: bool
+    written: bool
+
+    @property
+    def is_up_to_date(self) -> bool:
+        """True when the file was already at the target and nothing needed writing."""
+        return not self.chain and self.output == self.path
+
+    def describe(self) -> str:
+        """What was (or would be) done, for people: a headline, steps and changes.
+
+        Returns:
+            Lines joined by newlines.
+        """
+        if self.is_up_to_date:
+            return f"up to date: {self.path} (version {self.from_version})"
+        verb = "would migrate" if self.dry_run else "migrated"
+        steps = "1 step" if len(self.chain) == 1 else f"{len(self.chain)} steps"
+        head = f"{verb} {self.path}: {self.from_version} -> {self.to_version} ({steps})"
+        if self.output != self.path:
+            head += f" into {self.output}"
+        if self.backup is not None:
+            keep = "would keep" if self.dry_run else "kept"
+            head += f"; {keep} the original as {self.backup}"
+        lines = [head]
+        lines.extend(
+            f"  step {m.from_version} -> {m.to_version}: {m.name}" for m in self.chain
+        )
+        lines.extend(f"  {change}" for change in self.changes)
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as plain JSON data (``ckptkit migrate --json``)."""
+        return {
+            "path": str(self.path),
+            "output": str(self.output),
+            "backup": None if self.backup is None else str(self.backup),
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "chain": [
+                {"from": m.from_version, "to": m.to_version, "step": m.name}
+                for m in self.chain
+            ],
+            "applied": [record.to_json() for record in self.applied],
+            "changes": [
+                {
+                    "key": c.key,
+                    "kind": c.kind,
+                    "what": list(c.what),
+                    "before": c.before,
+                    "after": c.after,
+                }
+                for c in self.changes
+            ],
+            "dry_run": self.dry_run,
+            "written": self.written,
+        }
+
+
+def migrate(  # noqa: PLR0913 - the documented public signature
+    path: PathLike,
+    registry: MigrationRegistry,
+    to_version: str | None = None,
+    *,
+    output: PathLike | None = None,
+    backup: bool = True,
+    dry_run: bool = False,
+) -> MigrationResult:
+    """Upgrade a checkpoint file on disk with ``registry``'s chain.
+
+    The file is read and fully verified, every step runs in memory, and only then
+    is the result written atomically (same durability as ``save``) with the steps
+    appended to the header's history. Migrated in place with ``backup``, the
+    original is kept next to it as ``NAME.v<old version>.bak``. Legacy 0.x files
+    are never changed: the result goes to ``output``, or to ``STEM.v<version>.ckpt``
+    next to them. A failing step leaves every file as it was.
+
+    Args:
+        path: The checkpoint to upgrade.
+        registry: The schema's migrations.
+        to_version: Target version; defaults to ``registry.current``.
+        output: Write the result there instead of in place (must not exist).
+        backup: Keep the original when migrating in place.
+        dry_run: Run the steps in memory, report the chain and changes, write
+            nothing.
+
+    Returns:
+        What was (or would be) done; ``result.output`` names the migrated file.
+
+    Raises:
+        CheckpointError: The file is missing, damaged or of another schema
+            (``SchemaMismatchError``), or newer than ``current``
+            (``UnsupportedVersionError``).
+        MigrationError: No chain, a broken registry, or a failing step.
+        FileExistsError: ``output`` or the backup name already exists.
+
+    Example:
+        >>> import ckptkit, tempfile, pathlib
+        >>> registry = ckptkit.MigrationRegistry(schema="demo")
+        >>> @registry.migration("1.0", "1.1")
+        ... def add_epoch(state):
+        ...     return {**state, "epoch": 0}
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
+        >>> _ = ckptkit.save(target, {"step": 5}, schema="demo")
+        >>> result = ckptkit.migrate(target, registry)
+        >>> ckptkit.inspect(target).version, result.backup.name
+        ('1.1', 'a.ckpt.v1.0.bak')
+    """
+    source = Path(path)
+    header = inspect(source)
+    if not header.legacy:  # refuse before reading any tensor bytes
+        refuse_incompatible(header, registry, to_version)
+    final = registry.current if to_version is None else to_version
+    if parse_step_version(final, "to_version").is_legacy:
+        msg = "cannot migrate to the legacy version 0.x: files are written at 1.0 or up"
+        raise MigrationError(msg, source)
+    target = plan_output(header, output, final)
+    checkpoint = load(source, verify="full")
+    info = checkpoint.info
+    chain = refuse_incompatible(info, registry, to_version)
+    backup_path = (
+        planned_backup(source, info.version)
+        if backup and target == source and chain
+        else None
+    )
+    refuse_overwrite(source, target, backup_path)
+    state, applied = run_chain(checkpoint.state, chain, path=source)
+    written = not dry_run and (bool(chain) or target != source)
+    if written:
+        write_migrated(
+            info,
+            target,
+            state,
+            version=chain[-1].to_version if chain else info.version,
+            schema=registry.schema,
+            history=(*info.history, *applied),
+            backup=backup_path,
+        )
+    return MigrationResult(
+        path=source,
+        output=target,
+        backup=backup_path,
+        from_version=info.version,
+        to_version=chain[-1].to_version if chain else info.version,
+        chain=tuple(chain),
+        applied=applied,
+        changes=diff_states(checkpoint.state, state),
+        dry_run=dry_run,
+        written=written,
+    )

@@ -22,17 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from ckptkit._load import inspect, load
-from ckptkit._migrate_file import (
-    plan_output,
-    planned_backup,
-    refuse_overwrite,
-    write_migrated,
-)
+from ckptkit._migrate_file import MigrationResult, migrate
 from ckptkit._migration_chain import (
     ends,
     parse_step_version,
@@ -40,8 +34,8 @@ from ckptkit._migration_chain import (
     registry_problems,
     walk,
 )
-from ckptkit._migration_run import refuse_incompatible, run_chain
-from ckptkit._state_diff import StateChange, diff_states
+from ckptkit._migration_run import run_chain
+from ckptkit._state_diff import StateChange
 from ckptkit.errors import MigrationError, UnsupportedVersionError
 
 if TYPE_CHECKING:
@@ -49,7 +43,7 @@ if TYPE_CHECKING:
 
     from ckptkit._versions import StateVersion
     from ckptkit.info import MigrationRecord
-    from ckptkit.types import PathLike, StateTree
+    from ckptkit.types import StateTree
 
 StepFunction = TypeVar("StepFunction", bound="Callable[[StateTree], StateTree]")
 
@@ -71,37 +65,6 @@ class Migration:
     to_version: str
     func: Callable[[StateTree], StateTree]
     name: str
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    """What ``ckptkit.migrate`` did (or, with ``dry_run``, would do) to one file.
-
-    Attributes:
-        path: The checkpoint that was read.
-        output: The migrated checkpoint (``path`` itself when migrated in place; a
-            derived name next to a legacy file when no output was given).
-        backup: Where the original was kept (None without a backup).
-        from_version: Version of the file that was read.
-        to_version: Version of the migrated state.
-        chain: The steps, in order (empty when the file was already there).
-        applied: History records of the steps run (written to ``output``'s
-            header, after the file's earlier history).
-        changes: Keys added, removed, or changed in type, dtype, shape or value.
-        dry_run: True when nothing was written.
-        written: True when ``output`` (and ``backup``) were written.
-    """
-
-    path: Path
-    output: Path
-    backup: Path | None
-    from_version: str
-    to_version: str
-    chain: tuple[Migration, ...]
-    applied: tuple[MigrationRecord, ...]
-    changes: tuple[StateChange, ...]
-    dry_run: bool
-    written: bool
 
 
 def _qualified_name(func: Callable[..., object]) -> str:
@@ -141,6 +104,51 @@ class MigrationRegistry:
                 raise MigrationError(msg)
         self._accept_unnamed = accept_unnamed
         self._steps: dict[StateVersion, Migration] = {}
+
+    @classmethod
+    def from_reference(cls, reference: str) -> MigrationRegistry:
+        """Import a registry named as ``"package.module:attribute"``.
+
+        This imports (runs) that module: name only your own code.
+
+        Args:
+            reference: Module path and attribute, separated by a colon.
+
+        Returns:
+            The registry.
+
+        Raises:
+            ValueError: A malformed reference, a module that cannot be imported
+                (or raises while importing, e.g. a step refused at registration),
+                a missing attribute, or an object that is not a registry. The
+                message is one line and names the reference.
+        """
+        module_name, colon, attribute = reference.partition(":")
+        if not colon or not module_name or not attribute:
+            msg = f"registry {reference!r} must look like 'package.module:attribute'"
+            raise ValueError(msg)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            first = str(error).splitlines()[0] if str(error) else ""
+            msg = (
+                f"registry {reference!r}: importing {module_name} failed: "
+                f"{type(error).__name__}: {first}"
+            )
+            raise ValueError(msg) from error
+        found: object = module
+        for part in attribute.split("."):
+            if not hasattr(found, part):
+                msg = f"registry {reference!r}: {module_name} has no {attribute!r}"
+                raise ValueError(msg)
+            found = getattr(found, part)
+        if not isinstance(found, cls):
+            msg = (
+                f"registry {reference!r} is a {type(found).__name__}, "
+                "not a ckptkit.MigrationRegistry"
+            )
+            raise ValueError(msg)  # noqa: TRY004 - a bad value given by a person
+        return found
 
     def __repr__(self) -> str:
         return (
@@ -320,99 +328,6 @@ class MigrationRegistry:
             UnsupportedVersionError: ``from_version`` is newer than ``current``.
         """
         return run_chain(state, self.path(from_version, to_version))
-
-
-def migrate(  # noqa: PLR0913 - the documented public signature
-    path: PathLike,
-    registry: MigrationRegistry,
-    to_version: str | None = None,
-    *,
-    output: PathLike | None = None,
-    backup: bool = True,
-    dry_run: bool = False,
-) -> MigrationResult:
-    """Upgrade a checkpoint file on disk with ``registry``'s chain.
-
-    The file is read and fully verified, every step runs in memory, and only then
-    is the result written atomically (same durability as ``save``) with the steps
-    appended to the header's history. Migrated in place with ``backup``, the
-    original is kept next to it as ``NAME.v<old version>.bak``. Legacy 0.x files
-    are never changed: the result goes to ``output``, or to ``STEM.v<version>.ckpt``
-    next to them. A failing step leaves every file as it was.
-
-    Args:
-        path: The checkpoint to upgrade.
-        registry: The schema's migrations.
-        to_version: Target version; defaults to ``registry.current``.
-        output: Write the result there instead of in place (must not exist).
-        backup: Keep the original when migrating in place.
-        dry_run: Run the steps in memory, report the chain and changes, write
-            nothing.
-
-    Returns:
-        What was (or would be) done; ``result.output`` names the migrated file.
-
-    Raises:
-        CheckpointError: The file is missing, damaged or of another schema
-            (``SchemaMismatchError``), or newer than ``current``
-            (``UnsupportedVersionError``).
-        MigrationError: No chain, a broken registry, or a failing step.
-        FileExistsError: ``output`` or the backup name already exists.
-
-    Example:
-        >>> import ckptkit, tempfile, pathlib
-        >>> registry = ckptkit.MigrationRegistry(schema="demo")
-        >>> @registry.migration("1.0", "1.1")
-        ... def add_epoch(state):
-        ...     return {**state, "epoch": 0}
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
-        >>> _ = ckptkit.save(target, {"step": 5}, schema="demo")
-        >>> result = ckptkit.migrate(target, registry)
-        >>> ckptkit.inspect(target).version, result.backup.name
-        ('1.1', 'a.ckpt.v1.0.bak')
-    """
-    source = Path(path)
-    header = inspect(source)
-    if not header.legacy:  # refuse before reading any tensor bytes
-        refuse_incompatible(header, registry, to_version)
-    final = registry.current if to_version is None else to_version
-    if parse_step_version(final, "to_version").is_legacy:
-        msg = "cannot migrate to the legacy version 0.x: files are written at 1.0 or up"
-        raise MigrationError(msg, source)
-    target = plan_output(header, output, final)
-    checkpoint = load(source, verify="full")
-    info = checkpoint.info
-    chain = refuse_incompatible(info, registry, to_version)
-    backup_path = (
-        planned_backup(source, info.version)
-        if backup and target == source and chain
-        else None
-    )
-    refuse_overwrite(source, target, backup_path)
-    state, applied = run_chain(checkpoint.state, chain, path=source)
-    written = not dry_run and (bool(chain) or target != source)
-    if written:
-        write_migrated(
-            info,
-            target,
-            state,
-            version=chain[-1].to_version if chain else info.version,
-            schema=registry.schema,
-            history=(*info.history, *applied),
-            backup=backup_path,
-        )
-    return MigrationResult(
-        path=source,
-        output=target,
-        backup=backup_path,
-        from_version=info.version,
-        to_version=chain[-1].to_version if chain else info.version,
-        chain=tuple(chain),
-        applied=applied,
-        changes=diff_states(checkpoint.state, state),
-        dry_run=dry_run,
-        written=written,
-    )
 
 
 __all__ = [

@@ -581,3 +581,60 @@ def test_migrate_to_legacy_is_refused(tmp_path: Path) -> None:
     torch.save({"w": torch.ones(1)}, path)
     with pytest.raises(ckptkit.MigrationError, match="legacy version"):
         ckptkit.migrate(path, _trainer(), "0.x")
+
+
+# --- results and registry references -------------------------------------------------
+
+
+def test_result_describes_itself_for_people_and_as_json(tmp_path: Path) -> None:
+    path = tmp_path / "a.ckpt"
+    ckptkit.save(path, _state_1_0(), schema="my-trainer")
+    dry = ckptkit.migrate(path, _trainer(), dry_run=True)
+    lines = dry.describe().splitlines()
+    assert lines[0] == (
+        f"would migrate {path}: 1.0 -> 2.0 (2 steps); would keep the original as "
+        f"{path}.v1.0.bak"
+    )
+    assert lines[1].startswith("  step 1.0 -> 1.1: ")
+    assert "  + ema: dict (1 keys)" in lines
+    data = ckptkit.migrate(path, _trainer()).to_json()
+    assert (data["from_version"], data["to_version"], data["written"]) == (
+        "1.0",
+        "2.0",
+        True,
+    )
+    assert [c["key"] for c in data["changes"]] == ["ema", "model", "weights"]
+    assert data["applied"][0]["from"] == "1.0"
+    again = ckptkit.migrate(path, _trainer())
+    assert again.is_up_to_date
+    assert again.describe() == f"up to date: {path} (version 2.0)"
+
+
+def test_registry_from_reference_imports_the_named_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_project_ckpt.py").write_text(
+        "import ckptkit\n"
+        "registry = ckptkit.MigrationRegistry(schema='p', current='1.0')\n"
+        "not_a_registry = 3\n"
+        "raise_on_import = False\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "broken_project_ckpt.py").write_text(
+        "import ckptkit\n"
+        "registry = ckptkit.MigrationRegistry(schema='p')\n"
+        "registry.register('1.1', '1.0', lambda s: s)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = ckptkit.MigrationRegistry.from_reference("my_project_ckpt:registry")
+    assert registry.schema == "p"
+    for reference, words in [
+        ("my_project_ckpt", "must look like"),
+        ("my_project_ckpt:missing", "has no 'missing'"),
+        ("my_project_ckpt:not_a_registry", "is a int, not a ckptkit"),
+        ("no_such_module_here:registry", "ModuleNotFoundError"),
+        ("broken_project_ckpt:registry", "MigrationError: p: step 1.1 -> 1.0"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            ckptkit.MigrationRegistry.from_reference(reference)
