@@ -28,6 +28,7 @@ from ckptkit.errors import (
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
 from ckptkit.ledger import FailureLedger, LedgerEntry
+from ckptkit.manager import CheckpointFallbackWarning, CheckpointManager
 from ckptkit.migrations import (
     Migration,
     MigrationRegistry,
@@ -69,8 +70,10 @@ __all__ = [
     "Checkpoint",
     "CheckpointCorruptError",
     "CheckpointError",
+    "CheckpointFallbackWarning",
     "CheckpointIncompatibleError",
     "CheckpointInfo",
+    "CheckpointManager",
     "CheckpointNotFoundError",
     "ChecksumMismatchError",
     "ExitCode",
