@@ -9,16 +9,18 @@ only under ``--verbose``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 import ckptkit
+from ckptkit._atomic import _is_process_alive as is_process_alive
 from ckptkit._atomic import find_temp_files, remove_stale_temp_files
 from ckptkit._format import LEDGER_FILENAME, parse_temp_name
 from ckptkit.errors import CheckpointError
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from ckptkit.info import CheckpointInfo
     from ckptkit.validation import ValidationReport
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 #: Exit code for Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT_CODE = 130
 #: Folders with at least this many checkpoints get a progress bar (on a terminal).
@@ -63,8 +66,8 @@ class LevelChoice(StrEnum):
 
 
 def _text(value: object) -> str:
-    """Printable text: no line breaks, no unencodable characters (escaped)."""
-    return escape_field(str(value)).replace("\\|", "|").replace("\\\\", "\\")
+    r"""One printable line: breaks, controls, undecodable bytes as ``\n``, ``\x1b``."""
+    return _UNPRINTABLE.sub(lambda match: escape_field(match.group()), str(value))
 
 
 def _echo_json(data: object) -> None:
@@ -433,11 +436,12 @@ def cleanup(
         kept: list[Path] = []
         for folder in _folders(directory, recursive=recursive):
             found = find_temp_files(folder)
-            gone = [] if dry_run else remove_stale_temp_files(folder)
             if dry_run:
-                gone = [p for p in found if not _writer_alive(p)]
+                gone = [path for path in found if not _writer_alive(path)]
+            else:
+                gone = remove_stale_temp_files(folder)
             removed.extend(gone)
-            kept.extend(p for p in found if p not in gone)
+            kept.extend(path for path in found if path not in gone)
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         typer.echo(f"{verb} {_text(path)}")
@@ -447,15 +451,111 @@ def cleanup(
 
 
 def _writer_alive(path: Path) -> bool:
-    from ckptkit._atomic import _is_process_alive
-
     parsed = parse_temp_name(path.name)
-    return parsed is not None and _is_process_alive(parsed[1])
+    return parsed is not None and is_process_alive(parsed[1])
 
 
-# --- further commands ------------------------------------------------------------
-# New commands (``migrate``) go here: one function decorated with @app.command(),
-# its work done inside ``with exit_on_error(verbose=verbose):``.
+# --- migrate -------------------------------------------------------------------
+
+
+def _import_registry(reference: str) -> ckptkit.MigrationRegistry:
+    """Import the user's registry; a broken one is a code problem (exit 1)."""
+    # As with `python -m`: modules in the current folder are found first.
+    here = str(Path.cwd())
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
+    registry = ckptkit.MigrationRegistry.from_reference(reference)
+    try:
+        registry.check()
+    except ckptkit.MigrationError as error:
+        raise ValueError(str(error)) from error
+    return registry
+
+
+def _check_migrate_arguments(
+    paths: list[Path], output: Path | None, to_version: str | None
+) -> None:
+    from ckptkit._versions import parse_version
+
+    if output is not None and len(paths) != 1:
+        msg = "--output takes exactly one PATH"
+        raise ValueError(msg)
+    if to_version is not None:
+        parse_version(to_version)
+    for path in paths:
+        if path.is_dir():
+            msg = f"{path}: is a folder; pass its checkpoint files ({path}/*.ckpt)"
+            raise ValueError(msg)
+
+
+@app.command()
+def migrate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Checkpoint files to upgrade.", metavar="PATH..."),
+    ],
+    *,
+    registry_reference: Annotated[
+        str,
+        typer.Option(
+            "--registry",
+            help="Your project's registry as package.module:attribute; that module "
+            "is imported (run), from the current folder or the environment.",
+            metavar="MODULE:ATTRIBUTE",
+        ),
+    ],
+    to_version: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Target version (default: the registry's current).",
+            metavar="VERSION",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show steps and changes; write nothing.")
+    ] = False,
+    no_backup: Annotated[
+        bool,
+        typer.Option("--no-backup", help="Keep no copy of files migrated in place."),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Write the result here (one PATH only).", metavar="PATH"
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Upgrade checkpoints with a migration registry; exit 3 if any could not be."""
+    with exit_on_error(verbose=verbose):
+        _check_migrate_arguments(paths, output, to_version)
+        registry = _import_registry(registry_reference)
+    code: int = ExitCode.OK
+    results = []
+    for path in paths:  # every file is tried; each failure is one line
+        try:
+            with exit_on_error(verbose=verbose):
+                result = ckptkit.migrate(
+                    path,
+                    registry,
+                    to_version,
+                    output=output,
+                    backup=not no_backup,
+                    dry_run=dry_run,
+                )
+        except typer.Exit as stop:
+            code = max(code, stop.exit_code)
+            continue
+        results.append(result)
+        if not json_output:
+            typer.echo(
+                "\n".join(_text(line) for line in result.describe().splitlines())
+            )
+    if json_output:
+        _echo_json([result.to_json() for result in results])
+    raise typer.Exit(code=code)
 
 
 def main() -> None:

@@ -240,10 +240,13 @@ def test_cleanup_removes_only_files_of_dead_writers(tmp_path: Path) -> None:
     nested.parent.mkdir()
     for path in (dead, alive, nested):
         path.write_bytes(b"partial")
-    dry = ckptkit_cli("cleanup", "--dry-run", tmp_path)
-    assert dry.returncode == 0
+    dry = ckptkit_cli("cleanup", "--dry-run", "--recursive", tmp_path)
+    assert dry.returncode == 0, dry.stderr
     assert f"would remove {dead}" in dry.stdout
+    assert f"would remove {nested}" in dry.stdout
+    assert dry.stdout.splitlines()[-1] == "would remove 2 temporary files"
     assert dead.exists()
+    assert nested.exists()
     result = ckptkit_cli("cleanup", tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"removed {dead}" in result.stdout
@@ -251,11 +254,8 @@ def test_cleanup_removes_only_files_of_dead_writers(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[-1] == "removed 1 temporary files"
     assert not dead.exists()
     assert alive.exists()
-    assert nested.exists()
+    assert nested.exists()  # not recursive by default
     assert (tmp_path / "a.ckpt").exists()
-    recursive = ckptkit_cli("cleanup", "--recursive", tmp_path)
-    assert f"removed {nested}" in recursive.stdout
-    assert not nested.exists()
 
 
 def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
@@ -281,3 +281,16 @@ def test_importing_ckptkit_leaves_the_cli_and_typer_out() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_validate_prints_and_records_names_that_are_not_utf8(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9 | line\nbreak.ckpt")
+    target = tmp_path / name
+    ckptkit.save(target, {"w": torch.ones(4)})
+    flip_tensor_bit(target)
+    result = ckptkit_cli("validate", tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "caf\\udce9 | line\\nbreak.ckpt: checksum mismatch" in result.stdout
+    (entry,) = FailureLedger(tmp_path).entries()
+    assert entry.path == str(target)
