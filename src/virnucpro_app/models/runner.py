@@ -1,0 +1,233 @@
+"""The embedding loop shared by both encoders.
+
+Order of work for one call of :func:`embed_sequences`:
+
+1. identical sequences are collapsed (each distinct sequence is computed once);
+2. distinct sequences are sorted longest first and cut into windows of
+   :data:`WINDOW_SEQUENCES`; a background thread tokenizes window ``w+1`` while
+   the device works on window ``w``;
+3. each window is planned into token-budget batches (``batching.plan_batches``);
+   batches are packed on the host (pinned memory on CUDA), copied asynchronously
+   and run; the result of batch ``i-1`` is copied back while batch ``i`` runs, so
+   the GPU is never idle waiting for the host;
+4. an out-of-memory error halves the budget and retries the batch
+   (``batching.run_with_backoff``);
+5. rows are put back in input order, float32, on the CPU.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from virnucpro_app.errors import InputError
+from virnucpro_app.models.batching import dedupe, plan_batches, run_with_backoff
+from virnucpro_app.models.packing import PackedBatch, pack
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import numpy as np
+
+    from virnucpro_app.models import ProgressCallback
+
+#: Distinct sequences tokenized per window (bounds host memory for tokens and the
+#: length-sorting scope; large enough for tight batches).
+WINDOW_SEQUENCES = 16384
+
+
+class Backbone(Protocol):
+    """What an encoder supplies to the shared loop."""
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of one embedding."""
+        ...
+
+    def tokenize(
+        self, ids: Sequence[str], sequences: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Token ids of each sequence, special tokens included."""
+        ...
+
+    def pool_span(self, num_tokens: int) -> tuple[int, int]:
+        """``[start, stop)`` of the tokens a sequence's mean covers."""
+        ...
+
+    def forward_pooled(self, batch: PackedBatch) -> torch.Tensor:
+        """``[B, D]`` float32 mean embeddings of a packed batch on the device."""
+        ...
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Tell whether ``error`` is a CUDA out-of-memory error."""
+    return isinstance(error, torch.cuda.OutOfMemoryError)
+
+
+@dataclass
+class _Pending:
+    rows: list[int]
+    result: torch.Tensor
+    num_sequences: int
+    num_tokens: int
+
+
+@dataclass
+class _Collector:
+    """Receives batch results one step late so the host never stalls the GPU."""
+
+    out: torch.Tensor
+    progress: ProgressCallback | None
+    pending: list[_Pending] = field(default_factory=list)
+
+    def add(self, item: _Pending) -> None:
+        self.pending.append(item)
+        if len(self.pending) > 1:
+            self._drain(keep=1)
+
+    def flush(self) -> None:
+        self._drain(keep=0)
+
+    def _drain(self, *, keep: int) -> None:
+        while len(self.pending) > keep:
+            item = self.pending.pop(0)
+            # .cpu() waits for this batch only; the next one is already queued.
+            self.out[item.rows] = item.result.cpu()
+            if self.progress is not None:
+                self.progress(item.num_sequences, item.num_tokens)
+
+
+def _check_inputs(ids: Sequence[str], sequences: Sequence[str]) -> None:
+    if len(ids) != len(sequences):
+        msg = f"{len(ids)} ids but {len(sequences)} sequences"
+        raise ValueError(msg)
+    for seq_id, seq in zip(ids, sequences, strict=True):
+        if not seq:
+            raise InputError(f"record {seq_id!r}: empty sequence, nothing to embed")
+
+
+def embed_sequences(  # noqa: PLR0913 - keyword-only options of one loop
+    backbone: Backbone,
+    ids: Sequence[str],
+    sequences: Sequence[str],
+    *,
+    device: torch.device,
+    tokens_per_batch: int,
+    progress: ProgressCallback | None = None,
+    is_oom: Callable[[BaseException], bool] = is_out_of_memory,
+) -> torch.Tensor:
+    """Embed sequences with ``backbone``: ``[N, D]`` float32 rows in input order.
+
+    Args:
+        backbone: The model side (tokenizer, pooling rule, packed forward).
+        ids: Record IDs (used in error messages only).
+        sequences: The sequences.
+        device: Where the backbone's weights are.
+        tokens_per_batch: Budget of padded tokens per batch.
+        progress: Called with ``(sequences, tokens)`` as batches finish.
+        is_oom: Tells an out-of-memory error (injectable for tests).
+
+    Returns:
+        ``[N, D]`` float32 embeddings on the CPU.
+
+    Raises:
+        InputError: An empty sequence, or one the tokenizer refuses.
+        PipelineError: One sequence alone does not fit in device memory.
+    """
+    _check_inputs(ids, sequences)
+    unique, inverse = dedupe(sequences)
+    first_id = [""] * len(unique)
+    multiplicity = [0] * len(unique)
+    for seq_id, row in zip(ids, inverse, strict=True):
+        if not multiplicity[row]:
+            first_id[row] = seq_id
+        multiplicity[row] += 1
+    order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
+    windows = [
+        order[start : start + WINDOW_SEQUENCES]
+        for start in range(0, len(order), WINDOW_SEQUENCES)
+    ]
+    job = _Job(
+        backbone=backbone,
+        device=device,
+        budget=tokens_per_batch,
+        is_oom=is_oom,
+        collector=_Collector(
+            out=torch.empty(len(unique), backbone.embedding_dim, dtype=torch.float32),
+            progress=progress,
+        ),
+    )
+
+    def tokenize(window: list[int]) -> list[np.ndarray]:
+        return backbone.tokenize(
+            [first_id[i] for i in window], [unique[i] for i in window]
+        )
+
+    # One worker: tokenizing window w+1 overlaps the device working on window w.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+        upcoming = [pool.submit(tokenize, w) for w in windows[:1]]
+        for number, window in enumerate(windows):
+            tokens = upcoming.pop().result()
+            upcoming.extend(pool.submit(tokenize, w) for w in windows[number + 1 :][:1])
+            job.run_window(window, tokens, [multiplicity[i] for i in window])
+    job.collector.flush()
+    return job.collector.out[torch.as_tensor(inverse, dtype=torch.long)]
+
+
+@dataclass
+class _Job:
+    """One call's device, budget (shrinks after an out-of-memory) and results."""
+
+    backbone: Backbone
+    device: torch.device
+    budget: int
+    is_oom: Callable[[BaseException], bool]
+    collector: _Collector
+
+    def run_window(
+        self, window: list[int], tokens: list[np.ndarray], counts: list[int]
+    ) -> None:
+        lengths = [len(t) for t in tokens]
+        pin = self.device.type == "cuda"
+
+        def run(batch: list[int]) -> None:
+            packed = pack(
+                [tokens[i] for i in batch],
+                [self.backbone.pool_span(lengths[i]) for i in batch],
+            )
+            if pin:
+                packed = packed.pin_memory()
+            with torch.inference_mode():
+                result = self.backbone.forward_pooled(
+                    packed.to(self.device, non_blocking=pin)
+                )
+            self.collector.add(
+                _Pending(
+                    rows=[window[i] for i in batch],
+                    result=result,
+                    num_sequences=sum(counts[i] for i in batch),
+                    num_tokens=packed.num_tokens,
+                )
+            )
+
+        self.budget = run_with_backoff(
+            plan_batches(lengths, self.budget),
+            lengths,
+            self.budget,
+            run,
+            is_out_of_memory=self.is_oom,
+            on_backoff=self._on_backoff,
+        )
+
+    def _on_backoff(self, old: int, new: int) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        warnings.warn(
+            f"out of GPU memory with --tokens-per-batch {old}; retrying with {new}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
