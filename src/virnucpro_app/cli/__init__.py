@@ -26,6 +26,8 @@ def _root() -> None:
 
 def _mount_commands() -> None:
     # Each command module registers itself on `app` when imported.
+    from virnucpro_app.cli import embed as _embed  # noqa: F401
+    from virnucpro_app.cli import models as _models  # noqa: F401
     from virnucpro_app.cli import version as _version  # noqa: F401
 
 
