@@ -82,8 +82,11 @@ def metrics_from_json(data: object) -> dict[str, MetricValue]:
 
 def _rank_key(record: StepRecord, metric: str, mode: Mode) -> tuple[bool, float, int]:
     value = float(record.metrics[metric])
-    # NaN ranks last in both modes; among equal values the newer step wins.
-    return (math.isnan(value), value if mode == "min" else -value, -record.step)
+    # NaN ranks last in both modes (and, comparing unequal to itself, must not
+    # reach the tuple comparison); among equal values the newer step wins.
+    if math.isnan(value):
+        return (True, 0.0, -record.step)
+    return (False, value if mode == "min" else -value, -record.step)
 
 
 def best_steps(

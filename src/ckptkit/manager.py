@@ -9,6 +9,7 @@ docs/manager.md is the guide.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import warnings
 import weakref
@@ -84,6 +85,25 @@ class _Background:
         error = self.pop_error()
         if error is not None:
             raise error
+
+
+_LIVE_BACKGROUNDS: weakref.WeakSet[_Background] = weakref.WeakSet()
+
+
+def _join_at_shutdown() -> None:
+    for background in list(_LIVE_BACKGROUNDS):
+        background.join()
+
+
+# Interpreter exit must wait for a save in flight, and before concurrent.futures
+# refuses new work (the writer hashes on a helper thread): threading's exit hooks
+# run newest first, before that refusal, while atexit runs after it. Errors are
+# raised later, by each manager's finalizer.
+_register_thread_exit = getattr(threading, "_register_atexit", None)
+if _register_thread_exit is None:  # pragma: no cover - every CPython since 3.9
+    atexit.register(_join_at_shutdown)
+else:
+    _register_thread_exit(_join_at_shutdown)
 
 
 def _check_options(  # noqa: PLR0913 - the constructor's own options
@@ -197,6 +217,7 @@ class CheckpointManager:
         self._folder = StepFolder(self.directory)
         self._buffer = HostSnapshotBuffer()
         self._background = _Background()
+        _LIVE_BACKGROUNDS.add(self._background)
         self._in_flight: int | None = None
         self._closed = False
         # Runs at garbage collection or interpreter exit, whichever comes first:
