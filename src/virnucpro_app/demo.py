@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 DEMO_MARKER = "NOT BIOLOGY: random weights, for demos and tests only"
 #: File and folder names inside a demo directory.
 ESM_DEMO_NAME = "esm2_t2_demo.pt"
+DEMO_CLASSIFIER_NAME = "classifier-{size}bp-demo.ckpt"
+#: Width of the demo ESM-2 (the classifier's input is DNABERT width + this).
+ESM_DEMO_WIDTH = 64
 DNABERT_DEMO_DIR = "dnabert-s-demo"
 #: DNABERT-S special tokens and their ids (the real tokenizer's order).
 DNABERT_SPECIALS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")
@@ -50,6 +53,15 @@ class DemoModels:
 
     dnabert_dir: Path
     esm_path: Path
+    classifier_paths: tuple[tuple[int, Path], ...] = ()
+
+    def classifier_path(self, chunk_size: int) -> Path:
+        """The demo classifier for ``chunk_size`` (300 or 500).
+
+        Raises:
+            KeyError: No demo classifier for that size.
+        """
+        return dict(self.classifier_paths)[chunk_size]
 
 
 def _random(
@@ -345,7 +357,48 @@ def make_demo_models(directory: str | os.PathLike[str], *, seed: int = 0) -> Dem
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    return DemoModels(
-        dnabert_dir=write_dnabert_folder(root / DNABERT_DEMO_DIR, seed=seed),
-        esm_path=write_esm2_file(root / ESM_DEMO_NAME, seed=seed),
+    dnabert_dir = write_dnabert_folder(root / DNABERT_DEMO_DIR, seed=seed)
+    esm_path = write_esm2_file(
+        root / ESM_DEMO_NAME, embed_dim=ESM_DEMO_WIDTH, seed=seed
     )
+    config = json.loads((dnabert_dir / "config.json").read_text())
+    input_dim = int(config["hidden_size"]) + ESM_DEMO_WIDTH
+    classifiers = tuple(
+        (
+            size,
+            write_demo_classifier(
+                root / DEMO_CLASSIFIER_NAME.format(size=size),
+                input_dim=input_dim,
+                chunk_size=size,
+                seed=seed,
+            ),
+        )
+        for size in (300, 500)
+    )
+    return DemoModels(
+        dnabert_dir=dnabert_dir, esm_path=esm_path, classifier_paths=classifiers
+    )
+
+
+def write_demo_classifier(
+    path: str | os.PathLike[str], *, input_dim: int, chunk_size: int, seed: int = 0
+) -> Path:
+    """Write a random-weight VirNucPro classifier checkpoint (NOT biology).
+
+    Args:
+        path: Target file.
+        input_dim: DNABERT-S width + ESM-2 width of the demo models.
+        chunk_size: The chunk size it claims to be trained for.
+        seed: Random seed.
+
+    Returns:
+        The written path.
+    """
+    from virnucpro_app.models.classifier import MLPClassifier, save_classifier
+
+    torch.manual_seed(seed + chunk_size)
+    model = MLPClassifier(input_dim)
+    save_classifier(
+        path, model, chunk_size=chunk_size, metadata={"virnucpro_demo": DEMO_MARKER}
+    )
+    return Path(path)
