@@ -344,7 +344,7 @@ def make_demo_models(directory: str | os.PathLike[str], *, seed: int = 0) -> Dem
 
     Args:
         directory: Target folder (created).
-        seed: Random seed (the same seed gives byte-identical weights).
+        seed: Random seed (the same seed gives identical weights).
 
     Returns:
         Where each model was written.

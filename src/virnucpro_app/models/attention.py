@@ -156,6 +156,10 @@ def attend(
         ``[T, H, D]`` attention output.
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
+    if inputs.backend is AttentionBackend.SDPA:
+        return _sdpa(q, k, v, inputs, scale)
+    # Varlen kernels want dense [T, H, D] (v is a strided view of the qkv matmul).
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     if inputs.backend is AttentionBackend.TORCH_VARLEN:
         from torch.nn.attention.varlen import varlen_attn
 
@@ -164,9 +168,7 @@ def attend(
             q, k, v, cu, cu, inputs.max_length, inputs.max_length, scale=scale
         )
         return cast("torch.Tensor", out)
-    if inputs.backend is AttentionBackend.FLASH_ATTN:
-        return _flash_attn(q, k, v, inputs, scale)
-    return _sdpa(q, k, v, inputs, scale)
+    return _flash_attn(q, k, v, inputs, scale)
 
 
 def _sdpa(
@@ -290,10 +292,9 @@ def probe_backend(
         [np.zeros(n, dtype=np.int64) for n in lengths], [(0, n) for n in lengths]
     ).to(device)
     heads, dim = 4, 64
-    q, k, v = (
-        torch.randn(sum(lengths), heads, dim, generator=generator).to(device, dtype)
-        for _ in range(3)
-    )
+    # Strided views of one [T, 3, H, D] tensor, as the models produce them.
+    qkv = torch.randn(sum(lengths), 3, heads, dim, generator=generator)
+    q, k, v = qkv.to(device, dtype).unbind(1)
     slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625], device=device) if alibi else None
     try:
         want = attend(

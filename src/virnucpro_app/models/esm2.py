@@ -276,7 +276,6 @@ class Esm2Encoder:
             ModelLoadError: The file is missing, unsafe, damaged or not ESM-2.
             PipelineError: The device or precision cannot be used.
         """
-        plan = plan_device(device, precision)
         path = resolve_esm2_path(model)
         config, state, demo = read_esm2_file(path)
         if demo:
@@ -286,16 +285,52 @@ class Esm2Encoder:
                 DemoModelWarning,
                 stacklevel=2,
             )
+        return cls.from_state(
+            config,
+            state,
+            device=device,
+            precision=precision,
+            source=(str(path), file_identity(path)),
+            demo=demo,
+        )
+
+    @classmethod
+    def from_state(  # noqa: PLR0913 - keyword-only descriptions of the source
+        cls,
+        config: Esm2Config,
+        state: dict[str, torch.Tensor],
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        source: tuple[str, str] = ("<in memory>", "unknown"),
+        demo: bool = False,
+    ) -> Self:
+        """Build the encoder from checked fair-esm tensors (prefixes stripped).
+
+        Args:
+            config: Dimensions.
+            state: Tensors by fair-esm name, as :func:`read_esm2_file` returns.
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+            precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+            source: ``(path, identity)`` recorded in :attr:`info`.
+            demo: Whether the weights are a random demo.
+
+        Returns:
+            The encoder, weights on the device.
+
+        Raises:
+            PipelineError: The device or precision cannot be used.
+        """
+        plan = plan_device(device, precision)
         dtype = torch_dtype(plan.precision)
         target = torch.device(plan.device)
         net = build_model(config, state, device=target, dtype=dtype)
-        del state
         backend = choose_backend(target, dtype, alibi=False)
         info = ModelInfo(
             kind=EncoderKind.ESM.value,
             architecture="ESM-2",
-            path=str(path),
-            identity=file_identity(path),
+            path=source[0],
+            identity=source[1],
             num_layers=config.num_layers,
             hidden_size=config.embed_dim,
             num_heads=config.num_heads,
