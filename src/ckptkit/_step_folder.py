@@ -43,17 +43,21 @@ def _file_key(path: Path) -> _FileKey | None:
     return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
-def _read_record(path: Path, step: int) -> StepRecord | None:
+def _read_record(path: Path, step: int) -> tuple[StepRecord | None, bool]:
+    """Read a step file's header.
+
+    Returns the record (None unless quick validation passes) and whether the file
+    is intact but holds another step (renamed by hand).
+    """
     report = validate(path, level="quick")
     if not report.ok or report.info is None:
-        return None
+        return None, False
     metadata = report.info.metadata
     stored = metadata.get(STEP_METADATA_STEP)
-    # A file renamed by hand to another step's name is not that step.
     if stored is not None and (type(stored) is not int or stored != step):
-        return None
+        return None, True
     metrics = metrics_from_json(metadata.get(STEP_METADATA_METRICS))
-    return StepRecord(step, path, report.info.status, metrics)
+    return StepRecord(step, path, report.info.status, metrics), False
 
 
 def _time_ns(timestamp: str) -> int | None:
@@ -74,7 +78,7 @@ class StepFolder:
         self.directory = directory
         self.ledger = FailureLedger(directory)
         self._lock = threading.Lock()
-        self._headers: dict[str, tuple[_FileKey, StepRecord | None]] = {}
+        self._headers: dict[str, tuple[_FileKey, StepRecord | None, bool]] = {}
         self._damaged: dict[str, _FileKey] = {}
 
     def path_of(self, step: int) -> Path:
@@ -111,14 +115,27 @@ class StepFolder:
         key = _file_key(path)
         if key is None or self._damaged.get(path.name) == key:
             return None
+        return self._header(step, path, key)[0]
+
+    def _header(
+        self, step: int, path: Path, key: _FileKey
+    ) -> tuple[StepRecord | None, bool]:
         cached = self._headers.get(path.name)
         if cached is not None and cached[0] == key:
-            return cached[1]
-        record = _read_record(path, step)
+            return cached[1], cached[2]
+        record, misnamed = _read_record(path, step)
         # Keyed by the version read before validating: if the file changed in
         # between, the next call sees another key and reads it again.
-        self._headers[path.name] = (key, record)
-        return record
+        self._headers[path.name] = (key, record, misnamed)
+        return record, misnamed
+
+    def holds_another_step(self, step: int, path: Path) -> bool:
+        """Whether ``path`` is an intact checkpoint of a step other than ``step``."""
+        key = _file_key(path)
+        if key is None:
+            return False
+        with self._lock:
+            return self._header(step, path, key)[1]
 
     def is_known_damaged(self, path: Path) -> bool:
         """Whether this version of ``path`` was already found damaged."""

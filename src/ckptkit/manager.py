@@ -397,6 +397,8 @@ class CheckpointManager:
             if self._folder.is_known_damaged(path):
                 skipped.append(f"step {found} (damaged, see the ledger)")
                 continue
+            if self._folder.holds_another_step(found, path):
+                continue  # renamed by hand: not a step (steps() agrees)
             try:
                 checkpoint = self._load_checked(path, map_location)
             except CheckpointCorruptError as error:

@@ -447,6 +447,8 @@ def test_a_file_renamed_to_another_step_is_not_that_step(tmp_path: Path) -> None
             tmp_path / "step-000000000009.ckpt"
         )
         assert mgr.steps() == []
+        with pytest.raises(ckptkit.CheckpointNotFoundError):
+            mgr.restore()
 
 
 def test_interpreter_exit_waits_for_the_save_in_flight(tmp_path: Path) -> None:
