@@ -9,14 +9,13 @@ docs/manager.md is the guide.
 
 from __future__ import annotations
 
-import atexit
-import threading
 import warnings
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ckptkit._atomic import remove_stale_temp_files
+from ckptkit._background import BackgroundSave
 from ckptkit._codec import Encoded, encode_state
 from ckptkit._format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._load import load
@@ -40,7 +39,7 @@ from ckptkit.types import Status
 from ckptkit.validation import validate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from types import TracebackType
 
     from ckptkit.info import Checkpoint
@@ -50,60 +49,6 @@ if TYPE_CHECKING:
 
 class CheckpointFallbackWarning(UserWarning):
     """``CheckpointManager.restore`` skipped damaged steps and restored an older one."""
-
-
-class _Background:
-    """The one save in flight: its thread, and the error it left behind."""
-
-    def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def start(self, job: Callable[[], None], name: str) -> None:
-        def run() -> None:
-            try:
-                job()
-            except BaseException as error:  # noqa: BLE001 - handed to the caller
-                self._error = error
-
-        # Not a daemon: interpreter exit waits for the write to finish.
-        self._thread = threading.Thread(target=run, name=name, daemon=False)
-        self._thread.start()
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def pop_error(self) -> BaseException | None:
-        error, self._error = self._error, None
-        return error
-
-    def finish(self) -> None:
-        """Wait, then raise a pending error (at exit it is printed, never lost)."""
-        self.join()
-        error = self.pop_error()
-        if error is not None:
-            raise error
-
-
-_LIVE_BACKGROUNDS: weakref.WeakSet[_Background] = weakref.WeakSet()
-
-
-def _join_at_shutdown() -> None:
-    for background in list(_LIVE_BACKGROUNDS):
-        background.join()
-
-
-# Interpreter exit must wait for a save in flight, and before concurrent.futures
-# refuses new work (the writer hashes on a helper thread): threading's exit hooks
-# run newest first, before that refusal, while atexit runs after it. Errors are
-# raised later, by each manager's finalizer.
-_register_thread_exit = getattr(threading, "_register_atexit", None)
-if _register_thread_exit is None:  # pragma: no cover - every CPython since 3.9
-    atexit.register(_join_at_shutdown)
-else:
-    _register_thread_exit(_join_at_shutdown)
 
 
 def _check_options(  # noqa: PLR0913 - the constructor's own options
@@ -216,8 +161,7 @@ class CheckpointManager:
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
         self._folder = StepFolder(self.directory)
         self._buffer = HostSnapshotBuffer()
-        self._background = _Background()
-        _LIVE_BACKGROUNDS.add(self._background)
+        self._background = BackgroundSave()
         self._in_flight: int | None = None
         self._closed = False
         # Runs at garbage collection or interpreter exit, whichever comes first:
