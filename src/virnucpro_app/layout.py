@@ -1,0 +1,124 @@
+"""Every on-disk name the app writes, in one place.
+
+:class:`RunLayout` turns an output folder into the paths of the files a run
+writes there. Other modules never spell a file name themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: All chunks of all records, uppercase, one sequence line each.
+CHUNKS_FASTA = "chunks.fa"
+#: The nucleotide sequence of every kept (stop-free) frame.
+ORF_NUCLEOTIDE_FASTA = "orfs.nucleotide.fa"
+#: The protein of every kept frame; same IDs, same order as the nucleotide file.
+ORF_PROTEIN_FASTA = "orfs.protein.faa"
+#: One row per input record: what became of it (see ``records_report``).
+RECORDS_REPORT = "records.tsv"
+#: predict: the original's per-frame scores and per-chunk verdicts.
+PREDICTIONS = "prediction_results.txt"
+CONSENSUS = "prediction_results_highestscore.csv"
+#: predict: versions, device, models, timings and counts of the run.
+RUN_SUMMARY = "run_summary.json"
+#: predict: every stage checkpoint, the manifest and the failure ledger.
+CHECKPOINTS_DIR = "checkpoints"
+MANIFEST = "manifest.ckpt"
+PREPARED = "prepared.ckpt"
+LOG_FILE = "virnucpro.log"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run's outputs under ``output_dir``.
+
+    Args:
+        output_dir: The folder that holds the run's outputs.
+
+    Example:
+        >>> RunLayout(Path("out")).chunks_fasta_path.as_posix()
+        'out/chunks.fa'
+    """
+
+    output_dir: Path
+
+    @property
+    def chunks_fasta_path(self) -> Path:
+        """``chunks.fa``: every chunk, uppercase."""
+        return self.output_dir / CHUNKS_FASTA
+
+    @property
+    def orf_nucleotide_path(self) -> Path:
+        """``orfs.nucleotide.fa``: the nucleotide sequence of every kept frame."""
+        return self.output_dir / ORF_NUCLEOTIDE_FASTA
+
+    @property
+    def orf_protein_path(self) -> Path:
+        """``orfs.protein.faa``: the protein of every kept frame."""
+        return self.output_dir / ORF_PROTEIN_FASTA
+
+    @property
+    def records_report_path(self) -> Path:
+        """``records.tsv``: the per-record account."""
+        return self.output_dir / RECORDS_REPORT
+
+    @property
+    def prepare_paths(self) -> tuple[Path, ...]:
+        """The four files ``prepare`` writes, in the order it lists them."""
+        return (
+            self.chunks_fasta_path,
+            self.orf_nucleotide_path,
+            self.orf_protein_path,
+            self.records_report_path,
+        )
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """``checkpoints/``: stage checkpoints, manifest and failure ledger."""
+        return self.output_dir / CHECKPOINTS_DIR
+
+    @property
+    def manifest_path(self) -> Path:
+        """``checkpoints/manifest.ckpt``: what makes the run's results reusable."""
+        return self.checkpoints_dir / MANIFEST
+
+    @property
+    def prepared_path(self) -> Path:
+        """``checkpoints/prepared.ckpt``: per-record account and shard count."""
+        return self.checkpoints_dir / PREPARED
+
+    def shard_path(self, index: int, stage: str) -> Path:
+        """``checkpoints/shard-00001.{stage}.ckpt`` (frames, dnabert, esm, scores)."""
+        return self.checkpoints_dir / f"shard-{index + 1:05d}.{stage}.ckpt"
+
+    @property
+    def predictions_path(self) -> Path:
+        """``prediction_results.txt``: one row per kept frame."""
+        return self.output_dir / PREDICTIONS
+
+    @property
+    def consensus_path(self) -> Path:
+        """``prediction_results_highestscore.csv``: one row per chunk."""
+        return self.output_dir / CONSENSUS
+
+    @property
+    def summary_path(self) -> Path:
+        """``run_summary.json``."""
+        return self.output_dir / RUN_SUMMARY
+
+    @property
+    def log_path(self) -> Path:
+        """``virnucpro.log``: the run's log (besides any ``--log-file``)."""
+        return self.output_dir / LOG_FILE
+
+    def run_paths(self) -> tuple[Path, ...]:
+        """Everything a predict run writes here (what ``--force`` removes)."""
+        return (
+            *self.prepare_paths,
+            self.predictions_path,
+            self.consensus_path,
+            self.summary_path,
+            self.log_path,
+            self.checkpoints_dir,
+        )

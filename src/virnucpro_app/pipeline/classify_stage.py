@@ -1,0 +1,67 @@
+"""Merge one shard's two embeddings by frame ID and score them with the MLP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from virnucpro_app.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from virnucpro_app.models.classifier import Classifier
+    from virnucpro_app.pipeline.shards import ShardFrames
+    from virnucpro_app.pipeline.store import RunCheckpoints
+
+SCORES_SCHEMA = "virnucpro.scores"
+
+
+def merge_embeddings(
+    shard: ShardFrames, dnabert: torch.Tensor, esm: torch.Tensor, expected_dim: int
+) -> torch.Tensor:
+    """``cat(DNABERT-S, ESM-2)`` per frame, rows in the shard's frame order.
+
+    Both inputs are rows for ``shard.ids`` in order (the embed stage guarantees
+    it by ID); a row count or width mismatch is an error, never a silent skip.
+
+    Raises:
+        PipelineError: The embeddings do not fit the frames or the classifier.
+    """
+    if dnabert.shape[0] != len(shard) or esm.shape[0] != len(shard):
+        raise PipelineError(
+            f"shard {shard.index}: {len(shard)} frames but {dnabert.shape[0]} "
+            f"DNABERT-S and {esm.shape[0]} ESM-2 embeddings"
+        )
+    width = dnabert.shape[1] + esm.shape[1]
+    if width != expected_dim:
+        raise PipelineError(
+            f"the classifier expects {expected_dim}-wide features but DNABERT-S "
+            f"({dnabert.shape[1]}) + ESM-2 ({esm.shape[1]}) give {width}: the models "
+            "do not belong together"
+        )
+    return torch.cat([dnabert.to(torch.float32), esm.to(torch.float32)], dim=1)
+
+
+def classify_shard(
+    shard: ShardFrames,
+    features: torch.Tensor,
+    *,
+    classifier: Classifier,
+    store: RunCheckpoints,
+    path: Path,
+) -> torch.Tensor:
+    """Scores ``[N, 2]`` (score1 = P(others), score2 = P(virus)) for one shard."""
+    existing = store.reuse(path, schema=SCORES_SCHEMA)
+    if existing is not None and list(existing.state["ids"]) == shard.ids:
+        scores: torch.Tensor = existing.state["scores"]
+        return scores
+    scores = classifier.scores(features)
+    store.save(
+        path,
+        {"ids": shard.ids, "scores": scores},
+        schema=SCORES_SCHEMA,
+        metadata={"shard": shard.index, "classifier": classifier.identity},
+    )
+    return scores

@@ -1,0 +1,133 @@
+"""Reusing a run's checkpoints safely: validate, record failures, quarantine.
+
+Every checkpoint a resumed run would reuse passes through :class:`RunCheckpoints`:
+it is validated (full checksums; header checks only with
+``--skip-checkpoint-validation``); a bad one is recorded in the run's failure
+ledger and either stops the run (exit 3, naming the file and ``--force-resume``)
+or, with ``--force-resume``, is moved aside (kept, renamed as quarantined) so
+that its work is recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import ckptkit
+from ckptkit.types import ExitCode
+from virnucpro_app.errors import AppError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+QUARANTINE_MARK = ".quarantined-"
+
+
+class CheckpointProblemError(AppError):
+    """A checkpoint the run would reuse is damaged or incompatible (exit 3)."""
+
+    exit_code = ExitCode.CHECKPOINT
+
+
+@dataclass
+class ReuseCounts:
+    """What happened to existing checkpoints during one run."""
+
+    valid: int = 0
+    quarantined: int = 0
+    quarantined_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunCheckpoints:
+    """Loads and saves one run's checkpoints under its rules.
+
+    Args:
+        directory: The run's ``checkpoints/`` folder (holds the ledger too).
+        skip_validation: Quick header checks only on reuse.
+        force_resume: Quarantine bad checkpoints and recompute instead of stopping.
+    """
+
+    directory: Path
+    skip_validation: bool = False
+    force_resume: bool = False
+    counts: ReuseCounts = field(default_factory=ReuseCounts)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ledger = ckptkit.FailureLedger(self.directory)
+
+    def reuse(self, path: Path, *, schema: str) -> ckptkit.Checkpoint | None:
+        """Load ``path`` if it exists and is sound; None means "compute it".
+
+        Raises:
+            CheckpointProblemError: The file is damaged or incompatible and
+                ``force_resume`` is off (the failure is in the ledger first).
+        """
+        if not path.exists():
+            return None
+        try:
+            checkpoint = ckptkit.load(
+                path, verify="quick" if self.skip_validation else "full"
+            )
+            if checkpoint.info.legacy or checkpoint.info.schema != schema:
+                reason = (
+                    f"schema {checkpoint.info.schema!r} (version "
+                    f"{checkpoint.info.version}) where {schema!r} was expected"
+                )
+                raise ckptkit.SchemaMismatchError(path, reason)
+        except (ckptkit.CheckpointError, KeyError) as error:
+            self._bad(path, getattr(error, "reason", str(error)))
+            return None
+        self.counts.valid += 1
+        return checkpoint
+
+    def reject(self, path: Path, reason: str) -> None:
+        """Treat a checkpoint that loaded but cannot be right as damaged.
+
+        Raises:
+            CheckpointProblemError: Unless ``force_resume`` (then it is quarantined).
+        """
+        self.counts.valid -= 1
+        self._bad(path, reason)
+
+    def quarantine_all(self, manifest: Path, reason: str) -> None:
+        """A damaged manifest: set every checkpoint aside (with --force-resume).
+
+        Raises:
+            CheckpointProblemError: Without ``force_resume``.
+        """
+        self._bad(manifest, reason)
+        for path in sorted(self.directory.glob("*.ckpt")):
+            self._bad(
+                path, "the run manifest was damaged; its results cannot be trusted"
+            )
+
+    def _bad(self, path: Path, reason: str) -> None:
+        self.ledger.record(path, reason)
+        if not self.force_resume:
+            raise CheckpointProblemError(
+                f"{path}: {reason}. It is recorded in "
+                f"{self.ledger.path}. Rerun with --force-resume to set it aside "
+                "(it is kept, renamed as quarantined) and recompute its work, or "
+                "restore the file"
+            )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = path.with_name(f"{path.name}{QUARANTINE_MARK}{stamp}")
+        path.rename(target)
+        self.ledger.record(path, f"quarantined as {target.name}; recomputing")
+        self.counts.quarantined += 1
+        self.counts.quarantined_paths.append(str(target))
+
+    def save(
+        self,
+        path: Path,
+        state: Any,
+        *,
+        schema: str,
+        status: str = "complete",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a stage checkpoint atomically and durably."""
+        ckptkit.save(path, state, schema=schema, status=status, metadata=metadata)
