@@ -152,6 +152,23 @@ class _ShardRunner:
         return scores
 
 
+def count_finished_shards(
+    layout: RunLayout, num_shards: int, store: RunCheckpoints
+) -> int:
+    """Shards whose final (scores) checkpoint is present and passes validation."""
+    import ckptkit
+
+    finished = 0
+    for index in range(num_shards):
+        path = layout.shard_path(index, "scores")
+        if path.exists():
+            report = ckptkit.validate(
+                path, level="quick" if store.skip_validation else "full"
+            )
+            finished += int(report.ok)
+    return finished
+
+
 def _load_checked_classifier(config: PredictConfig) -> Classifier:
     from virnucpro_app.models.classifier import load_classifier
 
@@ -191,12 +208,13 @@ def run_predict(config: PredictConfig, manifest: RunManifest) -> RunResult:
     classifier = _load_checked_classifier(config)
     prepared: PreparedRun = prepare_shards(config, layout, store)
     runner = _ShardRunner(config, layout, store)
-    reused_before = store.counts.valid
+    finished = count_finished_shards(layout, prepared.num_shards, store)
     LOG.info(
-        "found %d/%d shard checkpoints valid, %d quarantined",
-        reused_before,
+        "found %d/%d shard checkpoints valid, %d quarantined, recomputing %d",
+        finished,
         prepared.num_shards,
         store.counts.quarantined,
+        prepared.num_shards - finished,
     )
     shard_scores = [
         (shard.ids, runner.scores(shard, classifier)) for shard in prepared.shards()
