@@ -10,7 +10,7 @@ from virnucpro_app.cli import app
 
 models_app = typer.Typer(
     name="models",
-    help="Model files: build the demo models.",
+    help="Model files: build the demo models, import published classifiers.",
     no_args_is_help=True,
 )
 app.add_typer(models_app)
@@ -38,4 +38,41 @@ def make_demo(
         typer.echo(
             "NOTE: demo models have random weights; their outputs are NOT BIOLOGY",
             err=True,
+        )
+
+
+@models_app.command("import-classifier")
+def import_classifier(
+    source: Path = typer.Argument(
+        ..., help="Published 300_model.pth / 500_model.pth (a pickled MLPClassifier)."
+    ),
+    chunk_size: int = typer.Option(
+        ..., "--chunk-size", help="The chunk size it was trained for: 300 or 500."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", help="The classifier checkpoint to write."
+    ),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Convert a published VirNucPro classifier into a ckptkit checkpoint.
+
+    The pickle is read with weights_only=True and an allowlist of exactly the
+    classes such a file holds (MLPClassifier, Linear, BatchNorm1d, Dropout); a
+    file that needs anything else is refused without being run (exit 3).
+    """
+    from virnucpro_app.cli._exit import exit_on_error
+
+    with exit_on_error(debug=debug):
+        from virnucpro_app.errors import InputError
+        from virnucpro_app.models.classifier import import_legacy_classifier
+
+        if chunk_size not in (300, 500):
+            raise InputError(f"--chunk-size must be 300 or 500, not {chunk_size}")
+        if output.exists():
+            raise InputError(f"{output} exists; choose another --output or remove it")
+        info = import_legacy_classifier(source, output, chunk_size=chunk_size)
+        typer.echo(
+            f"wrote {info.path} (schema virnucpro.classifier {info.version}, "
+            f"{info.metadata['input_dim']} -> {info.metadata['hidden_dim']} -> "
+            f"{info.metadata['num_classes']}, chunk size {chunk_size})"
         )

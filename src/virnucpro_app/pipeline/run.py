@@ -113,6 +113,7 @@ class _ShardRunner:
             )
         }
         self.computed: dict[str, int] = {"dnabert": 0, "esm": 0}
+        self.computed_shards: set[int] = set()
         self.seconds: dict[str, float] = {"dnabert": 0.0, "esm": 0.0, "classify": 0.0}
 
     def embed(self, shard: ShardFrames, kind: EncoderKind) -> torch.Tensor:
@@ -133,6 +134,8 @@ class _ShardRunner:
                 progress=advance,
             )
         self.computed[kind.value] += computed
+        if computed:
+            self.computed_shards.add(shard.index)
         self.seconds[kind.value] += time.perf_counter() - start
         return embeddings
 
@@ -243,6 +246,7 @@ def run_predict(config: PredictConfig, manifest: RunManifest) -> RunResult:
         "chunks_virus": totals.chunks_virus,
         "records": totals.records,
         "computed_frames": runner.computed,
+        "computed_shards": sorted(runner.computed_shards),
         "stage_seconds": {"prepare": prepared.seconds, **runner.seconds},
         "checkpoints": {
             "reused_valid": store.counts.valid,
