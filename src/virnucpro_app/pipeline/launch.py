@@ -149,7 +149,14 @@ def launch_predict(  # noqa: PLR0913 - the command line's values
     from virnucpro_app.pipeline.run import run_predict
 
     if demo_dir is not None:
-        models = demo_models(demo_dir, model_type)
+        # Models named explicitly still win over the demo ones.
+        demo = demo_models(demo_dir, model_type)
+        models = ModelPaths(
+            dnabert=dnabert or demo.dnabert,
+            esm=esm or demo.esm,
+            classifier=classifier or demo.classifier,
+            demo=True,
+        )
         if not inputs:
             inputs = [bundled_sample()]
     else:
