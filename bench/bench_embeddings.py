@@ -3,8 +3,9 @@
 Run: python bench/bench_embeddings.py [--count 400] [--sizes demo,small] [--threads 1]
      [--no-cuda]
 
-CPU (always): the demo models (and, with ``--sizes ...,small``, ESM-2 t6-8M and a
-4 x 256 DNABERT with random weights), fp32:
+CPU (always): the demo models (with ``--sizes demo,small,base`` also ESM-2 t6-8M
+and a 4 x 256 DNABERT, then ESM-2 t12-35M and the real 12 x 768 DNABERT-S, random
+weights), fp32:
   - DNABERT-S: ours (packed batches) vs one sequence at a time (the original);
   - ESM-2: ours vs fair-esm's own forward with its 2048-token batching.
 CUDA (when available): the real-size architectures with random weights
@@ -44,12 +45,14 @@ from _embedding_workloads import (
 from virnucpro_app.demo import make_demo_models
 
 #: Each CPU figure is the best of this many runs (the machine may be shared).
-REPEAT = 3
+REPEAT = {"demo": 3, "small": 3, "base": 1}
 
 CPU_SIZES = {
     # name: (esm layers, dim, heads), (dnabert layers, dim, heads, inner)
     "demo": None,
     "small": ((6, 320, 20), (4, 256, 8, 512)),
+    # ESM-2 t12-35M and the real DNABERT-S size
+    "base": ((12, 480, 20), (12, 768, 12, 3072)),
 }
 
 
@@ -70,13 +73,13 @@ def _cpu_pair(
     tokens = sum(len(t) for t in ours.tokenize(ids, work.dna))  # type: ignore[attr-defined]
     ours.embed(ids[:16], work.dna[:16])
     fast, _, fast_s = timed(
-        lambda: (ours.embed(ids, work.dna), tokens), device="cpu", repeat=REPEAT
+        lambda: (ours.embed(ids, work.dna), tokens), device="cpu", repeat=REPEAT[name]
     )
     from _embedding_workloads import OneAtATimeDnabert
 
     baseline = OneAtATimeDnabert(dnabert_dir)
     slow, _, slow_s = timed(
-        lambda: baseline.embed(work.dna), device="cpu", repeat=REPEAT
+        lambda: baseline.embed(work.dna), device="cpu", repeat=REPEAT[name]
     )
     lines += [
         "  DNABERT-S",
@@ -89,13 +92,15 @@ def _cpu_pair(
     tokens = sum(len(p) + 2 for p in work.proteins)
     ours.embed(ids[:16], work.proteins[:16])
     fast, _, fast_s = timed(
-        lambda: (ours.embed(ids, work.proteins), tokens), device="cpu", repeat=REPEAT
+        lambda: (ours.embed(ids, work.proteins), tokens),
+        device="cpu",
+        repeat=REPEAT[name],
     )
     reference = fair_esm_model(esm_path)
     slow, _, slow_s = timed(
         lambda: fair_esm_embed(reference, work.proteins, device="cpu"),
         device="cpu",
-        repeat=REPEAT,
+        repeat=REPEAT[name],
     )
     lines += [
         "  ESM-2",
@@ -107,8 +112,9 @@ def _cpu_pair(
 
 
 def run_cpu(sizes: list[str], count: int, tmp: Path) -> None:
-    work = make_workload(count)
     for name in sizes:
+        # the base sizes are slow on a CPU: a sixth of the sequences
+        work = make_workload(count // 6 if name == "base" else count)
         if name == "demo":
             demo = make_demo_models(tmp / "demo")
             dnabert_dir, esm_path = demo.dnabert_dir, demo.esm_path
@@ -123,7 +129,7 @@ def run_cpu(sizes: list[str], count: int, tmp: Path) -> None:
                 num_layers=dl,
                 num_heads=dh,
                 intermediate_size=di,
-                vocab_size=128,
+                vocab_size=4096 if name == "base" else 128,
             )
         print("\n".join(_cpu_pair(name, dnabert_dir, esm_path, work)), flush=True)
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 #: Distinct sequences tokenized per window (bounds host memory for tokens and the
 #: length-sorting scope; large enough for tight batches).
-WINDOW_SEQUENCES = 16384
+WINDOW_SEQUENCES = 4096
 
 
 class Backbone(Protocol):
