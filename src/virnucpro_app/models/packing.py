@@ -131,6 +131,10 @@ def pack(
 def pool_mean(hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
     """Mean of each sequence's pooled tokens, accumulated in float32.
 
+    The weighted tokens are laid out as ``[B, L, width]`` (each at its own slot,
+    padding zero) and summed over ``L``: the same order of additions on every
+    device, unlike an atomic ``index_add_`` on CUDA.
+
     Args:
         hidden: ``[T, width]`` hidden states of the packed batch.
         batch: The batch (on the same device).
@@ -138,8 +142,8 @@ def pool_mean(hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
     Returns:
         ``[B, width]`` float32 embeddings.
     """
+    num, length = batch.num_sequences, batch.max_length
     weighted = hidden.float() * batch.pool_weight[:, None]
-    out = torch.zeros(
-        batch.num_sequences, hidden.shape[1], dtype=torch.float32, device=hidden.device
-    )
-    return out.index_add_(0, batch.seq_index, weighted)
+    grid = weighted.new_zeros(num * length, hidden.shape[1])
+    grid[batch.seq_index * length + batch.positions] = weighted
+    return grid.view(num, length, -1).sum(dim=1)
