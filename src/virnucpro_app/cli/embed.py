@@ -112,8 +112,10 @@ def embed(  # noqa: PLR0917 - typer maps parameters to options
     tokens_per_batch: int | None = typer.Option(
         None, min=1, help="Padded tokens per batch (default depends on model/device)."
     ),
-    no_progress: bool = typer.Option(False, help="Hide the progress bar."),
-    debug: bool = typer.Option(False, help="Show tracebacks."),
+    no_progress: bool = typer.Option(
+        False, "--no-progress", help="Hide the progress bar."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Embed the sequences of a FASTA file with DNABERT-S or ESM-2."""
     # ckptkit (through the error mapping) imports torch: only once the command runs.

@@ -20,7 +20,7 @@ app.add_typer(models_app)
 def make_demo(
     directory: Path = typer.Argument(..., help="Folder to write the demo models to."),
     seed: int = typer.Option(0, help="Random seed of the weights."),
-    debug: bool = typer.Option(False, help="Show tracebacks."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Write small random-weight demo models in the real on-disk formats.
 
