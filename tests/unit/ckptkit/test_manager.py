@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import ckptkit
+import ckptkit._save as save_module
 import ckptkit.manager as manager_module
 from ckptkit._format import KEY_HEADER, METADATA_KEY, temp_name
 
@@ -46,7 +47,7 @@ class _BlockedWriter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.started = threading.Event()
         self.release = threading.Event()
-        real = manager_module.write_encoded
+        real = save_module.write_encoded
 
         def blocked(*args: Any, **kwargs: Any) -> Any:
             self.started.set()
@@ -264,7 +265,7 @@ def test_a_write_that_fails_validation_deletes_nothing(
 ) -> None:
     mgr = ckptkit.CheckpointManager(tmp_path, keep_last=1)
     mgr.save(1, _state(1.0))
-    real = manager_module.write_encoded
+    real = save_module.write_encoded
 
     def damaging(path: Path, *args: Any, **kwargs: Any) -> Any:
         info = real(path, *args, **kwargs)
