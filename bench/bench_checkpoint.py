@@ -11,13 +11,16 @@ import gc
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import safetensors.torch
 import torch
 
 import ckptkit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def make_state(total_bytes: int) -> dict[str, torch.Tensor]:
@@ -111,7 +114,7 @@ def main() -> None:
     )
 
     def torch_save() -> None:
-        torch.save(state, pt)  # noqa: TID251 - the comparison
+        torch.save(state, pt)
         fsync_file(pt)
 
     def safetensors_save() -> None:
@@ -144,7 +147,7 @@ def main() -> None:
     t_load_f = timed(lambda: ckptkit.load(ours, verify="full"))
     t_load_m = timed(lambda: ckptkit.load(ours, verify="none", mmap=True))
     t_st_load = timed(lambda: safetensors.torch.load_file(st))
-    t_pt_load = timed(lambda: torch.load(pt, weights_only=True))  # noqa: TID251
+    t_pt_load = timed(lambda: torch.load(pt, weights_only=True))
     print("\nload from page cache (best of 3)")
     for name, value in (
         ("ckptkit.load quick", t_load_q),

@@ -95,9 +95,7 @@ def states(max_leaves: int = 12) -> st.SearchStrategy[Any]:
             st.lists(children, max_size=4),
             st.lists(children, max_size=4).map(tuple),
             st.dictionaries(dict_keys, children, max_size=4),
-            st.dictionaries(dict_keys, children, max_size=4).map(
-                OrderedDict
-            ),
+            st.dictionaries(dict_keys, children, max_size=4).map(OrderedDict),
         ),
         max_leaves=max_leaves,
     )

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from virnucpro_app.errors import InputError, PipelineError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Environment variables that set the model paths when the flags are absent.
 ENV_DNABERT = "VIRNUCPRO_DNABERT"

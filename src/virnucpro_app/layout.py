@@ -7,7 +7,10 @@ writes there. Other modules never spell a file name themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: All chunks of all records, uppercase, one sequence line each.
 CHUNKS_FASTA = "chunks.fa"
@@ -37,6 +40,7 @@ class RunLayout:
         output_dir: The folder that holds the run's outputs.
 
     Example:
+        >>> from pathlib import Path
         >>> RunLayout(Path("out")).chunks_fasta_path.as_posix()
         'out/chunks.fa'
     """
