@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.4.15"
@@ -40,6 +42,8 @@ def tests(session: nox.Session) -> None:
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "ci"},
     )
+    # Every example in the public docstrings runs too.
+    session.run("pytest", "--doctest-modules", "src", "-p", "no:cacheprovider")
 
 
 @nox.session
@@ -76,8 +80,6 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmark scripts under bench/ and print their figures."""
     _install(session)
-    scripts = session.posargs or sorted(
-        str(path) for path in __import__("pathlib").Path("bench").glob("bench_*.py")
-    )
+    scripts = session.posargs or sorted(map(str, Path("bench").glob("bench_*.py")))
     for script in scripts:
         session.run("python", script)
