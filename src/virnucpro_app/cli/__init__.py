@@ -29,6 +29,7 @@ def _mount_commands() -> None:
     from virnucpro_app.cli import embed as _embed  # noqa: F401
     from virnucpro_app.cli import models as _models  # noqa: F401
     from virnucpro_app.cli import predict as _predict  # noqa: F401
+    from virnucpro_app.cli import prepare as _prepare  # noqa: F401
     from virnucpro_app.cli import validate as _validate  # noqa: F401
     from virnucpro_app.cli import version as _version  # noqa: F401
 
