@@ -126,3 +126,59 @@ class RunLayout:
             self.log_path,
             self.checkpoints_dir,
         )
+
+
+#: train: one predict-style run folder per class of training input.
+TRAIN_FEATURES_DIR = "features"
+#: train: the epoch checkpoints (ckptkit.CheckpointManager's folder).
+TRAIN_STATE_DIR = "train"
+#: train: recipe, per-epoch metrics, best epoch, inputs and models.
+TRAIN_SUMMARY = "train_summary.json"
+#: train: suffix of the default checkpoint folder next to ``--output``.
+TRAIN_CHECKPOINTS_SUFFIX = ".training"
+
+
+@dataclass(frozen=True)
+class TrainLayout:
+    """The paths of one ``train`` run under its checkpoint folder.
+
+    Args:
+        checkpoint_dir: The folder that holds the run's checkpoints and summary.
+
+    Example:
+        >>> from pathlib import Path
+        >>> layout = TrainLayout(Path("run"))
+        >>> layout.features("virus").checkpoints_dir.as_posix()
+        'run/features/virus/checkpoints'
+        >>> TrainLayout.default_for(Path("out/model.ckpt")).checkpoint_dir.as_posix()
+        'out/model.training'
+    """
+
+    checkpoint_dir: Path
+
+    @classmethod
+    def default_for(cls, output: Path) -> TrainLayout:
+        """The default layout of a run writing ``output``: ``{stem}.training/``."""
+        return cls(output.with_name(output.stem + TRAIN_CHECKPOINTS_SUFFIX))
+
+    def features(self, label: str) -> RunLayout:
+        """``features/{label}/``: laid out like a predict run's output folder."""
+        return RunLayout(self.checkpoint_dir / TRAIN_FEATURES_DIR / label)
+
+    @property
+    def train_dir(self) -> Path:
+        """``train/``: one checkpoint per epoch (``ckptkit.CheckpointManager``)."""
+        return self.checkpoint_dir / TRAIN_STATE_DIR
+
+    @property
+    def summary_path(self) -> Path:
+        """``train_summary.json``."""
+        return self.checkpoint_dir / TRAIN_SUMMARY
+
+    def run_paths(self) -> tuple[Path, ...]:
+        """Everything a train run writes here (what ``--force`` removes)."""
+        return (
+            self.checkpoint_dir / TRAIN_FEATURES_DIR,
+            self.train_dir,
+            self.summary_path,
+        )
