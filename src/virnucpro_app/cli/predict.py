@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import typer
@@ -36,13 +37,26 @@ def demo_cache_dir() -> Path:
     return Path(base) / "virnucpro-app" / "demo-models"
 
 
+def _log_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    del category, filename, lineno, file, line
+    logging.getLogger("virnucpro_app").warning("%s", message)
+
+
 def _setup_logging(*, quiet: bool, verbose: bool, log_file: Path | None) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    logging.captureWarnings(True)  # demo-model and OOM warnings go to the log
+    # Demo-model and out-of-memory warnings: one log line each, no source dump.
+    warnings.showwarning = _log_warning
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(message)s",

@@ -10,6 +10,7 @@ a resumed run whose ``prepared.ckpt`` and shard files are sound skips this stage
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
@@ -21,6 +22,7 @@ from virnucpro_app.pipeline.shards import (
     frames_from_state,
     frames_state,
 )
+from virnucpro_app.records_report import RecordAccount, RecordStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from virnucpro_app.layout import RunLayout
     from virnucpro_app.pipeline.store import RunCheckpoints
 
+LOG = logging.getLogger("virnucpro_app")
 PREPARED_SCHEMA = "virnucpro.prepared"
 _ROW_FIELDS = ("record_id", "length_bp", "chunks", "kept_frames", "status", "reason")
 
@@ -50,6 +53,7 @@ class PreparedRun:
     store: RunCheckpoints
     num_shards: int
     records: list[RecordRow]
+    shard_costs: list[int] = field(default_factory=list)
     seconds: float = 0.0
     reused: bool = False
     _intermediates: list[Path] = field(default_factory=list)
@@ -57,15 +61,25 @@ class PreparedRun:
     def shards(self) -> Iterator[ShardFrames]:
         """Each shard's frames, read back from its checkpoint (validated)."""
         for index in range(self.num_shards):
-            path = self.layout.shard_path(index, "frames")
-            checkpoint = self.store.reuse(path, schema=FRAMES_SCHEMA)
-            if checkpoint is None:
-                from virnucpro_app.errors import PipelineError
+            yield self.shard(index)
 
-                raise PipelineError(
-                    f"{path} vanished during the run; rerun with --resume"
-                )
-            yield frames_from_state(checkpoint.state)
+    def shard(self, index: int) -> ShardFrames:
+        """One shard's frames, read back from its checkpoint (validated).
+
+        Raises:
+            PipelineError: The frames checkpoint is gone (rerun with --resume).
+        """
+        path = self.layout.shard_path(index, "frames")
+        checkpoint = self.store.reuse(path, schema=FRAMES_SCHEMA)
+        if checkpoint is None:
+            from virnucpro_app.errors import PipelineError
+
+            raise PipelineError(f"{path} vanished during the run; rerun with --resume")
+        return frames_from_state(checkpoint.state)
+
+    def cost(self, index: int) -> int:
+        """Work in shard ``index`` (bases + residues; frames for old files)."""
+        return self.shard_costs[index] if self.shard_costs else 1
 
     def remove_intermediates(self) -> None:
         """Delete the prepared FASTA files (``--keep-intermediate`` keeps them)."""
@@ -83,6 +97,22 @@ def _rows_from_state(state: dict[str, list[object]]) -> list[RecordRow]:
         RecordRow(str(a), int(b), int(c), int(d), str(e), str(f))
         for a, b, c, d, e, f in zip(*columns, strict=True)
     ]
+
+
+def _row_of(account: RecordAccount) -> RecordRow:
+    """A prepare account as a predict row (``prepared`` records get scored)."""
+    status = (
+        "scored" if account.status == RecordStatus.PREPARED else str(account.status)
+    )
+    reason = account.detail or account.reason
+    return RecordRow(
+        account.record_id,
+        account.length_bp,
+        account.num_chunks,
+        account.num_frames,
+        status,
+        reason.replace("\t", " ").replace("\n", " "),
+    )
 
 
 def _intermediates(layout: RunLayout) -> list[Path]:
@@ -110,6 +140,7 @@ def _reuse(
         store,
         num_shards,
         rows,
+        shard_costs=[int(c) for c in checkpoint.state.get("shard_costs", [])],
         reused=True,
         _intermediates=_intermediates(layout),
     )
@@ -127,8 +158,11 @@ class _ShardWriter:
     nucleotides: list[str] = field(default_factory=list)
     proteins: list[str] = field(default_factory=list)
     written: int = 0
+    costs: list[int] = field(default_factory=list)
+    cost: int = 0
 
     def add(self, frame_id: str, nucleotide: str, protein: str) -> None:
+        self.cost += len(nucleotide) + len(protein)
         self.ids.append(frame_id)
         self.nucleotides.append(nucleotide)
         self.proteins.append(protein)
@@ -149,21 +183,41 @@ class _ShardWriter:
             metadata={"shard": self.written, "frames": len(shard)},
         )
         self.written += 1
-        self.ids, self.nucleotides, self.proteins = [], [], []
+        self.costs.append(self.cost)
+        self.ids, self.nucleotides, self.proteins, self.cost = [], [], [], 0
 
 
 def prepare_shards(
-    config: PredictConfig, layout: RunLayout, store: RunCheckpoints
+    config: PredictConfig,
+    layout: RunLayout,
+    store: RunCheckpoints,
+    *,
+    reuse_only: bool = False,
 ) -> PreparedRun:
     """Reuse or compute the prepared shards of a run.
 
+    Args:
+        config: The run settings.
+        layout: The run's paths.
+        store: The run's checkpoint rules.
+        reuse_only: Only read what rank 0 prepared (other ranks).
+
     Raises:
         InputError: An input that stops the run (not FASTA, empty, duplicate IDs).
+        PipelineError: ``reuse_only`` and nothing was prepared.
     """
     reused = _reuse(config, layout, store)
     if reused is not None:
         return reused
-    from virnucpro_app.pipeline.records import prepared_records
+    if reuse_only:
+        from virnucpro_app.errors import PipelineError
+
+        raise PipelineError(
+            f"{layout.prepared_path} is missing after rank 0 prepared it"
+        )
+
+    from virnucpro_app.fasta import read_records
+    from virnucpro_app.prepare import prepare_records
 
     started = time.perf_counter()
     intermediates = _intermediates(layout)
@@ -176,18 +230,35 @@ def prepare_shards(
             layout, store, config.shard_size, (nucleotide_out, protein_out)
         )
         rows: list[RecordRow] = []
-        for record in prepared_records(
-            config.inputs, config.model_type, workers=config.workers
-        ):
-            rows.append(record.row)
-            for chunk_id, chunk in record.chunks:
+        batches = prepare_records(
+            read_records(config.inputs),
+            chunk_size_bp=config.model_type,
+            workers=config.workers,
+        )
+        for batch in batches:
+            for account in batch.accounts:
+                rows.append(_row_of(account))
+                if account.status == RecordStatus.SKIPPED:
+                    LOG.warning("%s", account.detail or account.reason)
+            for chunk_id, chunk in zip(
+                batch.chunk_ids, batch.chunk_sequences, strict=True
+            ):
                 chunks_out.write(f">{chunk_id}\n{chunk}\n")
-            for frame in record.frames:
+            for frame in zip(
+                batch.frame_ids,
+                batch.frame_nucleotides,
+                batch.frame_proteins,
+                strict=True,
+            ):
                 writer.add(*frame)
         writer.flush()
     store.save(
         layout.prepared_path,
-        {"num_shards": writer.written, "records": _rows_state(rows)},
+        {
+            "num_shards": writer.written,
+            "shard_costs": writer.costs,
+            "records": _rows_state(rows),
+        },
         schema=PREPARED_SCHEMA,
         metadata={"records": len(rows), "shards": writer.written},
     )
@@ -196,6 +267,7 @@ def prepare_shards(
         store,
         writer.written,
         rows,
+        shard_costs=writer.costs,
         seconds=time.perf_counter() - started,
         _intermediates=intermediates,
     )

@@ -18,10 +18,15 @@ from typing import TYPE_CHECKING, Any
 from ckptkit.types import ExitCode
 from virnucpro_app import __version__
 from virnucpro_app.config import ExistingRun, PredictConfig
-from virnucpro_app.errors import PipelineError
+from virnucpro_app.errors import AppError, PipelineError
 from virnucpro_app.layout import RunLayout
 from virnucpro_app.models import EncoderKind
-from virnucpro_app.pipeline.classify_stage import classify_shard, merge_embeddings
+from virnucpro_app.pipeline.classify_stage import (
+    SCORES_SCHEMA,
+    classify_shard,
+    merge_embeddings,
+)
+from virnucpro_app.pipeline.distributed import ProcessGroup, World, assign_shards
 from virnucpro_app.pipeline.embed_stage import LazyEncoder, embed_shard
 from virnucpro_app.pipeline.manifest import (
     RunManifest,
@@ -155,21 +160,28 @@ class _ShardRunner:
         return scores
 
 
-def count_finished_shards(
-    layout: RunLayout, num_shards: int, store: RunCheckpoints
-) -> int:
-    """Shards whose final (scores) checkpoint is present and passes validation."""
-    import ckptkit
+SHARD_STAGES = ("frames", "dnabert", "esm", "scores")
+_STAGE_SCHEMAS = {
+    "frames": "virnucpro.frames",
+    "dnabert": "virnucpro.embeddings",
+    "esm": "virnucpro.embeddings",
+    "scores": "virnucpro.scores",
+}
 
-    finished = 0
-    for index in range(num_shards):
-        path = layout.shard_path(index, "scores")
-        if path.exists():
-            report = ckptkit.validate(
-                path, level="quick" if store.skip_validation else "full"
-            )
-            finished += int(report.ok)
-    return finished
+
+def is_shard_finished(layout: RunLayout, index: int, store: RunCheckpoints) -> bool:
+    """True when every checkpoint of the shard is present, sound and complete.
+
+    Each one is validated (a damaged one stops the run, or is quarantined with
+    --force-resume, and the shard counts as unfinished).
+    """
+    for stage in SHARD_STAGES:
+        checkpoint = store.reuse(
+            layout.shard_path(index, stage), schema=_STAGE_SCHEMAS[stage]
+        )
+        if checkpoint is None or checkpoint.info.status != "complete":
+            return False
+    return True
 
 
 def _load_checked_classifier(config: PredictConfig) -> Classifier:
@@ -185,42 +197,151 @@ def _load_checked_classifier(config: PredictConfig) -> Classifier:
     return classifier
 
 
-def run_predict(config: PredictConfig, manifest: RunManifest) -> RunResult:
+@dataclass(frozen=True)
+class _Plan:
+    """Rank 0's word to every rank: how many shards and who computes which."""
+
+    num_shards: int
+    finished: int
+    assignment: list[list[int]]
+
+
+def _prepare_on_main(
+    config: PredictConfig,
+    manifest: RunManifest,
+    layout: RunLayout,
+    store: RunCheckpoints,
+    world: World,
+) -> tuple[PreparedRun, _Plan]:
+    settle_output_dir(config, layout)
+    _settle_manifest(layout, manifest, store)
+    prepared = prepare_shards(config, layout, store)
+    unfinished = [
+        index
+        for index in range(prepared.num_shards)
+        if not is_shard_finished(layout, index, store)
+    ]
+    finished = prepared.num_shards - len(unfinished)
+    LOG.info(
+        "found %d/%d shard checkpoints valid, %d quarantined, recomputing %d",
+        finished,
+        prepared.num_shards,
+        store.counts.quarantined,
+        len(unfinished),
+    )
+    costs = [prepared.cost(i) for i in range(prepared.num_shards)]
+    assignment = assign_shards(costs, unfinished, world.size)
+    return prepared, _Plan(prepared.num_shards, finished, assignment)
+
+
+def _agree_on_plan(
+    config: PredictConfig,
+    manifest: RunManifest,
+    layout: RunLayout,
+    store: RunCheckpoints,
+    group: ProcessGroup,
+) -> tuple[PreparedRun | None, _Plan]:
+    """Rank 0 prepares and plans; the others learn the plan (or rank 0's error)."""
+    world = group.world
+    if world.is_main:
+        try:
+            prepared, plan = _prepare_on_main(config, manifest, layout, store, world)
+        except AppError as error:
+            group.broadcast(("error", str(error), int(error.exit_code)))
+            raise
+        except Exception as error:
+            group.broadcast(("error", str(error), int(ExitCode.FAILURE)))
+            raise
+        group.broadcast(("ok", plan, 0))
+        return prepared, plan
+    message: tuple[str, Any, int] = group.broadcast(None)
+    status, payload, code = message
+    if status == "error":
+        raise RankStoppedError(f"rank 0 stopped the run: {payload}", ExitCode(code))
+    received: _Plan = payload
+    return None, received
+
+
+class RankStoppedError(PipelineError):
+    """Rank 0 failed before the shards were handed out; every rank stops."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
+def run_predict(
+    config: PredictConfig,
+    manifest: RunManifest,
+    group: ProcessGroup | None = None,
+) -> RunResult:
     """Run (or resume) a predict job and write its outputs.
 
     Args:
         config: The validated run settings.
         manifest: The identity of the run's results (inputs, models, settings).
+        group: The torchrun process group (None: a single process).
 
     Returns:
-        The exit code (0 or 2) and the run summary.
+        The exit code (0 or 2) and the run summary (rank 0; other ranks get
+        an empty summary).
 
     Raises:
         PipelineError: Output folder in the way, manifest changed, models unfit.
         CheckpointProblemError: A damaged checkpoint without --force-resume.
     """
     started = time.perf_counter()
+    group = group or ProcessGroup(World(), use_cuda=False)
+    world = group.world
     layout = RunLayout(config.output_dir)
-    settle_output_dir(config, layout)
     store = RunCheckpoints(
         layout.checkpoints_dir,
         skip_validation=config.skip_checkpoint_validation,
         force_resume=config.force_resume,
+        create=False,  # rank 0 creates it once the output folder is settled
     )
-    _settle_manifest(layout, manifest, store)
+    prepared, plan = _agree_on_plan(config, manifest, layout, store, group)
+    if prepared is None:  # not rank 0: read what rank 0 prepared
+        prepared = prepare_shards(config, layout, store, reuse_only=True)
     classifier = _load_checked_classifier(config)
-    prepared: PreparedRun = prepare_shards(config, layout, store)
     runner = _ShardRunner(config, layout, store)
-    finished = count_finished_shards(layout, prepared.num_shards, store)
-    LOG.info(
-        "found %d/%d shard checkpoints valid, %d quarantined, recomputing %d",
-        finished,
-        prepared.num_shards,
-        store.counts.quarantined,
-        prepared.num_shards - finished,
+    mine = plan.assignment[world.rank]
+    if world.is_distributed:
+        LOG.info("rank %d computes shards %s", world.rank, [i + 1 for i in mine])
+    for index in mine:
+        LOG.debug("rank %d: shard %d", world.rank, index + 1)
+        runner.scores(prepared.shard(index), classifier)
+    group.barrier()
+    reports = group.gather(
+        (sorted(runner.computed_shards), runner.computed, runner.seconds)
     )
+    if not world.is_main:
+        return RunResult(ExitCode.OK)
+    return _finish(
+        config=config,
+        manifest=manifest,
+        layout=layout,
+        store=store,
+        prepared=prepared,
+        reports=reports,
+        started=started,
+    )
+
+
+def _finish(  # noqa: PLR0913 - the pieces of a finished run
+    *,
+    config: PredictConfig,
+    manifest: RunManifest,
+    layout: RunLayout,
+    store: RunCheckpoints,
+    prepared: PreparedRun,
+    reports: list[tuple[list[int], dict[str, int], dict[str, float]]],
+    started: float,
+) -> RunResult:
+    """Rank 0: write the outputs from every shard's scores, and the summary."""
     shard_scores = [
-        (shard.ids, runner.scores(shard, classifier)) for shard in prepared.shards()
+        (shard.ids, _stored_scores(layout, store, shard.index))
+        for shard in prepared.shards()
     ]
     totals = write_outputs(
         predictions_path=layout.predictions_path,
@@ -232,6 +353,13 @@ def run_predict(config: PredictConfig, manifest: RunManifest) -> RunResult:
     if not config.keep_intermediate:
         prepared.remove_intermediates()
     partial = any(row.status == "skipped" for row in prepared.records)
+    computed: dict[str, int] = {}
+    seconds: dict[str, float] = {"prepare": prepared.seconds}
+    for _, frames, stage_seconds in reports:
+        for key, count in frames.items():
+            computed[key] = computed.get(key, 0) + count
+        for key, spent in stage_seconds.items():
+            seconds[key] = seconds.get(key, 0.0) + spent
     summary = {
         "virnucpro_app_version": __version__,
         "inputs": [str(p) for p in config.inputs],
@@ -240,14 +368,16 @@ def run_predict(config: PredictConfig, manifest: RunManifest) -> RunResult:
         "device": config.device,
         "precision": manifest.precision,
         "demo_models": config.models.demo,
+        "world_size": len(reports),
         "shards": prepared.num_shards,
         "frames": totals.frames,
         "chunks_scored": totals.chunks_scored,
         "chunks_virus": totals.chunks_virus,
         "records": totals.records,
-        "computed_frames": runner.computed,
-        "computed_shards": sorted(runner.computed_shards),
-        "stage_seconds": {"prepare": prepared.seconds, **runner.seconds},
+        "computed_frames": computed,
+        "computed_shards": sorted(i for shards, _, _ in reports for i in shards),
+        "computed_shards_by_rank": [shards for shards, _, _ in reports],
+        "stage_seconds": seconds,
         "checkpoints": {
             "reused_valid": store.counts.valid,
             "quarantined": store.counts.quarantined_paths,
@@ -257,3 +387,16 @@ def run_predict(config: PredictConfig, manifest: RunManifest) -> RunResult:
     }
     write_summary(layout.summary_path, summary)
     return RunResult(ExitCode.PARTIAL if partial else ExitCode.OK, summary)
+
+
+def _stored_scores(
+    layout: RunLayout, store: RunCheckpoints, index: int
+) -> torch.Tensor:
+    checkpoint = store.reuse(layout.shard_path(index, "scores"), schema=SCORES_SCHEMA)
+    if checkpoint is None or checkpoint.info.status != "complete":
+        raise PipelineError(
+            f"shard {index + 1} has no scores after all ranks finished; "
+            "rerun with --resume"
+        )
+    scores: torch.Tensor = checkpoint.state["scores"]
+    return scores

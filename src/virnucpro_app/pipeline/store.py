@@ -52,10 +52,12 @@ class RunCheckpoints:
     directory: Path
     skip_validation: bool = False
     force_resume: bool = False
+    create: bool = True
     counts: ReuseCounts = field(default_factory=ReuseCounts)
 
     def __post_init__(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.create:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.ledger = ckptkit.FailureLedger(self.directory)
 
     def reuse(self, path: Path, *, schema: str) -> ckptkit.Checkpoint | None:
