@@ -30,6 +30,8 @@ CHECKPOINTS_DIR = "checkpoints"
 MANIFEST = "manifest.ckpt"
 PREPARED = "prepared.ckpt"
 LOG_FILE = "virnucpro.log"
+#: predict under torchrun: one log (and pid) file per rank.
+LOGS_DIR = "logs"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,19 @@ class RunLayout:
         """``virnucpro.log``: the run's log (besides any ``--log-file``)."""
         return self.output_dir / LOG_FILE
 
+    @property
+    def logs_dir(self) -> Path:
+        """``logs/``: per-rank logs of a torchrun job."""
+        return self.output_dir / LOGS_DIR
+
+    def rank_log_path(self, rank: int) -> Path:
+        """``logs/rank-N.log``."""
+        return self.logs_dir / f"rank-{rank}.log"
+
+    def rank_pid_path(self, rank: int) -> Path:
+        """``logs/rank-N.pid``: the process id of rank N."""
+        return self.logs_dir / f"rank-{rank}.pid"
+
     def run_paths(self) -> tuple[Path, ...]:
         """Everything a predict run writes here (what ``--force`` removes)."""
         return (
@@ -124,6 +139,7 @@ class RunLayout:
             self.consensus_path,
             self.summary_path,
             self.log_path,
+            self.logs_dir,
             self.checkpoints_dir,
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -174,6 +175,14 @@ def predict(  # noqa: PLR0917 - typer maps parameters to options
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Debug log and tracebacks.", rich_help_panel=_RUN
     ),
+    gpus: str | None = typer.Option(
+        None,
+        "--gpus",
+        help="Run one process per listed GPU on this machine (e.g. 0,1,2,3), "
+        "through torchrun. For several machines use torchrun yourself "
+        "(docs/scaling.md).",
+        rich_help_panel=_COMPUTE,
+    ),
     log_file: Path | None = typer.Option(
         None, "--log-file", help="Also write the log here.", rich_help_panel=_RUN
     ),
@@ -189,7 +198,10 @@ def predict(  # noqa: PLR0917 - typer maps parameters to options
     from virnucpro_app.cli._exit import exit_on_error
 
     with exit_on_error(debug=verbose):
-        from virnucpro_app.pipeline.launch import launch_predict
+        from virnucpro_app.pipeline.launch import launch_predict, relaunch_on_gpus
+
+        if gpus is not None and "WORLD_SIZE" not in os.environ:
+            raise typer.Exit(code=relaunch_on_gpus(gpus, sys.argv[1:]))
 
         _setup_logging(quiet=quiet, verbose=verbose, log_file=log_file)
         if resume and force:

@@ -8,9 +8,10 @@ then hands over to :func:`virnucpro_app.pipeline.run.run_predict`.
 from __future__ import annotations
 
 import logging
+import os
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from virnucpro_app.config import (
     ENV_CLASSIFIER,
@@ -26,6 +27,8 @@ from virnucpro_app.pipeline.manifest import RunManifest
 
 if TYPE_CHECKING:
     from ckptkit.types import ExitCode
+    from virnucpro_app.device import DevicePlan
+    from virnucpro_app.pipeline.distributed import ProcessGroup
 
 LOG = logging.getLogger("virnucpro_app")
 SAMPLE_FASTA = "sample.fasta"
@@ -144,26 +147,86 @@ def launch_predict(  # noqa: PLR0913 - the command line's values
     keep_intermediate: bool,
     progress: bool,
 ) -> ExitCode:
-    """Resolve everything, run predict, and return its exit code (0 or 2)."""
+    """Resolve everything, run predict, and return its exit code (0 or 2).
+
+    Under torchrun every rank calls this; see ``pipeline.distributed``.
+    """
+    import torch
+
     from virnucpro_app.device import plan_device
+    from virnucpro_app.pipeline.distributed import (
+        ProcessGroup,
+        rank_device,
+        world_from_env,
+    )
     from virnucpro_app.pipeline.run import run_predict
 
-    if demo_dir is not None:
-        # Models named explicitly still win over the demo ones.
-        demo = demo_models(demo_dir, model_type)
-        models = ModelPaths(
-            dnabert=dnabert or demo.dnabert,
-            esm=esm or demo.esm,
-            classifier=classifier or demo.classifier,
-            demo=True,
+    world = world_from_env()
+    device = rank_device(device, world, cuda_available=torch.cuda.is_available())
+    group = ProcessGroup(world, use_cuda=device.startswith("cuda"))
+    try:
+        if world.is_distributed and device == "cpu":
+            # Share the cores of this machine among its ranks.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world.local_size))
+        if demo_dir is not None:
+            if world.is_main:
+                demo_models(demo_dir, model_type)
+            group.barrier()  # other ranks read the demo models once rank 0 built them
+            # Models named explicitly still win over the demo ones.
+            demo = demo_models(demo_dir, model_type)
+            models = ModelPaths(
+                dnabert=dnabert or demo.dnabert,
+                esm=esm or demo.esm,
+                classifier=classifier or demo.classifier,
+                demo=True,
+            )
+            if not inputs:
+                inputs = [bundled_sample()]
+        else:
+            models = given_models(dnabert, esm, classifier)
+        return _run(
+            run_predict,
+            group,
+            inputs=inputs,
+            output_dir=output_dir,
+            model_type=model_type,
+            models=models,
+            plan=plan_device(device, precision),
+            tokens_per_batch=tokens_per_batch,
+            shard_size=shard_size,
+            slice_size=slice_size,
+            existing=existing,
+            skip_checkpoint_validation=skip_checkpoint_validation,
+            force_resume=force_resume,
+            keep_intermediate=keep_intermediate,
+            progress=progress and world.is_main,
         )
-        if not inputs:
-            inputs = [bundled_sample()]
-    else:
-        models = given_models(dnabert, esm, classifier)
-    plan = plan_device(device, precision)
+    finally:
+        group.close()
+
+
+def _run(  # noqa: PLR0913 - the resolved command line
+    run_predict: Any,
+    group: ProcessGroup,
+    *,
+    inputs: list[Path],
+    output_dir: Path,
+    model_type: int,
+    models: ModelPaths,
+    plan: DevicePlan,
+    tokens_per_batch: int | None,
+    shard_size: int,
+    slice_size: int,
+    existing: str,
+    skip_checkpoint_validation: bool,
+    force_resume: bool,
+    keep_intermediate: bool,
+    progress: bool,
+) -> ExitCode:
+    rank = f"rank {group.world.rank}: " if group.world.is_distributed else ""
     LOG.info(
-        "device %s, precision %s%s",
+        "%sdevice %s, precision %s%s",
+        rank,
         plan.device,
         plan.precision.value,
         f" ({plan.note})" if plan.note else "",
@@ -184,6 +247,58 @@ def launch_predict(  # noqa: PLR0913 - the command line's values
         progress=progress,
         slice_size=slice_size,
     )
-    result = run_predict(config, build_manifest(config, plan.precision.value))
-    LOG.info("results in %s (exit code %d)", output_dir, int(result.exit_code))
-    return result.exit_code
+    result = run_predict(config, build_manifest(config, plan.precision.value), group)
+    if group.world.is_main:
+        LOG.info("results in %s (exit code %d)", output_dir, int(result.exit_code))
+    exit_code: ExitCode = result.exit_code
+    return exit_code
+
+
+def relaunch_on_gpus(gpus: str, argv: list[str]) -> int:
+    """Run this same predict command under torchrun, one process per GPU.
+
+    Args:
+        gpus: Comma-separated GPU numbers (``0,1,2,3``).
+        argv: This process's arguments (``predict ... --gpus 0,1``).
+
+    Returns:
+        torchrun's exit code.
+
+    Raises:
+        PipelineError: ``gpus`` is not a list of numbers.
+    """
+    import subprocess
+    import sys
+
+    from virnucpro_app.errors import PipelineError
+
+    ids = [part.strip() for part in gpus.split(",") if part.strip()]
+    if not ids or not all(part.isdigit() for part in ids):
+        raise PipelineError(f"--gpus takes GPU numbers like 0,1,2,3, not {gpus!r}")
+    args = _without_option(argv, "--gpus")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(ids)}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={len(ids)}",
+        "-m",
+        "virnucpro_app",
+        *args,
+    ]
+    LOG.info("starting %d processes: %s", len(ids), " ".join(command))
+    return subprocess.call(command, env=env)  # noqa: S603 - our own interpreter
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(f"{name}="):
+            kept.append(arg)
+    return kept

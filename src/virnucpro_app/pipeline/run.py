@@ -10,6 +10,7 @@ resumed run reuses is validated first (see :mod:`.store`).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -197,6 +198,15 @@ def _load_checked_classifier(config: PredictConfig) -> Classifier:
     return classifier
 
 
+def _attach_rank_log(layout: RunLayout, world: World) -> None:
+    """Per-rank log file (and pid, for operators) under ``DIR/logs/``."""
+    layout.logs_dir.mkdir(exist_ok=True)
+    handler = logging.FileHandler(layout.rank_log_path(world.rank), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    LOG.addHandler(handler)
+    layout.rank_pid_path(world.rank).write_text(f"{os.getpid()}\n")
+
+
 @dataclass(frozen=True)
 class _Plan:
     """Rank 0's word to every rank: how many shards and who computes which."""
@@ -301,6 +311,8 @@ def run_predict(
         create=False,  # rank 0 creates it once the output folder is settled
     )
     prepared, plan = _agree_on_plan(config, manifest, layout, store, group)
+    if world.is_distributed:
+        _attach_rank_log(layout, world)
     if prepared is None:  # not rank 0: read what rank 0 prepared
         prepared = prepare_shards(config, layout, store, reuse_only=True)
     classifier = _load_checked_classifier(config)
@@ -315,17 +327,21 @@ def run_predict(
     reports = group.gather(
         (sorted(runner.computed_shards), runner.computed, runner.seconds)
     )
-    if not world.is_main:
-        return RunResult(ExitCode.OK)
-    return _finish(
-        config=config,
-        manifest=manifest,
-        layout=layout,
-        store=store,
-        prepared=prepared,
-        reports=reports,
-        started=started,
-    )
+    result = RunResult(ExitCode.OK)
+    if world.is_main:
+        result = _finish(
+            config=config,
+            manifest=manifest,
+            layout=layout,
+            store=store,
+            prepared=prepared,
+            reports=reports,
+            started=started,
+        )
+    # Leave together: a rank tearing down its connections while another still
+    # talks to it makes gloo abort.
+    group.barrier()
+    return result
 
 
 def _finish(  # noqa: PLR0913 - the pieces of a finished run
