@@ -1,0 +1,10 @@
+"""``virnucpro-app train``: VirNucPro's MLP trained on labelled FASTA, resumably.
+
+Modules, in the order a run uses them: :mod:`.recipe` (hyper-parameters,
+the original's as defaults), :mod:`.features` (merged embeddings per class
+through predict's checkpointed stages), :mod:`.data` (labels, split, data
+order), :mod:`.loop` (epochs, early stopping, a ckptkit.CheckpointManager step
+per epoch), :mod:`.metrics`, :mod:`.epoch_report`, :mod:`.run` (the whole job)
+and :mod:`.launch` (command-line values to a run). docs/app/training.md is the
+guide. This module imports nothing heavy.
+"""
