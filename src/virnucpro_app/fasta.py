@@ -86,6 +86,26 @@ class FastaRecord:
     message: str = ""
 
 
+def normalize_sequence(sequence: bytes) -> bytes | None:
+    """The sequence uppercased, or ``None`` if it holds a letter that is not IUPAC.
+
+    One ``bytes.translate`` pass does both jobs: valid letters map to their
+    uppercase, anything else to NUL, which is then searched for.
+
+    Args:
+        sequence: ASCII sequence bytes.
+
+    Returns:
+        Uppercase bytes, or ``None``.
+
+    Example:
+        >>> normalize_sequence(b"acgtN"), normalize_sequence(b"AC-GT")
+        (b'ACGTN', None)
+    """
+    upper = sequence.translate(_NORMALIZE)
+    return None if b"\0" in upper else upper
+
+
 def read_records(paths: Iterable[PathLike]) -> Iterator[FastaRecord]:
     """Stream the records of FASTA files (plain or compressed) in order, checked.
 
@@ -182,8 +202,8 @@ def _checked(  # noqa: PLR0913 - the parts of one record
             f"{path}:{line}: {where} has an empty sequence; skipped. Fix: remove the "
             "record or restore its sequence",
         )  # fmt: skip
-    upper = raw.translate(_NORMALIZE)
-    if b"\0" not in upper:
+    upper = normalize_sequence(raw)
+    if upper is not None:
         return FastaRecord(index, path, number, record_id, upper, len(raw))
     bad = ", ".join(
         repr(chr(b)) for b in sorted(set(raw.translate(None, _VALID_BYTES)))

@@ -49,6 +49,10 @@ STANDARD_CODE: dict[str, str] = {
 
 # The original's complement table: only ACGT change, every other letter stays.
 _COMPLEMENT = bytes.maketrans(b"ACGT", b"TGCA")
+# Kept frames are cut out, joined with a separator, translated at once and split
+# back; codon indices never reach 255, and batch sequences hold no newline.
+_SEPARATOR = "\n"
+_SEPARATOR_CODE = 255
 _BASES = "ACGT"
 _AMBIGUOUS = 4
 _STOP_FORWARD = 1
@@ -75,6 +79,7 @@ def _build_tables() -> tuple[bytes, bytes, bytes, bytes]:
         flags[index] = (_STOP_FORWARD if forward_aa == STOP else 0) | (
             _STOP_REVERSE if reverse_aa == STOP else 0
         )
+    forward[_SEPARATOR_CODE] = reverse[_SEPARATOR_CODE] = ord(_SEPARATOR)
     return bytes(base_code), bytes(forward), bytes(reverse), bytes(flags)
 
 
@@ -221,14 +226,17 @@ class _ResidueMajorCodons:
     def from_buffer(cls, buffer: bytes) -> _ResidueMajorCodons:
         codes = np.frombuffer(buffer.translate(_BASE_CODE), dtype=np.uint8)
         num_positions = codes.size - 2
-        run_length = -(-num_positions // 3)
+        # One spare slot per residue row, so that a run may end at its row's
+        # last codon and still be a valid reduceat bound.
+        run_length = -(-num_positions // 3) + 1
         # Slots past the last codon hold an ambiguous index; no frame reads them.
-        index = np.full(3 * run_length, 124, dtype=np.uint8)
-        index[:num_positions] = codes[:-2] * np.uint8(25)
-        index[:num_positions] += codes[1:-1] * np.uint8(5)
-        index[:num_positions] += codes[2:]
-        # One more slot so that reduceat may end a run at the very last codon.
-        by_residue = index.reshape(run_length, 3).T.tobytes() + b"\x7c"
+        index = np.empty(3 * run_length, dtype=np.uint8)
+        index[num_positions:] = 124
+        head, scratch = index[:num_positions], np.empty(num_positions, np.uint8)
+        np.multiply(codes[:-2], np.uint8(25), out=head)
+        np.add(head, np.multiply(codes[1:-1], np.uint8(5), out=scratch), out=head)
+        np.add(head, codes[2:], out=head)
+        by_residue = index.reshape(run_length, 3).T.tobytes()
         return cls(codon_bytes=by_residue, run_length=run_length)
 
     def run_start(self, first: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -261,22 +269,63 @@ class _ResidueMajorCodons:
         """Each candidate's protein, translated from its own run of codons."""
         # Kept frames hold a small share of all codons: translating just their
         # runs beats translating the whole batch twice.
-        codons = self.codon_bytes
         run_start = self.run_start(cand.first)
         run_end = run_start + cand.count
-        is_forward = (cand.frame < 3).tolist()  # noqa: PLR2004 - F1-F3
-        proteins = [
-            codons[a:b].translate(_FORWARD_AA).decode("latin-1")
-            if fwd
-            # a reverse frame reads its codons from the highest position down
-            else codons[a:b].translate(_REVERSE_AA)[::-1].decode("latin-1")
-            for fwd, a, b in zip(
-                is_forward, run_start.tolist(), run_end.tolist(), strict=True
-            )
-        ]
+        is_forward = cand.frame < 3  # noqa: PLR2004 - F1-F3
+        reverse = ~is_forward
+        separator = bytes([_SEPARATOR_CODE])
+        forward = _pieces(
+            self.codon_bytes, run_start[is_forward], run_end[is_forward],
+            _FORWARD_AA, separator,
+        )  # fmt: skip
+        # A reverse frame reads its codons from the highest position down.
+        backward = _pieces(
+            self.codon_bytes, run_start[reverse], run_end[reverse],
+            _REVERSE_AA, separator, reverse=True,
+        )  # fmt: skip
+        proteins = _interleave(is_forward, forward, backward)
         for i in np.flatnonzero(cand.ambiguous).tolist():
             proteins[i] = proteins[i].replace("\0", "")  # no letter for these
         return proteins
+
+
+def _pieces(  # noqa: PLR0913 - a source, its cut points and how to map them
+    source: bytes,
+    lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+    table: bytes,
+    separator: bytes,
+    *,
+    reverse: bool = False,
+) -> list[str]:
+    """The pieces ``source[lo:hi]``, each mapped through ``table`` (and reversed).
+
+    One join, ``translate``, ``decode`` and ``split`` serve all pieces, instead
+    of one call of each per piece; ``table`` must map ``separator``, and
+    nothing else, to :data:`_SEPARATOR`.
+    """
+    if lo.size == 0:
+        return []
+    joined = separator.join(
+        [source[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+    ).translate(table)
+    if not reverse:
+        return joined.decode("latin-1").split(_SEPARATOR)
+    # Reversing the whole string reverses each piece and the order of pieces.
+    return joined[::-1].decode("latin-1").split(_SEPARATOR)[::-1]
+
+
+def _interleave(
+    is_forward: NDArray[np.bool_], forward: list[str], backward: list[str]
+) -> list[str]:
+    """Merge forward-frame and reverse-frame strings back into frame order."""
+    merged = np.empty(is_forward.size, dtype=object)
+    for mask, strings in ((is_forward, forward), (~is_forward, backward)):
+        column = np.empty(len(strings), dtype=object)
+        column[:] = strings
+        merged[mask] = column
+    result: list[str] = merged.tolist()
+    return result
 
 
 def _nucleotides(  # noqa: PLR0913 - the parallel arrays of the kept frames
@@ -290,6 +339,7 @@ def _nucleotides(  # noqa: PLR0913 - the parallel arrays of the kept frames
 ) -> list[str]:
     """The strand from the frame offset, ``3p + 1`` bases, clipped at the end."""
     is_forward = frame < 3  # noqa: PLR2004 - F1-F3
+    reverse = ~is_forward
     offset = frame % 3
     span = 3 * protein_length + 1
     # Reverse: the same slice of the reverse strand is the reverse complement
@@ -300,10 +350,21 @@ def _nucleotides(  # noqa: PLR0913 - the parallel arrays of the kept frames
     hi = np.where(
         is_forward, start + np.minimum(offset + span, length), start + length - offset
     )
-    return [
-        text[a:b] if fwd else buffer[a:b].translate(_COMPLEMENT)[::-1].decode("latin-1")
-        for fwd, a, b in zip(is_forward.tolist(), lo.tolist(), hi.tolist(), strict=True)
+    forward = [
+        text[a:b]
+        for a, b in zip(lo[is_forward].tolist(), hi[is_forward].tolist(), strict=True)
     ]
+    if _SEPARATOR.encode() in buffer:  # not from read_records; keep it exact
+        backward = [
+            buffer[a:b].translate(_COMPLEMENT)[::-1].decode("latin-1")
+            for a, b in zip(lo[reverse].tolist(), hi[reverse].tolist(), strict=True)
+        ]
+    else:
+        backward = _pieces(
+            buffer, lo[reverse], hi[reverse], _COMPLEMENT, _SEPARATOR.encode(),
+            reverse=True,
+        )  # fmt: skip
+    return _interleave(is_forward, forward, backward)
 
 
 def stop_free_frames(sequence: str) -> list[Frame]:

@@ -98,7 +98,7 @@ def test_plan_chunks_equals_chunk_bounds(lengths: list[int], size: int) -> None:
     assert list(zip(plan.start.tolist(), ends, strict=True)) == flat
 
 
-@given(chunk=st.text(alphabet="ACGTacgtNRY-*X", max_size=90))
+@given(chunk=st.text(alphabet="ACGTacgtNRY-*X\n", max_size=90))
 def test_stop_free_frames_equal_the_rule(chunk: str) -> None:
     assert [tuple(f) for f in stop_free_frames(chunk)] == reference_frames(chunk)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from virnucpro_app.errors import InputError
-from virnucpro_app.fasta import RecordProblem, read_records
+from virnucpro_app.fasta import RecordProblem, normalize_sequence, read_records
 
 
 def _write(path: Path, text: str) -> Path:
@@ -153,3 +153,9 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=r"in\.fa\.gz: cannot read the file"):
         list(read_records([path]))
+
+
+def test_normalize_sequence_uppercases_iupac_and_refuses_the_rest() -> None:
+    assert normalize_sequence(b"acgturyswkmbdhvn") == b"ACGTURYSWKMBDHVN"
+    for bad in (b"AC GT", b"AC-GT", b"ACX", b"AC*", b"AC1", b"AC\0"):
+        assert normalize_sequence(bad) is None

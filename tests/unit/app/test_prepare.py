@@ -60,10 +60,27 @@ def test_prepare_records_keeps_order_with_worker_processes(tmp_path: Path) -> No
     text = "".join(f">r{i}\n{'ACGTTGCAAGGCTTA' * (i % 7 + 1)}\n" for i in range(60))
     records = _records(tmp_path, text + ">x\nAC-T\n")
     single = list(prepare_records(records, chunk_size_bp=20, workers=1, batch_bp=100))
-    pooled = list(prepare_records(records, chunk_size_bp=20, workers=2, batch_bp=100))
-    assert len(pooled) > 2
+    # Two batches here, the rest in two worker processes.
+    pooled = list(
+        prepare_records(
+            records, chunk_size_bp=20, workers=2, batch_bp=100, pool_after_bp=150
+        )
+    )
+    assert len(pooled) > 4
     assert pooled == single
     assert [a.index for b in pooled for a in b.accounts] == list(range(61))
+
+
+def test_prepare_records_starts_no_workers_for_small_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("worker processes started")
+
+    monkeypatch.setattr("virnucpro_app.prepare.ordered_map", no_pool)
+    records = _records(tmp_path)
+    batches = list(prepare_records(records, chunk_size_bp=5, workers=2, batch_bp=10))
+    assert len(batches) == 3  # [11 bp], [0, 5, 12 bp], [40 bp]
 
 
 def test_prepare_records_refuses_a_chunk_size_below_one(tmp_path: Path) -> None:

@@ -111,3 +111,10 @@ def test_select_frames_with_no_chunks_is_empty() -> None:
     kept = select_frames(b"ACGT", np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert kept.proteins == []
     assert kept.nucleotides == []
+
+
+def test_reverse_frames_of_a_chunk_holding_a_newline_stay_exact() -> None:
+    """A newline cannot come from read_records, but select_frames stays exact."""
+    frames = {f.name: f for f in stop_free_frames("GGG\nCCC")}
+    assert frames["F1"] == Frame("F1", "GGG\n", "G")
+    assert frames["R1"] == Frame("R1", "GGG\n", "G")
