@@ -89,7 +89,10 @@ def _report(summary: PrepareSummary) -> None:
 @app.command("prepare")
 def prepare(  # noqa: PLR0917 - typer maps parameters to options
     inputs: list[Path] = typer.Argument(
-        ..., help="FASTA files, plain or gzip-compressed.", show_default=False
+        ...,
+        help="FASTA files, plain or gzip-compressed.",
+        metavar="INPUT",
+        show_default=False,
     ),
     output_dir: Path = typer.Option(
         ..., "--output-dir", "-o", help="Folder for the outputs (created if needed)."
