@@ -135,3 +135,15 @@ def test_prepare_refuses_a_chunk_size_below_one(tmp_path: Path) -> None:
     code, _, stderr = _prepare(path, "-o", tmp_path / "out", "--chunk-size", "0")
     assert code == ExitCode.FAILURE
     assert "--chunk-size must be at least 1" in stderr
+
+
+def test_prepare_progress_goes_to_stderr_only(tmp_path: Path) -> None:
+    path = tmp_path / "in.fa"
+    path.write_text(">a\nATGAAA\n")
+    result = run_cli("virnucpro_app", ["prepare", path, "-o", tmp_path / "out"])
+    assert result.returncode == ExitCode.OK, result.stderr
+    summary = (
+        "1 records (6 bp): 1 prepared, 0 without a stop-free frame, 0 skipped; "
+        f"1 chunks, 5 frames -> {tmp_path / 'out'}"
+    )
+    assert result.stdout.splitlines() == [summary]
