@@ -35,7 +35,7 @@ PROTEINS = {
 
 
 def _documented_commands() -> list[list[str]]:
-    section = USAGE.read_text().split("## embed", 1)[1]
+    section = USAGE.read_text().split("## embed", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block is not None
     return [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
@@ -95,7 +95,7 @@ def test_embed_writes_ids_and_float32_embeddings_in_input_order(
 
 
 def test_documented_options_exist() -> None:
-    section = USAGE.read_text().split("## embed", 1)[1]
+    section = USAGE.read_text().split("## embed", 1)[1].split("\n## ", 1)[0]
     result = run_cli("virnucpro_app", ["embed", "--help"], env={"COLUMNS": "200"})
     assert result.returncode == 0
     for option in set(re.findall(r"`(--[a-z-]+)`", section)):
