@@ -17,6 +17,8 @@ from virnucpro_app.training.loop import (
 )
 from virnucpro_app.training.recipe import TrainRecipe
 
+from ..support.corrupt import flip_bit
+
 IDENTITY = {"features": "test"}
 
 
@@ -118,3 +120,15 @@ def test_resume_with_other_hyper_parameters_is_refused(tmp_path: Path) -> None:
             resume=True,
             identity={"features": "other"},
         )
+
+
+def test_a_damaged_newest_epoch_falls_back_to_the_previous_one(
+    tmp_path: Path, reference: TrainOutcome
+) -> None:
+    _train(tmp_path, TrainRecipe(**{**RECIPE.to_json(), "epochs": 3}))
+    newest = max(tmp_path.glob("step-*.ckpt"))
+    flip_bit(newest, 8 * (newest.stat().st_size - 3))  # in the tensor bytes
+    with pytest.warns(ckptkit.CheckpointFallbackWarning, match="restored step 2"):
+        resumed = _train(tmp_path, RECIPE, resume=True)
+    assert resumed.resumed_from == 2
+    _assert_same_weights(resumed.model, reference.model)

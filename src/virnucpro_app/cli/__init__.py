@@ -30,6 +30,7 @@ def _mount_commands() -> None:
     from virnucpro_app.cli import models as _models  # noqa: F401
     from virnucpro_app.cli import predict as _predict  # noqa: F401
     from virnucpro_app.cli import prepare as _prepare  # noqa: F401
+    from virnucpro_app.cli import train as _train  # noqa: F401
     from virnucpro_app.cli import validate as _validate  # noqa: F401
     from virnucpro_app.cli import version as _version  # noqa: F401
 

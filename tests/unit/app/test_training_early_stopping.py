@@ -20,9 +20,9 @@ def _feed(stopper: EarlyStopping, losses: list[float]) -> list[bool]:
 def test_stops_after_patience_epochs_without_a_lower_loss() -> None:
     stopper = EarlyStopping(patience=3)
     assert _feed(stopper, [1.0, 0.8, 0.9, 0.85]) == [True, True, False, False]
-    assert not stopper.stopped
-    assert _feed(stopper, [0.81]) == [False]
-    assert stopper.stopped
+    after_two_bad_epochs = stopper.stopped
+    assert stopper.update(0.81, 5) is False
+    assert (after_two_bad_epochs, stopper.stopped) == (False, True)
     assert (stopper.best_epoch, stopper.best_loss, stopper.bad_epochs) == (2, 0.8, 3)
 
 
