@@ -81,6 +81,11 @@ class TrainConfig:
             raise PipelineError(
                 f"--model-type must be 300 or 500, not {self.features.model_type}"
             )
+        if self.output.resolve() == self.layout.checkpoint_dir.resolve():
+            raise PipelineError(
+                f"--output {self.output} is the checkpoint folder: name the "
+                "classifier file differently or pass --checkpoint-dir"
+            )
         for flag, paths in (("--virus", self.virus), ("--host", self.host)):
             if not paths:
                 raise InputError(f"no {flag} FASTA file given")
