@@ -98,6 +98,10 @@ class TrainOutcome:
 class TrainingLoop:
     """Trains the MLP on labelled features with checkpoints in ``manager``.
 
+    Construction seeds the global random generators (torch, numpy, python) with
+    ``recipe.seed`` and draws the initial weights; :meth:`resume` then replaces
+    every state with a checkpoint's.
+
     Args:
         data: The labelled features.
         recipe: Hyper-parameters.
