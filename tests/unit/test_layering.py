@@ -57,3 +57,14 @@ def test_importing_ckptkit_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_app_usage_errors_exit_1_not_the_partial_code() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "virnucpro_app", "predict", "--no-such-flag"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: No such option: --no-such-flag")

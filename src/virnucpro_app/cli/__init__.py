@@ -37,5 +37,22 @@ def _mount_commands() -> None:
 
 def main() -> None:
     """Entry point of the ``virnucpro-app`` console script."""
+    import sys
+
     _mount_commands()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:
+        context = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help())
+            code = 0
+        else:
+            # Bad arguments: one line and exit 1; click's usual 2 means "partial".
+            hint = f" (see `{context.command_path} --help`)" if context else ""
+            typer.echo(f"error: {error.format_message()}{hint}", err=True)
+            code = 1
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        code = 130
+    sys.exit(int(code or 0))
