@@ -32,8 +32,9 @@ from .predict_support import (
 )
 
 USAGE = Path(__file__).resolve().parents[2] / "docs" / "app" / "usage.md"
-#: Small inputs, several shards and slices per class, short epochs slowed down a
-#: little (--batch-pause-ms changes no number) so that kills land inside them.
+#: Small inputs, several shards and slices per class, short epochs; a run to be
+#: killed is slowed down a little (--batch-pause-ms changes no number) so that
+#: kills land inside its epochs.
 TRAIN_OPTIONS = (
     "--demo",
     "--model-type",
@@ -50,10 +51,10 @@ TRAIN_OPTIONS = (
     "4",
     "--lr",
     "0.01",
-    "--batch-pause-ms",
-    "40",
     "--no-progress",
 )
+#: Only runs that get killed are slowed down.
+SLOW = ("--batch-pause-ms", "40")
 
 
 def _contigs(path: Path, seed: int) -> Path:
@@ -152,7 +153,7 @@ def test_killed_training_resumes_to_the_uninterrupted_classifier(
         sys.executable,
         "-m",
         "virnucpro_app",
-        *_args(inputs, output, "--resume"),
+        *_args(inputs, output, "--resume", *SLOW),
     ]
     rng = random.Random(3)
 
@@ -179,7 +180,7 @@ def test_killed_training_resumes_to_the_uninterrupted_classifier(
         lambda: bool(_steps(train_dir)) and _steps(train_dir)[-1] > seen[-1],
         rng.uniform(0, 0.3),
     )
-    result = run_cli("virnucpro_app", command[3:], env=demo_env(demo_cache))
+    result = _train(inputs, output, demo_cache, "--resume")
     assert result.returncode == 0, result.stderr
     assert "resuming training after epoch" in result.stderr
     expected, actual = _tensors(reference), _tensors(output)
