@@ -30,7 +30,7 @@ from ckptkit._reader import (
 from ckptkit._versions import parse_version
 from ckptkit.errors import CheckpointCorruptError
 from ckptkit.info import Checkpoint, CheckpointInfo
-from ckptkit.keys import select_keys, split_key
+from ckptkit.keys import lookup, select_keys, split_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -266,18 +266,11 @@ def _load_plain_safetensors(
 
 
 def _get_legacy(state: Any, key: str, path: Path) -> Any:
-    node = state
-    for part in split_key(key):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif (
-            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
-        ):
-            node = node[int(part)]
-        else:
-            msg = f"{path}: key {key!r} is not in the checkpoint"
-            raise KeyError(msg)
-    return node
+    try:
+        return lookup(state, key)
+    except KeyError:
+        msg = f"{path}: key {key!r} is not in the checkpoint"
+        raise KeyError(msg) from None
 
 
 def load(  # noqa: PLR0913 - the documented public signature

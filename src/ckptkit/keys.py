@@ -51,6 +51,35 @@ def find_node(tree: Any, parts: Sequence[str]) -> Any | None:
     return node
 
 
+_MISSING = object()
+
+
+def lookup(state: Any, key: str, default: Any = _MISSING) -> Any:
+    """The value at a dotted ``key`` in a plain (loaded) state.
+
+    Dict keys match by ``str(key)``; list and tuple items by index.
+
+    Raises:
+        KeyError: The key is not in the state and no ``default`` was given.
+    """
+    node = state
+    for part in split_key(key):
+        if isinstance(node, dict):
+            matches = [v for k, v in node.items() if str(k) == part]
+            if matches:
+                node = matches[0]
+                continue
+        elif (
+            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
+        ):
+            node = node[int(part)]
+            continue
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+    return node
+
+
 def has_key(tree: Any, key: str) -> bool:
     """True when the dotted ``key`` exists in the state skeleton."""
     return find_node(tree, split_key(key)) is not None or (

@@ -18,7 +18,7 @@ from ckptkit._reader import (
     verify_entry,
 )
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
-from ckptkit.keys import has_key, split_key
+from ckptkit.keys import has_key, lookup
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,17 +77,8 @@ def _missing_keys(
 
 
 def _legacy_has(state: object, key: str) -> bool:
-    node = state
-    for part in split_key(key):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif (
-            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
-        ):
-            node = node[int(part)]
-        else:
-            return False
-    return True
+    missing = object()
+    return lookup(state, key, missing) is not missing
 
 
 def _run_checks(

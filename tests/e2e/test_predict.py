@@ -29,14 +29,6 @@ from .predict_support import (
 
 
 @pytest.fixture(scope="module")
-def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("demo-models")
-    make_demo_models(cache)
-    (cache / ".complete").write_text("built by the test\n")
-    return cache
-
-
-@pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_input(tmp_path_factory.mktemp("input") / "contigs.fa")
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import ckptkit
-from virnucpro_app.demo import make_demo_models
 
 from ..support.subprocess_runner import run_cli
 from .predict_support import make_input, predict_args, read_summary
@@ -22,14 +21,6 @@ OUTPUT_FILES = (
     "prediction_results_highestscore.csv",
     "records.tsv",
 )
-
-
-@pytest.fixture(scope="module")
-def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("demo-models")
-    make_demo_models(cache)
-    (cache / ".complete").write_text("built by the test\n")
-    return cache
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import pytest
 import torch
 
 import ckptkit
-from virnucpro_app.demo import make_demo_models
 from virnucpro_app.models.classifier import load_classifier
 
 from ..support.corrupt import flip_bit
@@ -63,14 +62,6 @@ def _contigs(path: Path, seed: int) -> Path:
         (f"c{seed}_{i}", coding_contig(rng, rng.randint(600, 1200))) for i in range(6)
     ]
     return write_fasta(path, records)
-
-
-@pytest.fixture(scope="module")
-def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("demo-models")
-    make_demo_models(cache)
-    (cache / ".complete").write_text("built by the test\n")
-    return cache
 
 
 @pytest.fixture(scope="module")
