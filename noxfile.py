@@ -37,6 +37,8 @@ def tests(session: nox.Session) -> None:
     _install(session, "test")
     session.run(
         "pytest",
+        "--numprocesses=auto",
+        "--dist=loadfile",  # a file's module fixtures (demo runs) are built once
         "--cov",
         "--cov-report=term:skip-covered",
         *session.posargs,
