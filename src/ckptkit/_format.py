@@ -1,4 +1,4 @@
-"""The on-disk contract of a ckptkit file (documented in docs/ckptkit/format.md).
+"""The on-disk contract of a ckptkit file (documented in docs/format.md).
 
 A ckptkit checkpoint is a valid safetensors file: an 8-byte little-endian header
 length N, N bytes of JSON header (padded with spaces to a multiple of 8), then the
@@ -51,7 +51,7 @@ _TEMP_PATTERN = re.compile(
 )
 
 
-#: The failure ledger kept in a checkpoint folder (format in docs/ckptkit/format.md).
+#: The failure ledger kept in a checkpoint folder (format in docs/format.md).
 LEDGER_FILENAME: Final = "failed_checkpoints.txt"
 
 #: A checkpoint migrated in place keeps its original as ``{name}.v{old version}.bak``.

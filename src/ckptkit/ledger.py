@@ -2,7 +2,7 @@
 
 The file is ``failed_checkpoints.txt`` in a chosen folder. Each line is
 ``{checkpoint_path}|{reason}|{timestamp}`` with a UTC ISO-8601 timestamp; path and
-reason are escaped so that a line stays one line (docs/ckptkit/format.md, "Failure
+reason are escaped so that a line stays one line (docs/format.md, "Failure
 ledger"). Appends from many processes never interleave: each line is one
 ``os.write`` on a file opened with ``O_APPEND``, under an exclusive ``flock`` where
 the platform has one. The lock is taken on the ledger itself, which is never
