@@ -6,15 +6,14 @@ skipped; see records.tsv), 3 checkpoint problem (see the run's ledger).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import warnings
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
 
 import typer
 
 from virnucpro_app.cli import app
+from virnucpro_app.cli._run_options import demo_cache_dir, setup_logging
 from virnucpro_app.config import (
     DEFAULT_SHARD_SIZE,
     DEFAULT_SLICE_SIZE,
@@ -27,43 +26,6 @@ from virnucpro_app.config import (
 _MODELS = "Models"
 _COMPUTE = "Compute"
 _RUN = "Run control"
-
-
-def demo_cache_dir() -> Path:
-    """Where ``--demo`` keeps its models (``$VIRNUCPRO_DEMO_CACHE`` or ~/.cache)."""
-    configured = os.environ.get(ENV_DEMO_CACHE)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "virnucpro-app" / "demo-models"
-
-
-def _log_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: object = None,
-    line: str | None = None,
-) -> None:
-    del category, filename, lineno, file, line
-    logging.getLogger("virnucpro_app").warning("%s", message)
-
-
-def _setup_logging(*, quiet: bool, verbose: bool, log_file: Path | None) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    # Demo-model and out-of-memory warnings: one log line each, no source dump.
-    warnings.showwarning = _log_warning
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(message)s",
-        handlers=handlers,
-        force=True,
-    )
 
 
 @app.command("predict")
@@ -203,7 +165,7 @@ def predict(  # noqa: PLR0917 - typer maps parameters to options
         if gpus is not None and "WORLD_SIZE" not in os.environ:
             raise typer.Exit(code=relaunch_on_gpus(gpus, sys.argv[1:]))
 
-        _setup_logging(quiet=quiet, verbose=verbose, log_file=log_file)
+        setup_logging(quiet=quiet, verbose=verbose, log_file=log_file)
         if resume and force:
             from virnucpro_app.errors import PipelineError
 

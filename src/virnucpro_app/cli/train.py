@@ -10,7 +10,7 @@ from pathlib import Path  # noqa: TC003 - typer reads the annotations at run tim
 import typer
 
 from virnucpro_app.cli import app
-from virnucpro_app.cli.predict import _setup_logging, demo_cache_dir
+from virnucpro_app.cli._run_options import demo_cache_dir, setup_logging
 from virnucpro_app.config import (
     DEFAULT_SHARD_SIZE,
     DEFAULT_SLICE_SIZE,
@@ -212,7 +212,7 @@ def train(  # noqa: PLR0917 - typer maps parameters to options
         from virnucpro_app.training.launch import TrainRequest, launch_train
         from virnucpro_app.training.recipe import TrainRecipe
 
-        _setup_logging(quiet=quiet, verbose=verbose, log_file=log_file)
+        setup_logging(quiet=quiet, verbose=verbose, log_file=log_file)
         if resume and force:
             raise PipelineError("--resume and --force exclude each other: pick one")
         request = TrainRequest(
