@@ -121,6 +121,20 @@ def _sync(rec: Recorder, plan: Plan, state: dict, root: Path, where: str) -> flo
     return median
 
 
+def _pinned_bytes(rec: Recorder, when: str) -> None:
+    """Page-locked host memory torch's caching host allocator holds (GPU only).
+
+    It rounds every block up to a power of two and keeps freed blocks cached, so
+    the snapshot buffer may hold up to twice the state, and after close() too.
+    """
+    stats = getattr(torch.cuda, "host_memory_stats", None)
+    if not torch.cuda.is_available() or stats is None:
+        rec.skip(f"pinned host memory {when}")
+        return
+    held = stats().get("allocated_bytes.current", 0) / 2**30
+    rec.figure(f"pinned host memory {when}", round(held, 2), "GiB")
+
+
 def _async(rec: Recorder, plan: Plan, state: dict, root: Path, where: str) -> None:
     sync_s = _sync(rec, plan, state, root, where)
     blocked, copies = [], []
@@ -138,6 +152,8 @@ def _async(rec: Recorder, plan: Plan, state: dict, root: Path, where: str) -> No
             state["model"]["layer0.weight"].add_(1)  # the loop goes on at once
         pinned = mgr._buffer.is_pinned  # noqa: SLF001 - reported, not used
         tail_s = timed(mgr.wait, where)[1]
+        _pinned_bytes(rec, "while the manager is open")
+    _pinned_bytes(rec, "after close()")
     rec.figure(
         "async save, first (allocates the host buffer)", round(blocked[0], 3), "s"
     )

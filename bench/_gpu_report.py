@@ -9,8 +9,9 @@ what it measured), and prints the same result as a readable line. Kinds:
 - ``figure``: a measurement (``value`` and ``unit``);
 - ``info``: a fact about the machine or the run;
 - ``skip``: not measured, with the reason (``skipped: no CUDA`` in smoke mode);
-- ``done`` (written by the part's end) and ``status`` (written by the driver when
-  a part timed out, crashed or got no time).
+- ``start`` and ``done`` (written by the part's process at its start and end),
+  ``status`` (written by the driver when a part timed out, crashed or got no
+  time).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class Recorder:
     def skip(self, name: str, reason: str = NO_CUDA) -> None:
         self._write("skip", name, detail=reason)
 
+    def start(self) -> None:
+        """Written by the part's process first: a kill later means 'killed'."""
+        self._write("start", "part started")
+
     def status(self, name: str, seconds: float) -> None:
         """Written by the driver for a part that did not finish by itself."""
         self._write("status", name, value=round(seconds, 1), unit="s")
@@ -91,7 +96,7 @@ def format_record(record: dict[str, Any]) -> str:
         return f"  [goal {'met' if record['ok'] else 'NOT met'}] {name}: {text}{tail}"
     if kind == "skip":
         return f"  [skipped] {name}: {detail}"
-    if kind in ("done", "status"):
+    if kind in ("start", "done", "status"):
         return f"  == {record['part']}: {name} {text}{tail}"
     return f"  {name}: {text}{tail}"
 

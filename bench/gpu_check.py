@@ -112,6 +112,7 @@ def _run_parts(names: list[str], args: argparse.Namespace) -> None:
         torch.set_num_threads(1)
     for part in names:
         rec = Recorder(workdir, part)
+        rec.start()
         if part in NEEDS_MODELS and not ctx.files.complete.exists():
             rec.skip(part, "skipped: the models part did not finish")
             rec.done()
@@ -189,19 +190,42 @@ def _groups(parts: list[str], *, smoke: bool) -> list[list[str]]:
     return [parts] if smoke else [[part] for part in parts]
 
 
-def _drive(args: argparse.Namespace, parts: list[str], workdir: Path) -> int:
-    budget = args.budget_s or (300 if args.smoke else 450)
-    deadline = time.perf_counter() + budget
+def _set_earlier_results_apart(workdir: Path) -> None:
+    """A rerun in the same workdir: earlier results are kept, but apart."""
     earlier = workdir / RESULTS_NAME
-    if earlier.exists():  # a rerun in the same workdir: keep, but apart
+    if earlier.exists():
         with (workdir / "results-earlier.jsonl").open("a") as handle:
             handle.write(earlier.read_text())
         earlier.unlink()
+
+
+def _mark_unfinished(
+    workdir: Path, names: list[str], outcome: tuple[int, bool, float]
+) -> None:
+    """Give every part of a finished process without an end its status."""
+    code, timed_out, seconds = outcome
+    records = read_results(workdir)
+    for part in names:
+        kinds = [r["kind"] for r in records if r["part"] == part]
+        if "done" in kinds or "status" in kinds:
+            continue
+        if not kinds:
+            state = "not started (time limit)" if timed_out else "not started"
+        elif timed_out:
+            state = "killed at its time limit"
+        else:
+            state = f"crashed (exit {code})"
+        Recorder(workdir, part).status(state, seconds)
+
+
+def _drive(args: argparse.Namespace, parts: list[str], workdir: Path) -> int:
+    budget = args.budget_s or (300 if args.smoke else 450)
+    deadline = time.perf_counter() + budget
+    _set_earlier_results_apart(workdir)
     with (workdir / "gpu_check.log").open("a") as log:
         for names in _groups(parts, smoke=args.smoke):
-            left = deadline - time.perf_counter()
             wanted = sum(SMOKE_LIMIT_S if args.smoke else LIMIT_S[p] for p in names)
-            limit = min(wanted, left - 5)
+            limit = min(wanted, deadline - time.perf_counter() - 5)
             if limit < MIN_PART_S:
                 for part in names:
                     Recorder(workdir, part).status("skipped: no time left", 0)
@@ -209,20 +233,7 @@ def _drive(args: argparse.Namespace, parts: list[str], workdir: Path) -> int:
             banner = f"\n== {', '.join(names)} (limit {limit:.0f} s)"
             print(banner, flush=True)
             log.write(banner + "\n")
-            code, timed_out, seconds = _start_parts(names, args, log, limit)
-            records = read_results(workdir)
-            for part in names:
-                if any(
-                    r["part"] == part and r["kind"] in ("done", "status")
-                    for r in records
-                ):
-                    continue
-                state = (
-                    "killed at its time limit"
-                    if timed_out
-                    else f"crashed (exit {code})"
-                )
-                Recorder(workdir, part).status(state, seconds)
+            _mark_unfinished(workdir, names, _start_parts(names, args, log, limit))
             copy_to_out(workdir)
     records = read_results(workdir)
     lines = summary_lines(records, parts)

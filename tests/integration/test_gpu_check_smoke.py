@@ -29,6 +29,8 @@ CUDA_ONLY = {
     "bf16 matmul ceiling",
     "ESM-2 ours bf16 MFU >= 50 %",
     "async blocked / sync <= 0.05 with pinned staging",
+    "pinned host memory while the manager is open",
+    "pinned host memory after close()",
     "GPU busy share and kernel classes",
     "out-of-memory back-off",
 }
@@ -54,8 +56,8 @@ def test_smoke_run_reports_every_part_and_skips_what_needs_cuda(
     finished = {r["part"] for r in records if r["kind"] == "done"}
     assert finished == PARTS
     for part in PARTS:
-        reported = [r for r in records if r["part"] == part and r["kind"] != "done"]
-        assert reported, f"part {part} reported nothing"
+        kinds = {r["kind"] for r in records if r["part"] == part}
+        assert kinds & {"check", "figure", "info", "skip"}, f"{part}: no result"
     checks = [r for r in records if r["kind"] == "check"]
     assert checks
     assert all(r["ok"] for r in checks)
