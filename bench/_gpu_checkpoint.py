@@ -131,8 +131,11 @@ def _pinned_bytes(rec: Recorder, when: str) -> None:
     if not torch.cuda.is_available() or stats is None:
         rec.skip(f"pinned host memory {when}")
         return
-    held = stats().get("allocated_bytes.current", 0) / 2**30
-    rec.figure(f"pinned host memory {when}", round(held, 2), "GiB")
+    held = stats().get("allocated_bytes.current")
+    if held is None:
+        rec.skip(f"pinned host memory {when}", "skipped: this torch does not say")
+        return
+    rec.figure(f"pinned host memory {when}", round(held / 2**30, 2), "GiB")
 
 
 def _async(rec: Recorder, plan: Plan, state: dict, root: Path, where: str) -> None:

@@ -33,6 +33,8 @@ from _gpu_correctness import MIN_COSINE
 from _gpu_plan import datasheet_peak, free_gpu, timed
 from _gpu_report import find, read_results
 from _gpu_setup import fair_esm_from_file
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 
 from virnucpro_app.models.attention import BACKEND_ENV
 from virnucpro_app.models.batching import plan_batches
@@ -85,6 +87,16 @@ class Speed:
         return utilisation
 
 
+#: ESM-2 bf16 loaded once per process: throughput and profile share it.
+_LOADED: dict[str, Encoder] = {}
+
+
+def _esm_bf16(ctx: Context) -> Encoder:
+    if "esm" not in _LOADED:
+        _LOADED["esm"] = load("esm", ctx.files.esm, device=ctx.where, precision="bf16")
+    return _LOADED["esm"]
+
+
 def _embed(
     encoder: Encoder, proteins: list[str], where: str, budget: int | None
 ) -> tuple[torch.Tensor, float]:
@@ -106,7 +118,7 @@ class _Throughput:
         rec, plan, where = self.rec, self.plan, self.where
         proteins = plan.workload(plan.speed_frames, seed=21).proteins
         sweep = proteins[: plan.sweep_frames]
-        encoder = load("esm", self.files.esm, device=where, precision="bf16")
+        encoder = _esm_bf16(self.ctx)
         backend = encoder.info.attention
         _embed(encoder, proteins[:64], where, None)  # warm-up
         if where.startswith("cuda"):
@@ -122,8 +134,6 @@ class _Throughput:
             auto = out if tokens == budget else auto
         if auto is None:
             auto, _ = _embed(encoder, sweep, where, None)
-        del encoder
-        free_gpu(where)
         return backend, sweep, auto
 
     def _goal(self, utilisation: float | None) -> None:
@@ -212,14 +222,31 @@ def run_throughput(rec: Recorder, ctx: Context) -> None:
     steps.dnabert()
 
 
+def _timed_events(prof: profile, *, cuda: bool) -> list[tuple[str, float, int]]:
+    """``(name, microseconds, calls)`` per GPU kernel (or per CPU op), longest first.
+
+    On a GPU only the device-side events count (kernels, copies): the CPU-side
+    operators that launched them report the same time again.
+    """
+    totals: dict[str, list[float]] = {}
+    if cuda:
+        for event in prof.events():
+            if event.device_type == DeviceType.CUDA:
+                row = totals.setdefault(event.name, [0.0, 0])
+                row[0] += event.time_range.elapsed_us()
+                row[1] += 1
+    else:
+        for average in prof.key_averages():
+            totals[average.key] = [average.self_cpu_time_total, average.count]
+    rows = [(name, spent, int(calls)) for name, (spent, calls) in totals.items()]
+    return sorted(rows, key=lambda row: -row[1])
+
+
 def run_profile(rec: Recorder, ctx: Context) -> None:
     """Profile a few ESM-2 bf16 batches: top kernels and the GPU's busy share."""
-    from torch.profiler import ProfilerActivity, profile
-
-    plan, files, where = ctx.plan, ctx.files, ctx.where
-
+    plan, where = ctx.plan, ctx.where
     proteins = plan.workload(plan.profile_frames, seed=31).proteins
-    encoder = load("esm", files.esm, device=where, precision="bf16")
+    encoder = _esm_bf16(ctx)
     lengths = [len(p) + 2 for p in proteins]
     batches = len(plan_batches(lengths, encoder.default_tokens_per_batch))
     _embed(encoder, proteins[:64], where, None)
@@ -227,32 +254,33 @@ def run_profile(rec: Recorder, ctx: Context) -> None:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
         _, wall = _embed(encoder, proteins, where, None)
-    key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    events = sorted(prof.key_averages(), key=lambda e: -getattr(e, key))
-    total_us = sum(getattr(e, key) for e in events) or 1.0
+    rows = _timed_events(prof, cuda=cuda)
+    total_us = sum(spent for _, spent, _ in rows) or 1.0
     (ctx.workdir / "profile.txt").write_text(
-        prof.key_averages().table(sort_by=key, row_limit=60)
+        "\n".join(
+            f"{spent / 1e3:12.3f} ms {calls:8d}  {name}" for name, spent, calls in rows
+        )
     )
-    where_time = "GPU kernel" if cuda else "CPU op"
+    what = "GPU kernel" if cuda else "CPU op"
     rec.info("profiled", f"{len(proteins)} proteins in {batches} batches, {wall:.2f} s")
-    for event in events[:12]:
-        spent = getattr(event, key)
+    for name, spent, calls in rows[:12]:
+        share = 100 * spent / total_us
         rec.info(
-            f"top {where_time}",
-            event.key[:90],
-            f"{spent / 1e3:.1f} ms, {100 * spent / total_us:.1f} %, {event.count} calls",
+            f"top {what}",
+            name[:90],
+            f"{spent / 1e3:.1f} ms, {share:.1f} %, {calls} calls",
         )
     if not cuda:
         rec.skip("GPU busy share and kernel classes")
         return
-    for name, pattern in (("matrix products", _MATMUL), ("attention", _ATTENTION)):
-        share = sum(getattr(e, key) for e in events if pattern.search(e.key))
+    for label, pattern in (("matrix products", _MATMUL), ("attention", _ATTENTION)):
+        share = sum(spent for name, spent, _ in rows if pattern.search(name))
         rec.figure(
-            f"share of GPU time in {name}", round(100 * share / total_us, 1), "%"
+            f"share of GPU time in {label}", round(100 * share / total_us, 1), "%"
         )
     rec.figure(
-        "GPU busy (kernel time / wall time)",
+        "GPU busy (kernel and copy time / wall time)",
         round(100 * total_us / 1e6 / wall, 1),
         "%",
-        "low values mean the host or copies leave the GPU idle between kernels",
+        "low values mean the host leaves the GPU idle between kernels",
     )

@@ -185,9 +185,18 @@ def _selected(args: argparse.Namespace) -> list[str]:
 
 
 def _groups(parts: list[str], *, smoke: bool) -> list[list[str]]:
-    """One process per part; in smoke mode one for all (each import of torch and
-    of the models costs seconds that toy sizes do not need)."""
-    return [parts] if smoke else [[part] for part in parts]
+    """Which parts share a process: each its own, but profile with throughput
+    (it reuses the loaded 3B model); in smoke mode all in one (each import of
+    torch and the models costs seconds that toy sizes do not need)."""
+    if smoke:
+        return [parts]
+    groups: list[list[str]] = []
+    for part in parts:
+        if part == "profile" and groups and groups[-1] == ["throughput"]:
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    return groups
 
 
 def _set_earlier_results_apart(workdir: Path) -> None:
