@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from _gpu_plan import synchronize, timed
+from bench_manager import train_for
 
 import ckptkit
 
@@ -52,18 +53,6 @@ def make_state(total_bytes: int, where: str) -> dict[str, torch.Tensor]:
         state[f"layer{index}.weight"] = values.to(dtype)
         used += size
     return state
-
-
-def _train(seconds: float, where: str) -> None:
-    """Stand-in for training steps: a busy GPU (or an idle CPU host)."""
-    if not where.startswith("cuda"):
-        time.sleep(seconds)
-        return
-    a = torch.randn(4096, 4096, device=where)
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        a = torch.tanh(a @ a)
-        torch.cuda.synchronize()
 
 
 def _parts(path: Path) -> tuple[dict, int]:
@@ -144,7 +133,7 @@ def _async(rec: Recorder, plan: Plan, state: dict, root: Path, where: str) -> No
     with ckptkit.CheckpointManager(root / "async", keep_last=1, async_save=True) as mgr:
         for step in range(plan.async_saves):
             if step:
-                _train(1.2 * sync_s, where)
+                train_for(1.2 * sync_s, where)
             start = time.perf_counter()
             mgr.wait()
             middle = time.perf_counter()

@@ -190,6 +190,16 @@ def _stage_split(rec: Recorder, summary: dict, wall_s: float) -> None:
     )
 
 
+def _exited_ok(
+    rec: Recorder, label: str, outcome: tuple[int, float], log: Path
+) -> bool:
+    code, seconds = outcome
+    rec.check(f"{label} exits 0", code, ok=code == 0, detail=f"{seconds:.1f} s")
+    if code != 0:
+        rec.info("log tail", log.read_text()[-2000:])
+    return code == 0
+
+
 def run_predict(rec: Recorder, ctx: Context) -> None:
     """The part: see the module docstring."""
     plan, files, root = ctx.plan, ctx.files, ctx.workdir / "predict"
@@ -202,9 +212,7 @@ def run_predict(rec: Recorder, ctx: Context) -> None:
         code, wall_s = _run(
             _command(plan, files, inputs, whole), root / "whole.log", env
         )
-    rec.check("uninterrupted run exits 0", code, ok=code == 0, detail=f"{wall_s:.1f} s")
-    if code != 0:
-        rec.info("log tail", (root / "whole.log").read_text()[-2000:])
+    if not _exited_ok(rec, "uninterrupted run", (code, wall_s), root / "whole.log"):
         return
     summary = json.loads((whole / "run_summary.json").read_text())
     rec.info("predict device", f"{summary['device']}, precision {summary['precision']}")
@@ -223,9 +231,7 @@ def run_predict(rec: Recorder, ctx: Context) -> None:
     code, resume_s = _run(
         _command(plan, files, inputs, killed), root / "resume.log", env
     )
-    rec.check("--resume exits 0", code, ok=code == 0, detail=f"{resume_s:.1f} s")
-    if code != 0:
-        rec.info("log tail", (root / "resume.log").read_text()[-2000:])
+    if not _exited_ok(rec, "--resume", (code, resume_s), root / "resume.log"):
         return
     resumed = json.loads((killed / "run_summary.json").read_text())
     computed = resumed["computed_frames"].get("esm", 0)

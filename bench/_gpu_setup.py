@@ -112,39 +112,34 @@ def run_models(rec: Recorder, ctx: Context) -> None:
         torch.set_num_threads(os.cpu_count() or 1)
     files, size = ctx.files, ctx.plan.size
     files.folder.mkdir(parents=True, exist_ok=True)
-    _, seconds = timed(
-        lambda: write_esm2_file(
-            files.esm,
-            num_layers=size.esm_layers,
-            embed_dim=size.esm_dim,
-            num_heads=size.esm_heads,
+    writers = (
+        (
+            "wrote ESM-2 (fair-esm .pt, fp32)",
+            lambda: write_esm2_file(
+                files.esm,
+                num_layers=size.esm_layers,
+                embed_dim=size.esm_dim,
+                num_heads=size.esm_heads,
+            ),
+            f"{size.esm_layers} x {size.esm_dim}, {size.esm_heads} heads",
         ),
-        "cpu",
-    )
-    rec.figure(
-        "wrote ESM-2 (fair-esm .pt, fp32)",
-        round(seconds, 1),
-        "s",
-        f"{size.esm_layers} x {size.esm_dim}, {size.esm_heads} heads, "
-        f"{files.esm.stat().st_size / 1e9:.2f} GB",
-    )
-    _, seconds = timed(
-        lambda: write_dnabert_folder(
-            files.dnabert,
-            hidden_size=size.dnabert_dim,
-            num_layers=size.dnabert_layers,
-            num_heads=size.dnabert_heads,
-            intermediate_size=size.dnabert_inner,
-            vocab_size=size.dnabert_vocab,
+        (
+            "wrote DNABERT-S (HF folder, safetensors)",
+            lambda: write_dnabert_folder(
+                files.dnabert,
+                hidden_size=size.dnabert_dim,
+                num_layers=size.dnabert_layers,
+                num_heads=size.dnabert_heads,
+                intermediate_size=size.dnabert_inner,
+                vocab_size=size.dnabert_vocab,
+            ),
+            f"{size.dnabert_layers} x {size.dnabert_dim}, {size.dnabert_heads} heads",
         ),
-        "cpu",
     )
-    rec.figure(
-        "wrote DNABERT-S (HF folder, safetensors)",
-        round(seconds, 1),
-        "s",
-        f"{size.dnabert_layers} x {size.dnabert_dim}, {size.dnabert_heads} heads",
-    )
+    for label, write, detail in writers:
+        _, seconds = timed(write, "cpu")
+        rec.figure(label, round(seconds, 1), "s", detail)
+    rec.info("ESM-2 file", f"{files.esm.stat().st_size / 1e9:.2f} GB")
     write_demo_classifier(
         files.classifier, input_dim=size.dnabert_dim + size.esm_dim, chunk_size=500
     )
