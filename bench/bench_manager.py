@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def _train(seconds: float, device: str) -> None:
+def train_for(seconds: float, device: str) -> None:
     """Stand-in for training steps: idle host (sleep) or a busy GPU."""
     if device == "cpu":
         time.sleep(seconds)
@@ -125,7 +125,7 @@ def main() -> None:
 
     with ckptkit.CheckpointManager(root / "async", keep_last=2, async_save=True) as mgr:
         waits, copies = _timed_saves(
-            mgr, state, args.saves, lambda: _train(train_s, args.device)
+            mgr, state, args.saves, lambda: train_for(train_s, args.device)
         )
         start = time.perf_counter()
         mgr.wait()

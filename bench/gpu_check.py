@@ -1,184 +1,279 @@
-"""Prepared GPU check for the embedding encoders: run once on a lent GPU.
+"""Prepared GPU check: prove the CUDA path end to end and measure it, in one call.
 
-Run: python bench/gpu_check.py [--count 4000] [--baseline-count 400] [--peak-tflops F]
-     python bench/gpu_check.py --smoke        # tiny sizes, works on a CPU too
+Run (docs/app/models.md, "How to run the GPU check", has the device command):
 
-What it does, on real-size architectures with random weights (ESM-2 3B: 36 x 2560,
-40 heads; DNABERT-S: 12 x 768, 12 heads), in about 2-4 minutes on an H100/H200:
+    python bench/gpu_check.py --profile          # real sizes; needs CUDA; ~7 min
+    python bench/gpu_check.py --smoke --profile  # toy sizes, any machine, seconds
+    python bench/gpu_check.py --parts throughput,profile --workdir W --keep  # a rerun
 
-1. agreement: per-sequence cosine of ours in bf16 against fp32 references
-   (fair-esm fp32 for ESM-2, one-sequence-at-a-time fp32 for DNABERT-S), must be
-   >= 0.999; ours fp32 against them, max |diff|;
-2. speed: tokens/s and model FLOP utilisation of ours bf16 / fp32 against
-   fair-esm fp32 and fp16 with its own 2048-token batching (same GPU, same run);
-   ESM-2 again with the attention backend forced to SDPA when another was chosen;
-3. out-of-memory back-off: GPU memory filled up to ~1.5 GiB free, then an
-   oversized --tokens-per-batch must warn, halve and still give the same result.
+Parts, each in its own process with its own time limit (a part that overruns is
+killed with its children and the next one starts; a CUDA error cannot poison the
+others), in this order:
 
-Prints PASS/FAIL per check and exits 1 when one fails. Nothing is written
-outside a temporary folder.
+- env: GPU, torch/CUDA/driver versions, a measured bf16 matmul ceiling, the peak
+  and FLOP formula used for model FLOP utilisation (MFU);
+- models: random-weight models at the published sizes (ESM-2 3B, DNABERT-S, the
+  classifier) written by the project's demo builders in the real formats;
+- correctness (``_gpu_correctness``): fp32 against fair-esm / one at a time,
+  bf16 and fp16 against fp32 (cosine, classifier calls): the evidence for
+  ``--precision auto``;
+- predict (``_gpu_predict``): the CLI on the GPU, SIGKILL in the ESM-2 stage,
+  ``--resume``, outputs equal; stage split and GPU utilisation;
+- checkpoint (``_gpu_checkpoint``): ``CheckpointManager`` async vs sync with a
+  state on the GPU, blocked time and byte-equal files;
+- throughput, profile (``_gpu_throughput``): tokens/s and MFU of ESM-2 ours bf16
+  vs fair-esm fp16, DNABERT-S vs one at a time; top kernels (``--profile``);
+- oom (``_gpu_oom``): out-of-memory back-off.
+
+Every result is a JSON line in ``WORKDIR/results.jsonl`` and a printed line; the
+summary table comes last. With ``$OUT`` set, results.jsonl, summary.txt,
+gpu_check.log and profile.txt are copied there after every part. Exit code: 0
+when every check passed and every part finished, 1 otherwise, 2 when asked for
+real sizes on a machine without CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-import warnings
+import traceback
 from pathlib import Path
+from typing import IO
 
-import torch
-from _embedding_workloads import (
-    SMOKE_SIZE,
-    RealSize,
-    Settings,
-    dnabert_realsize,
-    esm_realsize,
-    fair_esm_model,
-    fair_esm_state_for_ours,
-    make_workload,
-    min_cosine,
-    peak_tflops,
+from _gpu_plan import LIMIT_S, MIN_PART_S, PARTS, SMOKE_LIMIT_S
+from _gpu_report import (
+    RESULTS_NAME,
+    Recorder,
+    copy_to_out,
+    read_results,
+    summary_lines,
+    verdict,
 )
 
-from virnucpro_app.models.attention import BACKEND_ENV
-from virnucpro_app.models.esm2 import Esm2Encoder
-from virnucpro_app.models.esm2_files import Esm2Config
-
-MIN_COSINE = 0.999
-RESULTS: list[tuple[str, bool, str]] = []
+NEEDS_MODELS = {"correctness", "predict", "throughput", "profile", "oom"}
 
 
-def check(name: str, detail: str, *, ok: bool) -> None:
-    RESULTS.append((name, ok, detail))
-    print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}", flush=True)
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="toy sizes, any device")
+    parser.add_argument("--profile", action="store_true", help="add the profile part")
+    parser.add_argument("--parts", default="", help="comma-separated subset of parts")
+    parser.add_argument("--budget-s", type=float, default=None, help="whole run")
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--workdir", default=None, help="keeps the models for reruns")
+    parser.add_argument("--keep", action="store_true", help="keep the workdir")
+    parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args()
 
 
-def agreement(label: str, results: dict[str, torch.Tensor], reference: str) -> None:
-    ref = results[reference]
-    bf16 = results["ours bf16"]
-    cos = min_cosine(bf16, ref)
-    check(f"{label} bf16 vs {reference}", f"min cosine {cos:.6f}", ok=cos >= MIN_COSINE)
-    diff = (results["ours fp32"] - ref).abs().max().item()
-    check(f"{label} fp32 vs {reference}", f"max |diff| {diff:.2e}", ok=diff <= 1e-2)
+# ----------------------------------------------------------------- the parts
+#: part -> (module, function); imported only when the part runs.
+RUNNERS = {
+    "env": ("_gpu_setup", "run_env"),
+    "models": ("_gpu_setup", "run_models"),
+    "correctness": ("_gpu_correctness", "run_correctness"),
+    "predict": ("_gpu_predict", "run_predict"),
+    "checkpoint": ("_gpu_checkpoint", "run_checkpoint"),
+    "throughput": ("_gpu_throughput", "run_throughput"),
+    "profile": ("_gpu_throughput", "run_profile"),
+    "oom": ("_gpu_oom", "run_oom"),
+}
 
 
-def esm_backend_comparison(size: RealSize, device: str, count: int) -> None:
-    """ESM-2 bf16 with the automatic backend and with SDPA forced."""
-    torch.manual_seed(0)
-    model = fair_esm_model(
-        layers=size.esm_layers, dim=size.esm_dim, heads=size.esm_heads, device=device
+def _run_parts(names: list[str], args: argparse.Namespace) -> None:
+    """Run parts in this process, one after the other (the driver's child).
+
+    A part that raises is reported (traceback on stdout, a ``crashed`` status)
+    and the next one still runs.
+    """
+    from _gpu_plan import Context, ModelFiles, Plan, device
+
+    workdir = Path(args.workdir)
+    ctx = Context(
+        plan=Plan.tiny() if args.smoke else Plan.full(),
+        files=ModelFiles(workdir / "models"),
+        where=device(),
+        workdir=workdir,
+        peak_override=args.peak_tflops,
     )
-    state = fair_esm_state_for_ours(model)
-    del model
-    config = Esm2Config(size.esm_layers, size.esm_dim, size.esm_heads)
-    proteins = make_workload(count, seed=5).proteins
-    ids = [str(i) for i in range(count)]
-    outputs = {}
-    for forced in ("", "sdpa"):
-        os.environ[BACKEND_ENV] = forced
-        encoder = Esm2Encoder.from_state(config, state, device=device, precision="bf16")
-        encoder.embed(ids[:32], proteins[:32])
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        outputs[encoder.info.attention] = encoder.embed(ids, proteins)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        tokens = sum(len(p) + 2 for p in proteins)
-        backend = encoder.info.attention
-        print(f"  ESM-2 bf16, attention {backend:<13} {tokens / seconds:>12,.0f} tok/s")
-        del encoder
-    os.environ.pop(BACKEND_ENV, None)
-    if len(outputs) == 2:
-        a, b = outputs.values()
-        cos = min_cosine(a, b)
-        detail = f"min cosine {cos:.6f}"
-        check("ESM-2 attention backends agree", detail, ok=cos >= MIN_COSINE)
+    if args.smoke:
+        # Toy matrices gain nothing from threads, and on a busy shared host
+        # (CI) threads waiting for each other make every operation slower.
+        import torch
+
+        torch.set_num_threads(1)
+    for part in names:
+        rec = Recorder(workdir, part)
+        rec.start()
+        if part in NEEDS_MODELS and not ctx.files.complete.exists():
+            rec.skip(part, "skipped: the models part did not finish")
+            rec.done()
+            continue
+        module, function = RUNNERS[part]
+        try:
+            getattr(importlib.import_module(module), function)(rec, ctx)
+        except Exception:  # noqa: BLE001 - reported, then the next part runs
+            traceback.print_exc(file=sys.stdout)
+            rec.status("crashed (exception above)", time.perf_counter() - rec.started)
+        else:
+            rec.done()
 
 
-def oom_backoff(size: RealSize, device: str) -> None:
-    """Fill the GPU, then ask for a batch that cannot fit: must back off, not die."""
-    if not device.startswith("cuda"):
-        print("  (out-of-memory check needs CUDA: skipped in smoke mode on CPU)")
-        return
-    torch.manual_seed(0)
-    model = fair_esm_model(
-        layers=size.esm_layers, dim=size.esm_dim, heads=size.esm_heads, device=device
+# -------------------------------------------------------------------- driver
+def _copy_lines(stream: IO[str], log: IO[str]) -> None:
+    for line in stream:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        log.write(line)
+        log.flush()
+
+
+def _start_parts(
+    names: list[str], args: argparse.Namespace, log: IO[str], limit_s: float
+):
+    command = [sys.executable, __file__, "--part", ",".join(names)]
+    command += ["--workdir", args.workdir]
+    if args.smoke:
+        command.append("--smoke")
+    if args.peak_tflops:
+        command += ["--peak-tflops", str(args.peak_tflops)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A session of its own: at the limit the part and every process it started
+    # (predict runs, nvidia-smi) are killed together.
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
-    state = fair_esm_state_for_ours(model)
-    del model
-    config = Esm2Config(size.esm_layers, size.esm_dim, size.esm_heads)
-    encoder = Esm2Encoder.from_state(config, state, device=device, precision="bf16")
-    del state
-    proteins = make_workload(600, seed=7).proteins
-    ids = [str(i) for i in range(len(proteins))]
-    expected = encoder.embed(ids, proteins, tokens_per_batch=4096)
-    torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info()
-    filler = torch.empty(max(0, free - (3 << 29)), dtype=torch.uint8, device=device)
+    reader = threading.Thread(target=_copy_lines, args=(child.stdout, log))
+    reader.start()
+    start = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            got = encoder.embed(ids, proteins, tokens_per_batch=1 << 20)
-    finally:
-        del filler
-        torch.cuda.empty_cache()
-    backoffs = [str(w.message) for w in caught if "out of GPU memory" in str(w.message)]
-    cos = min_cosine(got, expected)
-    last = backoffs[-1] if backoffs else "none"
-    detail = f"{len(backoffs)} back-off warning(s) ({last}), min cosine {cos:.6f}"
-    check("out-of-memory back-off", detail, ok=bool(backoffs) and cos >= MIN_COSINE)
+        child.wait(timeout=limit_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        timed_out = True
+    reader.join()
+    return child.returncode, timed_out, time.perf_counter() - start
+
+
+def _selected(args: argparse.Namespace) -> list[str]:
+    wanted = [p for p in args.parts.split(",") if p]
+    unknown = set(wanted) - set(PARTS)
+    if unknown:
+        sys.exit(f"unknown part(s) {sorted(unknown)}; choose from {list(PARTS)}")
+    if not wanted:
+        wanted = [p for p in PARTS if p != "profile" or args.profile]
+    models_done = (Path(args.workdir) / "models" / ".complete").exists()
+    if NEEDS_MODELS & set(wanted) and not models_done:
+        wanted.append("models")
+    # Every run says which machine it measured (and throughput needs its ceiling).
+    return [p for p in PARTS if p in {*wanted, "env"}]
+
+
+def _groups(parts: list[str], *, smoke: bool) -> list[list[str]]:
+    """Which parts share a process: each its own, but profile with throughput
+    (it reuses the loaded 3B model); in smoke mode all in one (each import of
+    torch and the models costs seconds that toy sizes do not need)."""
+    if smoke:
+        return [parts]
+    groups: list[list[str]] = []
+    for part in parts:
+        if part == "profile" and groups and groups[-1] == ["throughput"]:
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    return groups
+
+
+def _set_earlier_results_apart(workdir: Path) -> None:
+    """A rerun in the same workdir: earlier results are kept, but apart."""
+    earlier = workdir / RESULTS_NAME
+    if earlier.exists():
+        with (workdir / "results-earlier.jsonl").open("a") as handle:
+            handle.write(earlier.read_text())
+        earlier.unlink()
+
+
+def _mark_unfinished(
+    workdir: Path, names: list[str], outcome: tuple[int, bool, float]
+) -> None:
+    """Give every part of a finished process without an end its status."""
+    code, timed_out, seconds = outcome
+    records = read_results(workdir)
+    for part in names:
+        kinds = [r["kind"] for r in records if r["part"] == part]
+        if "done" in kinds or "status" in kinds:
+            continue
+        if not kinds:
+            state = "not started (time limit)" if timed_out else "not started"
+        elif timed_out:
+            state = "killed at its time limit"
+        else:
+            state = f"crashed (exit {code})"
+        Recorder(workdir, part).status(state, seconds)
+
+
+def _drive(args: argparse.Namespace, parts: list[str], workdir: Path) -> int:
+    budget = args.budget_s or (300 if args.smoke else 450)
+    deadline = time.perf_counter() + budget
+    _set_earlier_results_apart(workdir)
+    with (workdir / "gpu_check.log").open("a") as log:
+        for names in _groups(parts, smoke=args.smoke):
+            wanted = sum(SMOKE_LIMIT_S if args.smoke else LIMIT_S[p] for p in names)
+            limit = min(wanted, deadline - time.perf_counter() - 5)
+            if limit < MIN_PART_S:
+                for part in names:
+                    Recorder(workdir, part).status("skipped: no time left", 0)
+                continue
+            banner = f"\n== {', '.join(names)} (limit {limit:.0f} s)"
+            print(banner, flush=True)
+            log.write(banner + "\n")
+            _mark_unfinished(workdir, names, _start_parts(names, args, log, limit))
+            copy_to_out(workdir)
+    records = read_results(workdir)
+    lines = summary_lines(records, parts)
+    code, last = verdict(records, parts)
+    lines.append(last)
+    print("\n".join(lines), flush=True)
+    (workdir / "summary.txt").write_text("\n".join(lines) + "\n")
+    copy_to_out(workdir)
+    return code
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CPU or GPU)")
-    parser.add_argument("--count", type=int, default=4000)
-    parser.add_argument("--baseline-count", type=int, default=400)
-    parser.add_argument("--peak-tflops", type=float, default=None)
-    args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    if not cuda and not args.smoke:
-        print("no CUDA device: run with --smoke to check the script on a CPU")
-        return 2
-    device = "cuda" if cuda else "cpu"
-    size = SMOKE_SIZE if args.smoke else RealSize()
-    count, baseline = (64, 32) if args.smoke else (args.count, args.baseline_count)
-    peak = peak_tflops(args.peak_tflops) if cuda else None
-    name = torch.cuda.get_device_name() if cuda else "CPU"
-    print(f"device {name}, torch {torch.__version__}, peak {peak} TFLOP/s")
-    print(f"smoke: {args.smoke}")
-    if cuda:
-        print(f"bf16 supported: {torch.cuda.is_bf16_supported()}")
-    work = make_workload(count)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"\nESM-2 {size.esm_layers} x {size.esm_dim}, {size.esm_heads} heads:")
-        settings = Settings(device, peak, baseline)
-        lines, results = esm_realsize(size, work, settings)
-        print("\n".join(lines), flush=True)
-        agreement("ESM-2", results, "fair-esm fp32")
-        del results
-        if cuda:
-            torch.cuda.empty_cache()
-        print(f"\nDNABERT-S {size.dnabert_layers} x {size.dnabert_dim}:")
-        lines, results = dnabert_realsize(size, work, settings, Path(tmp))
-        print("\n".join(lines), flush=True)
-        agreement("DNABERT-S", results, "one at a time fp32")
-        del results
-    print("\nattention backends:")
-    esm_backend_comparison(size, device, min(count, 2000))
-    print("\nout-of-memory back-off:")
-    oom_backoff(size, device)
-    failed = [name for name, ok, _ in RESULTS if not ok]
-    print(
-        f"\n{len(RESULTS) - len(failed)}/{len(RESULTS)} checks passed"
-        + (f"; FAILED: {failed}" if failed else "")
-    )
-    return 1 if failed else 0
+    args = _arguments()
+    if args.part:
+        _run_parts(args.part.split(","), args)
+        return 0
+    if not args.smoke:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no CUDA device: run with --smoke to check the script on a CPU")
+            return 2
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gpu_check_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    args.workdir = str(workdir)
+    print(f"workdir {workdir}; smoke {args.smoke}", flush=True)
+    try:
+        return _drive(args, _selected(args), workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import torch
 
 _CUDA_DEVICE = re.compile(r"^cuda(?::(\d+))?$")
+# NVIDIA GPUs compute bfloat16 in hardware from compute capability 8.0 (Ampere).
+_BF16_MIN_MAJOR = 8
 
 
 class Precision(StrEnum):
@@ -37,7 +39,9 @@ class Hardware:
     Attributes:
         cuda_available: ``torch.cuda.is_available()``.
         cuda_device_count: Number of visible CUDA devices.
-        bf16_supported: Whether the CUDA device computes in bfloat16.
+        bf16_supported: Whether the CUDA device computes bfloat16 in hardware
+            (compute capability 8.0 or newer, or a ROCm GPU); emulated bfloat16
+            does not count.
     """
 
     cuda_available: bool
@@ -76,10 +80,14 @@ def probe_hardware() -> Hardware:
 
     if not torch.cuda.is_available():
         return Hardware(cuda_available=False)
+    # Not torch.cuda.is_bf16_supported(): by default it also says True where
+    # bfloat16 is only emulated (NVIDIA before compute capability 8.0: V100, T4),
+    # much slower there than fp16 on the tensor cores.
+    major, _ = torch.cuda.get_device_capability()
     return Hardware(
         cuda_available=True,
         cuda_device_count=torch.cuda.device_count(),
-        bf16_supported=torch.cuda.is_bf16_supported(),
+        bf16_supported=bool(torch.version.hip) or major >= _BF16_MIN_MAJOR,
     )
 
 
@@ -132,7 +140,7 @@ def choose_precision(
 ) -> tuple[Precision, str | None]:
     """Resolve ``--precision`` for a device.
 
-    ``auto`` is bf16 on a GPU that supports it, fp16 on an older GPU and fp32 on
+    ``auto`` is bf16 on a GPU with bf16 hardware, fp16 on an older GPU and fp32 on
     the CPU (where bf16/fp16 matmuls are slower than fp32 on most machines).
 
     Args:

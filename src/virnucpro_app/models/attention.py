@@ -16,7 +16,9 @@ sequence only, plus an optional ALiBi bias ``-slope_h * |i - j|``):
 
 A varlen backend is used only after a probe on the real device agrees with
 ``sdpa``; any failure falls back to ``sdpa`` with a warning. The environment
-variable ``VIRNUCPRO_ATTENTION`` forces a backend (for benchmarks).
+variable ``VIRNUCPRO_ATTENTION`` forces a backend (for benchmarks), except
+``torch-varlen`` for an ALiBi model (it has no bias term: ``sdpa``, with a
+warning); an unknown name is an error.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
+
+from virnucpro_app.errors import PipelineError
 
 if TYPE_CHECKING:
     from virnucpro_app.models.packing import PackedBatch
@@ -244,12 +248,17 @@ def choose_backend(
         alibi: Whether the model needs an ALiBi bias.
 
     Returns:
-        ``sdpa`` on the CPU, in fp32, or when no varlen kernel passes the probe;
-        otherwise the first varlen backend that does.
+        The backend ``VIRNUCPRO_ATTENTION`` names when set (``sdpa`` instead of
+        ``torch-varlen`` for an ALiBi model, with a warning); else ``sdpa`` on
+        the CPU, in fp32, or when no varlen kernel passes the probe; otherwise
+        the first varlen backend that does.
+
+    Raises:
+        PipelineError: ``VIRNUCPRO_ATTENTION`` names no backend.
     """
     forced = os.environ.get(BACKEND_ENV, "").strip()
     if forced:
-        return AttentionBackend(forced)
+        return _forced_backend(forced, alibi=alibi)
     if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16):
         return AttentionBackend.SDPA
     for backend in _candidates(alibi=alibi):
@@ -262,6 +271,29 @@ def choose_backend(
             stacklevel=2,
         )
     return AttentionBackend.SDPA
+
+
+def _forced_backend(value: str, *, alibi: bool) -> AttentionBackend:
+    """The backend ``VIRNUCPRO_ATTENTION`` names, if it can compute this model."""
+    try:
+        backend = AttentionBackend(value.lower())
+    except ValueError:
+        choices = ", ".join(b.value for b in AttentionBackend)
+        raise PipelineError(
+            f"{BACKEND_ENV}={value!r} is not an attention backend: use one of "
+            f"{choices}, or unset it to let the model choose"
+        ) from None
+    if alibi and backend is AttentionBackend.TORCH_VARLEN:
+        # varlen_attn takes no bias: DNABERT-S without its ALiBi term would give
+        # other embeddings without any error.
+        warnings.warn(
+            f"{BACKEND_ENV}={value}: torch's varlen kernel has no ALiBi bias, "
+            "which this model needs; using sdpa for it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return AttentionBackend.SDPA
+    return backend
 
 
 def probe_backend(

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from virnucpro_app.errors import PipelineError
 from virnucpro_app.models import attention
 from virnucpro_app.models.attention import (
     AttentionBackend,
@@ -95,6 +96,24 @@ def test_environment_forces_a_backend(monkeypatch: pytest.MonkeyPatch) -> None:
         choose_backend(torch.device("cpu"), torch.float32, alibi=False)
         is AttentionBackend.TORCH_VARLEN
     )
+
+
+def test_forced_varlen_falls_back_to_sdpa_for_an_alibi_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch's varlen kernel has no bias: forced on DNABERT-S it would drop ALiBi."""
+    monkeypatch.setenv(attention.BACKEND_ENV, "torch-varlen")
+    with pytest.warns(RuntimeWarning, match="no ALiBi bias"):
+        backend = choose_backend(torch.device("cpu"), torch.bfloat16, alibi=True)
+    assert backend is AttentionBackend.SDPA
+
+
+def test_forced_unknown_backend_is_an_app_error_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(attention.BACKEND_ENV, "fastest")
+    with pytest.raises(PipelineError, match=r"VIRNUCPRO_ATTENTION='fastest'.*sdpa"):
+        choose_backend(torch.device("cpu"), torch.float32, alibi=False)
 
 
 def test_probe_reports_a_backend_that_cannot_run_here() -> None:

@@ -10,6 +10,7 @@ from virnucpro_app.device import (
     Hardware,
     Precision,
     plan_device,
+    probe_hardware,
     torch_dtype,
 )
 from virnucpro_app.errors import PipelineError
@@ -80,3 +81,27 @@ def test_torch_dtype_maps_resolved_precisions_only() -> None:
     assert torch_dtype(Precision.FP32) is torch.float32
     with pytest.raises(ValueError, match="auto"):
         torch_dtype(Precision.AUTO)
+
+
+@pytest.mark.parametrize(
+    ("capability", "precision"),
+    [((7, 0), Precision.FP16), ((7, 5), Precision.FP16), ((8, 0), Precision.BF16)],
+)
+def test_probe_counts_only_hardware_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+    capability: tuple[int, int],
+    precision: Precision,
+) -> None:
+    """torch.cuda.is_bf16_supported() is True on a V100/T4 too (emulated bf16).
+
+    Emulated bfloat16 is far slower than fp16 on those GPUs, so ``auto`` must
+    take fp16 there: the probe reads the compute capability (a GPU faked here).
+    """
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: capability)
+    # torch's answer with its default including_emulation=True on any of them
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **_: True)
+    hardware = probe_hardware()
+    assert hardware.bf16_supported is (precision is Precision.BF16)
+    assert plan_device("auto", "auto", hardware).precision is precision
