@@ -10,9 +10,13 @@ demo and users without the real weights exercise the real loading code:
   ``model.safetensors``, ``tokenizer.json`` with a small DNA BPE built with the
   ``tokenizers`` library, ``tokenizer_config.json``).
 
+- ``DIR/classifier-300bp-demo.ckpt`` and ``DIR/classifier-500bp-demo.ckpt``:
+  random-weight classifiers that fit the two demo encoders.
+
 Every demo file carries a ``virnucpro_demo`` marker and loading one warns that
-its outputs are NOT BIOLOGY. The classifier demo is added by a later issue
-(:class:`DemoModels` grows a ``classifier_path``).
+its outputs are NOT BIOLOGY. ``--demo`` uses them through :func:`demo_models`
+(built once in a cache folder), with :func:`bundled_sample` as the input when
+none is given.
 """
 
 from __future__ import annotations
@@ -20,16 +24,25 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import random
 from dataclasses import dataclass
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from virnucpro_app.config import ModelPaths
+
 if TYPE_CHECKING:
     import os
 
+LOG = logging.getLogger("virnucpro_app")
+#: The sample FASTA shipped in the package's ``data/`` folder.
+SAMPLE_FASTA = "sample.fasta"
+#: Written last into a demo cache folder: its models are complete.
+COMPLETE_MARKER = ".complete"
 #: Marker written into every demo file.
 DEMO_MARKER = "NOT BIOLOGY: random weights, for demos and tests only"
 #: File and folder names inside a demo directory.
@@ -402,3 +415,33 @@ def write_demo_classifier(
         path, model, chunk_size=chunk_size, metadata={"virnucpro_demo": DEMO_MARKER}
     )
     return Path(path)
+
+
+def demo_models(cache_dir: Path, model_type: int) -> ModelPaths:
+    """The demo models, built in ``cache_dir`` on first use.
+
+    Args:
+        cache_dir: The demo model cache (``--demo``'s folder).
+        model_type: Chunk size; picks the demo classifier.
+
+    Returns:
+        Their paths, marked as demo models.
+    """
+    marker = cache_dir / COMPLETE_MARKER
+    if not marker.exists():
+        LOG.info("building demo models in %s (random weights: NOT biology)", cache_dir)
+        make_demo_models(cache_dir)
+        marker.write_text("demo models complete\n")
+    return ModelPaths(
+        dnabert=str(cache_dir / DNABERT_DEMO_DIR),
+        esm=str(cache_dir / ESM_DEMO_NAME),
+        classifier=str(cache_dir / DEMO_CLASSIFIER_NAME.format(size=model_type)),
+        demo=True,
+    )
+
+
+def bundled_sample() -> Path:
+    """The sample FASTA shipped with the package (coding-rich demo contigs)."""
+    resource = files("virnucpro_app") / "data" / SAMPLE_FASTA
+    with as_file(resource) as path:
+        return Path(path)

@@ -31,7 +31,7 @@ from virnucpro_app.errors import PipelineError
 from virnucpro_app.fasta import read_records
 from virnucpro_app.layout import RunLayout
 from virnucpro_app.parallel import available_cores, ordered_map
-from virnucpro_app.records_report import (
+from virnucpro_app.records import (
     RecordAccount,
     RecordsReportWriter,
     RecordStatus,

@@ -31,7 +31,6 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
 from virnucpro_app.device import plan_device, torch_dtype
-from virnucpro_app.identity import files_identity
 from virnucpro_app.models import DemoModelWarning, EncoderKind, ModelInfo
 from virnucpro_app.models.attention import (
     AttentionBackend,
@@ -40,12 +39,7 @@ from virnucpro_app.models.attention import (
     choose_backend,
     prepare_attention,
 )
-from virnucpro_app.models.dnabert_files import (
-    CONFIG_FILE,
-    TOKENIZER_FILE,
-    DnabertConfig,
-    read_dnabert_folder,
-)
+from virnucpro_app.models.dnabert_files import DnabertConfig, read_dnabert_folder
 from virnucpro_app.models.packing import PackedBatch, pool_mean
 from virnucpro_app.models.runner import embed_sequences
 
@@ -250,9 +244,7 @@ class DnabertEncoder:
         target = torch.device(plan.device)
         net = build_model(files.config, files.state, device=target, dtype=dtype)
         backend = choose_backend(target, dtype, alibi=True)
-        identity = files_identity(
-            files.folder, [CONFIG_FILE, files.weights_file, TOKENIZER_FILE]
-        )
+        identity = files.identity
         info = ModelInfo(
             kind=EncoderKind.DNABERT.value,
             architecture="DNABERT-S (MosaicBERT, ALiBi)",

@@ -19,7 +19,7 @@ from virnucpro_app.prepare import (
     run_prepare,
     write_prepared,
 )
-from virnucpro_app.records_report import RecordAccount, RecordsReportWriter
+from virnucpro_app.records import RecordAccount, RecordsReportWriter
 
 # "stops" has a stop in each of its six frames; poly-A keeps all six.
 _FASTA = (

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     import torch
 
+    from virnucpro_app.layout import RunLayout
+
 RECORDS_HEADER = (
     "record_id\tlength_bp\tchunks\tkept_frames\tscored_chunks\tvirus_chunks\t"
     "max_virus_score\tstatus\treason\n"
@@ -105,14 +107,17 @@ def write_records(path: Path, rows: list[RecordRow]) -> None:
 
 
 def write_outputs(
+    layout: RunLayout,
     *,
-    predictions_path: Path,
-    consensus_path: Path,
-    records_path: Path,
     shards: Iterable[tuple[list[str], torch.Tensor]],
     records: list[RecordRow],
 ) -> OutputTotals:
     """Write the original's two files and the per-record table.
+
+    Args:
+        layout: The run folder.
+        shards: ``(frame IDs, [N, 2] scores)`` of every shard, in order.
+        records: One row per input record, input order.
 
     Returns:
         Counts for the run summary.
@@ -124,10 +129,10 @@ def write_outputs(
             totals.frames += 1
             yield row
 
-    verdicts = write_predictions(predictions_path, counted())
-    write_consensus(consensus_path, verdicts)
+    verdicts = write_predictions(layout.predictions_path, counted())
+    write_consensus(layout.consensus_path, verdicts)
     _fold_records(records, verdicts)
-    write_records(records_path, records)
+    write_records(layout.records_report_path, records)
     totals.chunks_scored = len(verdicts.best)
     totals.chunks_virus = sum(1 for _, virus in verdicts.rows() if virus)
     for row in records:

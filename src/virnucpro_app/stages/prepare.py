@@ -1,8 +1,8 @@
-"""The prepare stage of predict: records -> chunks -> kept frames -> shards.
+"""The prepare stage: records -> chunks -> kept frames -> shards.
 
 Streams the input once, cuts each record into chunks and keeps its stop-free
 frames (``chunking``, ``translation``), and groups the frames into shards of
-``shard_size`` frames, each saved as a checkpoint (``pipeline.shards``). The
+``shard_size`` frames, each saved as a checkpoint (``stages.shards``). The
 per-record account and the shard count are saved last, as ``prepared.ckpt``;
 a resumed run whose ``prepared.ckpt`` and shard files are sound skips this stage
 (it is fast; a half-done one is simply redone, giving the same shards).
@@ -15,25 +15,21 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from virnucpro_app.pipeline.outputs import RecordRow
-from virnucpro_app.pipeline.shards import (
-    FRAMES_SCHEMA,
-    ShardFrames,
-    frames_from_state,
-    frames_state,
-)
-from virnucpro_app.records_report import RecordAccount, RecordStatus
+from virnucpro_app.errors import PipelineError
+from virnucpro_app.layout import PREPARED_SCHEMA, ShardStage
+from virnucpro_app.records import RecordAccount, RecordStatus
+from virnucpro_app.stages.outputs import RecordRow
+from virnucpro_app.stages.shards import ShardFrames, frames_from_state, frames_state
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from virnucpro_app.config import PredictConfig
+    from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
-    from virnucpro_app.pipeline.store import RunCheckpoints
+    from virnucpro_app.stages.store import RunCheckpoints
 
 LOG = logging.getLogger("virnucpro_app")
-PREPARED_SCHEMA = "virnucpro.prepared"
 _ROW_FIELDS = ("record_id", "length_bp", "chunks", "kept_frames", "status", "reason")
 
 
@@ -69,11 +65,9 @@ class PreparedRun:
         Raises:
             PipelineError: The frames checkpoint is gone (rerun with --resume).
         """
-        path = self.layout.shard_path(index, "frames")
-        checkpoint = self.store.reuse(path, schema=FRAMES_SCHEMA)
+        checkpoint = self.store.reuse_shard(index, ShardStage.FRAMES)
         if checkpoint is None:
-            from virnucpro_app.errors import PipelineError
-
+            path = self.layout.shard_path(index, ShardStage.FRAMES)
             raise PipelineError(f"{path} vanished during the run; rerun with --resume")
         return frames_from_state(checkpoint.state)
 
@@ -123,17 +117,14 @@ def _intermediates(layout: RunLayout) -> list[Path]:
     ]
 
 
-def _reuse(
-    config: PredictConfig, layout: RunLayout, store: RunCheckpoints
-) -> PreparedRun | None:
+def _reuse(layout: RunLayout, store: RunCheckpoints) -> PreparedRun | None:
     checkpoint = store.reuse(layout.prepared_path, schema=PREPARED_SCHEMA)
     if checkpoint is None:
         return None
     num_shards = int(checkpoint.state["num_shards"])
     for index in range(num_shards):
-        if not layout.shard_path(index, "frames").exists():
+        if not layout.shard_path(index, ShardStage.FRAMES).exists():
             return None
-    del config
     rows = _rows_from_state(checkpoint.state["records"])
     return PreparedRun(
         layout,
@@ -150,7 +141,6 @@ def _reuse(
 class _ShardWriter:
     """Collects frames and saves a shard each time ``shard_size`` are ready."""
 
-    layout: RunLayout
     store: RunCheckpoints
     shard_size: int
     fasta: tuple[TextIO, TextIO] | None
@@ -176,10 +166,10 @@ class _ShardWriter:
         if not self.ids:
             return
         shard = ShardFrames(self.written, self.ids, self.nucleotides, self.proteins)
-        self.store.save(
-            self.layout.shard_path(self.written, "frames"),
+        self.store.save_shard(
+            self.written,
+            ShardStage.FRAMES,
             frames_state(shard),
-            schema=FRAMES_SCHEMA,
             metadata={"shard": self.written, "frames": len(shard)},
         )
         self.written += 1
@@ -188,30 +178,24 @@ class _ShardWriter:
 
 
 def prepare_shards(
-    config: PredictConfig,
-    layout: RunLayout,
-    store: RunCheckpoints,
-    *,
-    reuse_only: bool = False,
+    config: RunConfig, store: RunCheckpoints, *, reuse_only: bool = False
 ) -> PreparedRun:
-    """Reuse or compute the prepared shards of a run.
+    """Reuse or compute the prepared shards of a run folder.
 
     Args:
-        config: The run settings.
-        layout: The run's paths.
-        store: The run's checkpoint rules.
+        config: The run folder's job.
+        store: Its checkpoint rules.
         reuse_only: Only read what rank 0 prepared (other ranks).
 
     Raises:
         InputError: An input that stops the run (not FASTA, empty, duplicate IDs).
         PipelineError: ``reuse_only`` and nothing was prepared.
     """
-    reused = _reuse(config, layout, store)
+    layout = config.layout
+    reused = _reuse(layout, store)
     if reused is not None:
         return reused
     if reuse_only:
-        from virnucpro_app.errors import PipelineError
-
         raise PipelineError(
             f"{layout.prepared_path} is missing after rank 0 prepared it"
         )
@@ -227,7 +211,7 @@ def prepare_shards(
         intermediates[2].open("w", encoding="ascii", newline="\n") as protein_out,
     ):
         writer = _ShardWriter(
-            layout, store, config.shard_size, (nucleotide_out, protein_out)
+            store, config.options.shard_size, (nucleotide_out, protein_out)
         )
         rows: list[RecordRow] = []
         batches = prepare_records(

@@ -17,11 +17,21 @@ from typing import TYPE_CHECKING, Any
 import ckptkit
 from ckptkit.types import ExitCode
 from virnucpro_app.errors import AppError
+from virnucpro_app.layout import ShardStage
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from virnucpro_app.config import RunConfig
+    from virnucpro_app.layout import RunLayout
+
 QUARANTINE_MARK = ".quarantined-"
+
+
+def quarantine_name(path: Path) -> Path:
+    """Where a damaged file or folder is set aside: ``{name}.quarantined-{time}``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return path.with_name(f"{path.name}{QUARANTINE_MARK}{stamp}")
 
 
 class CheckpointProblemError(AppError):
@@ -41,15 +51,17 @@ class ReuseCounts:
 
 @dataclass
 class RunCheckpoints:
-    """Loads and saves one run's checkpoints under its rules.
+    """Loads and saves one run folder's checkpoints under its rules.
 
     Args:
-        directory: The run's ``checkpoints/`` folder (holds the ledger too).
+        layout: The run folder (its ``checkpoints/`` holds the ledger too).
         skip_validation: Quick header checks only on reuse.
         force_resume: Quarantine bad checkpoints and recompute instead of stopping.
+        create: Create ``checkpoints/`` now (predict's rank 0 does it later,
+            once the output folder is settled).
     """
 
-    directory: Path
+    layout: RunLayout
     skip_validation: bool = False
     force_resume: bool = False
     create: bool = True
@@ -59,6 +71,37 @@ class RunCheckpoints:
         if self.create:
             self.directory.mkdir(parents=True, exist_ok=True)
         self.ledger = ckptkit.FailureLedger(self.directory)
+
+    @classmethod
+    def from_config(cls, config: RunConfig, *, create: bool = True) -> RunCheckpoints:
+        """The checkpoints of ``config``'s run folder, under its options."""
+        return cls(
+            config.layout,
+            skip_validation=config.options.skip_checkpoint_validation,
+            force_resume=config.options.force_resume,
+            create=create,
+        )
+
+    @property
+    def directory(self) -> Path:
+        """The run's ``checkpoints/`` folder."""
+        return self.layout.checkpoints_dir
+
+    def reuse_shard(self, index: int, stage: ShardStage) -> ckptkit.Checkpoint | None:
+        """:meth:`reuse` of shard ``index``'s checkpoint of ``stage``."""
+        return self.reuse(self.layout.shard_path(index, stage), schema=stage.schema)
+
+    def is_shard_finished(self, index: int) -> bool:
+        """True when every checkpoint of the shard is present, sound and complete.
+
+        Each one is validated (a damaged one stops the run, or is quarantined
+        with --force-resume, and the shard counts as unfinished).
+        """
+        for stage in ShardStage:
+            checkpoint = self.reuse_shard(index, stage)
+            if checkpoint is None or checkpoint.info.status != "complete":
+                return False
+        return True
 
     def reuse(self, path: Path, *, schema: str) -> ckptkit.Checkpoint | None:
         """Load ``path`` if it exists and is sound; None means "compute it".
@@ -115,8 +158,7 @@ class RunCheckpoints:
                 "(it is kept, renamed as quarantined) and recompute its work, or "
                 "restore the file"
             )
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = path.with_name(f"{path.name}{QUARANTINE_MARK}{stamp}")
+        target = quarantine_name(path)
         path.rename(target)
         self.ledger.record(path, f"quarantined as {target.name}; recomputing")
         self.counts.quarantined += 1
@@ -133,3 +175,21 @@ class RunCheckpoints:
     ) -> None:
         """Write a stage checkpoint atomically and durably."""
         ckptkit.save(path, state, schema=schema, status=status, metadata=metadata)
+
+    def save_shard(
+        self,
+        index: int,
+        stage: ShardStage,
+        state: Any,
+        *,
+        status: str = "complete",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """:meth:`save` shard ``index``'s checkpoint of ``stage``."""
+        self.save(
+            self.layout.shard_path(index, stage),
+            state,
+            schema=stage.schema,
+            status=status,
+            metadata=metadata,
+        )
