@@ -32,9 +32,10 @@ from virnucpro_app.fasta import read_records
 from virnucpro_app.layout import RunLayout
 from virnucpro_app.parallel import available_cores, ordered_map
 from virnucpro_app.records import (
-    RecordAccount,
-    RecordsReportWriter,
+    PREPARE_TABLE,
+    RecordRow,
     RecordStatus,
+    RecordsWriter,
     RecordTally,
 )
 from virnucpro_app.translation import FRAME_NAMES, select_frames
@@ -74,7 +75,7 @@ class PreparedBatch:
         frame_proteins: The protein of each kept frame.
     """
 
-    accounts: list[RecordAccount]
+    accounts: list[RecordRow]
     chunk_ids: list[str]
     chunk_sequences: list[str]
     frame_ids: list[str]
@@ -162,7 +163,7 @@ def _assemble(records: Sequence[FastaRecord], translated: _Translated) -> Prepar
             status = _PREPARED if num_frames else _NO_STOP_FREE_FRAME
             reason = ""
         accounts.append(
-            RecordAccount(
+            RecordRow(
                 record.index,
                 str(record.path),
                 record.id,
@@ -338,7 +339,7 @@ def write_prepared(
                 stack.enter_context(path.open("w", encoding="utf-8", newline=""))
                 for path in partials
             )
-            writer = RecordsReportWriter(report)
+            writer = RecordsWriter(report, PREPARE_TABLE)
             for batch in batches:
                 _write_fasta(chunks, batch.chunk_ids, batch.chunk_sequences)
                 _write_fasta(nucleotides, batch.frame_ids, batch.frame_nucleotides)

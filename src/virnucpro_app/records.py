@@ -1,50 +1,62 @@
 """The per-record account: what became of every input record, one TSV row each.
 
 Nothing is lost silently: each record ends as ``prepared`` (at least one
-stop-free frame), ``no_stop_free_frame`` (chunked, but no frame survived the
-filter; the original drops these without a word) or ``skipped`` with a reason.
+stop-free frame; ``scored`` once predict scored its frames),
+``no_stop_free_frame`` (chunked, but no frame survived the filter; the original
+drops these without a word) or ``skipped`` with a reason.
 
-:class:`RecordAccount` is a frozen dataclass so that later stages can extend it:
-subclass it with more fields (or other status values) and
-:class:`RecordsReportWriter` writes the extra columns too, in field order.
+One row type, :class:`RecordRow`, carries every field any command reports; a
+:class:`RecordsTable` says which columns a command writes to ``records.tsv`` and
+how, and :class:`RecordsWriter` writes any table. ``prepare`` writes
+:data:`PREPARE_TABLE` and ``predict`` (and train's feature folders)
+:data:`PREDICT_TABLE`, each exactly as before the two shared a type; giving
+both commands one table is a change of these two constants.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from operator import attrgetter
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
 
 
 class RecordStatus(StrEnum):
-    """What became of a record in ``prepare``."""
+    """What became of a record."""
 
     PREPARED = "prepared"
     NO_STOP_FREE_FRAME = "no_stop_free_frame"
     SKIPPED = "skipped"
+    #: predict: the record's frames were embedded and scored.
+    SCORED = "scored"
 
 
 @dataclass(frozen=True, slots=True)
-class RecordAccount:
-    """One input record's row in the report.
+class RecordRow:
+    """One input record's account.
 
     Attributes:
         index: 0-based position among all records of all inputs.
-        file: The input file it came from.
+        file: The input file it came from (empty once read back from a
+            checkpoint, which does not store it).
         record_id: First word of its header.
         length_bp: Sequence length as read.
         num_chunks: Chunks cut from it (0 when skipped).
         num_frames: Stop-free frames kept over all its chunks.
-        status: A :class:`RecordStatus` value (``str`` so that later stages
-            may use their own values).
-        reason: For ``skipped``: a short reason code; empty otherwise.
-        detail: For ``skipped``: file, line, record and the fix.
+        status: A :class:`RecordStatus` value.
+        reason: For ``skipped``: a short reason code in ``prepare``, the full
+            message in ``predict``; empty otherwise.
+        detail: For ``skipped`` in ``prepare``: file, line, record and the fix.
+        scored_chunks: predict: chunks with at least one scored frame.
+        virus_chunks: predict: chunks whose verdict is virus.
+        max_virus_score: predict: highest virus score of its frames (nan if none).
     """
 
     index: int
@@ -56,39 +68,146 @@ class RecordAccount:
     status: str
     reason: str = ""
     detail: str = ""
+    scored_chunks: int = 0
+    virus_chunks: int = 0
+    max_virus_score: float = math.nan
 
 
-class RecordsReportWriter:
-    r"""Writes accounts as tab-separated rows under a header of field names.
+@dataclass(frozen=True, slots=True)
+class RecordColumn:
+    """One column of ``records.tsv``: its header and how a row's cell reads.
+
+    Attributes:
+        name: The header.
+        cell: The cell text of a row.
+    """
+
+    name: str
+    cell: Callable[[RecordRow], object]
+
+    @classmethod
+    def of(cls, name: str, field: str | None = None) -> RecordColumn:
+        """The column ``name`` showing the row's attribute ``field`` (default: name)."""
+        return cls(name, attrgetter(field or name))
+
+
+def _score_text(row: RecordRow) -> str:
+    score = row.max_virus_score
+    return "" if math.isnan(score) else f"{score:.6g}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsTable:
+    """The columns a command writes to ``records.tsv``, and how.
+
+    Attributes:
+        columns: In order.
+        quoted: Quote cells as the ``csv`` module does (tabs, newlines and
+            quotes in a cell); otherwise cells are written as they are (the
+            rows must then hold no tab or newline).
+    """
+
+    columns: tuple[RecordColumn, ...]
+    quoted: bool = True
+
+    @property
+    def header(self) -> list[str]:
+        """The column names."""
+        return [column.name for column in self.columns]
+
+    def with_columns(self, *columns: RecordColumn) -> RecordsTable:
+        """This table with ``columns`` added at the end."""
+        return RecordsTable((*self.columns, *columns), self.quoted)
+
+
+#: ``prepare``: every field of the account up to ``detail``, csv-quoted.
+PREPARE_TABLE = RecordsTable(
+    tuple(
+        RecordColumn.of(name)
+        for name in (
+            "index",
+            "file",
+            "record_id",
+            "length_bp",
+            "num_chunks",
+            "num_frames",
+            "status",
+            "reason",
+            "detail",
+        )
+    )
+)
+#: ``predict``: the account with the scores (reasons hold no tabs or newlines).
+PREDICT_TABLE = RecordsTable(
+    (
+        RecordColumn.of("record_id"),
+        RecordColumn.of("length_bp"),
+        RecordColumn.of("chunks", "num_chunks"),
+        RecordColumn.of("kept_frames", "num_frames"),
+        RecordColumn.of("scored_chunks"),
+        RecordColumn.of("virus_chunks"),
+        RecordColumn("max_virus_score", _score_text),
+        RecordColumn.of("status"),
+        RecordColumn.of("reason"),
+    ),
+    quoted=False,
+)
+
+
+class RecordsWriter:
+    r"""Writes rows as tab-separated lines under the table's header.
 
     Args:
         handle: A text file opened with ``newline=""``.
-        account_type: The account class whose fields are the columns.
+        table: Which columns, and how.
 
     Example:
         >>> import io
         >>> out = io.StringIO()
-        >>> writer = RecordsReportWriter(out)
-        >>> writer.write([RecordAccount(0, "a.fa", "c1", 900, 2, 3, "prepared")])
+        >>> writer = RecordsWriter(out, PREPARE_TABLE)
+        >>> writer.write([RecordRow(0, "a.fa", "c1", 900, 2, 3, "prepared")])
         >>> out.getvalue().splitlines()[1]
         '0\ta.fa\tc1\t900\t2\t3\tprepared\t\t'
     """
 
-    def __init__(
-        self, handle: IO[str], account_type: type[RecordAccount] = RecordAccount
-    ) -> None:
-        names = [field.name for field in fields(account_type)]
-        self._row = attrgetter(*names)
-        self._writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        self._writer.writerow(names)
+    def __init__(self, handle: IO[str], table: RecordsTable) -> None:
+        self._cells = [column.cell for column in table.columns]
+        self._line: Callable[[Iterable[object]], object]
+        if table.quoted:
+            quoting = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            self._line = quoting.writerow
+        else:
+            self._line = _plain_writer(handle)
+        self._line(table.header)
 
-    def write(self, accounts: Iterable[RecordAccount]) -> None:
-        """Append one row per account.
+    def write(self, rows: Iterable[RecordRow]) -> None:
+        """Append one line per row.
 
         Args:
-            accounts: Accounts in input order.
+            rows: Rows in input order.
         """
-        self._writer.writerows(map(self._row, accounts))
+        cells = self._cells
+        for row in rows:
+            self._line([cell(row) for cell in cells])
+
+
+def _plain_writer(handle: IO[str]) -> Callable[[Iterable[object]], object]:
+    def line(cells: Iterable[object]) -> int:
+        return handle.write("\t".join(map(str, cells)) + "\n")
+
+    return line
+
+
+def write_records(path: Path, rows: Iterable[RecordRow], table: RecordsTable) -> None:
+    """Write ``records.tsv`` at ``path``: the table's header, then the rows.
+
+    Args:
+        path: The file (replaced).
+        rows: Rows in input order.
+        table: Which columns, and how.
+    """
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        RecordsWriter(handle, table).write(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,24 +221,24 @@ class RecordTally:
     counts: Counter[str]
 
     @classmethod
-    def of(cls, accounts: Iterable[RecordAccount]) -> RecordTally:
-        """Count the accounts by status.
+    def of(cls, rows: Iterable[RecordRow]) -> RecordTally:
+        """Count the rows by status.
 
         Args:
-            accounts: Any accounts.
+            rows: Any rows.
 
         Returns:
             The tally.
         """
-        return cls(Counter(account.status for account in accounts))
+        return cls(Counter(row.status for row in rows))
 
-    def add(self, accounts: Iterable[RecordAccount]) -> None:
-        """Count more accounts into this tally.
+    def add(self, rows: Iterable[RecordRow]) -> None:
+        """Count more rows into this tally.
 
         Args:
-            accounts: More accounts.
+            rows: More rows.
         """
-        self.counts.update(account.status for account in accounts)
+        self.counts.update(row.status for row in rows)
 
     @property
     def num_records(self) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from virnucpro_app.records import PREDICT_TABLE, RecordRow, RecordTally, write_records
 from virnucpro_app.report import ChunkVerdicts, write_consensus, write_predictions
 
 if TYPE_CHECKING:
@@ -21,38 +22,6 @@ if TYPE_CHECKING:
     import torch
 
     from virnucpro_app.layout import RunLayout
-
-RECORDS_HEADER = (
-    "record_id\tlength_bp\tchunks\tkept_frames\tscored_chunks\tvirus_chunks\t"
-    "max_virus_score\tstatus\treason\n"
-)
-
-
-@dataclass
-class RecordRow:
-    """One input record's account (``records.tsv``).
-
-    Attributes:
-        record_id: The record's ID.
-        length_bp: Its length.
-        chunks: Chunks cut from it.
-        kept_frames: Stop-free frames kept across its chunks.
-        status: ``scored``, ``no_stop_free_frame`` or ``skipped``.
-        reason: Why it was skipped (empty otherwise).
-        scored_chunks: Chunks with at least one scored frame.
-        virus_chunks: Chunks whose verdict is virus.
-        max_virus_score: Highest virus score of any of its frames (nan if none).
-    """
-
-    record_id: str
-    length_bp: int
-    chunks: int
-    kept_frames: int
-    status: str
-    reason: str = ""
-    scored_chunks: int = 0
-    virus_chunks: int = 0
-    max_virus_score: float = math.nan
 
 
 def record_of_chunk(chunk_id: str) -> str:
@@ -80,30 +49,31 @@ def score_rows(
             yield frame_id, others, virus
 
 
-def _fold_records(rows: list[RecordRow], verdicts: ChunkVerdicts) -> None:
-    by_id = {row.record_id: row for row in rows}
+@dataclass
+class _RecordScores:
+    """Running per-record counts of the chunk verdicts."""
+
+    scored_chunks: int = 0
+    virus_chunks: int = 0
+    max_virus_score: float = math.nan
+
+
+def _fold_records(rows: list[RecordRow], verdicts: ChunkVerdicts) -> list[RecordRow]:
+    """The rows with their chunks' verdicts and best virus score counted in."""
+    scores: dict[str, _RecordScores] = {}
     for chunk_id, is_virus in verdicts.rows():
-        row = by_id[record_of_chunk(chunk_id)]
-        row.scored_chunks += 1
-        row.virus_chunks += int(is_virus)
+        tally = scores.setdefault(record_of_chunk(chunk_id), _RecordScores())
+        tally.scored_chunks += 1
+        tally.virus_chunks += int(is_virus)
         virus = verdicts.best[chunk_id][1]
-        if math.isnan(row.max_virus_score) or virus > row.max_virus_score:
-            row.max_virus_score = virus
-
-
-def write_records(path: Path, rows: list[RecordRow]) -> None:
-    """Write ``records.tsv``, input order."""
-    with path.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.write(RECORDS_HEADER)
-        for row in rows:
-            score = (
-                "" if math.isnan(row.max_virus_score) else f"{row.max_virus_score:.6g}"
-            )
-            handle.write(
-                f"{row.record_id}\t{row.length_bp}\t{row.chunks}\t{row.kept_frames}\t"
-                f"{row.scored_chunks}\t{row.virus_chunks}\t{score}\t{row.status}\t"
-                f"{row.reason}\n"
-            )
+        if math.isnan(tally.max_virus_score) or virus > tally.max_virus_score:
+            tally.max_virus_score = virus
+    return [
+        replace(row, **asdict(scores[row.record_id]))
+        if row.record_id in scores
+        else row
+        for row in rows
+    ]
 
 
 def write_outputs(
@@ -131,12 +101,12 @@ def write_outputs(
 
     verdicts = write_predictions(layout.predictions_path, counted())
     write_consensus(layout.consensus_path, verdicts)
-    _fold_records(records, verdicts)
-    write_records(layout.records_report_path, records)
+    write_records(
+        layout.records_report_path, _fold_records(records, verdicts), PREDICT_TABLE
+    )
     totals.chunks_scored = len(verdicts.best)
     totals.chunks_virus = sum(1 for _, virus in verdicts.rows() if virus)
-    for row in records:
-        totals.records[row.status] = totals.records.get(row.status, 0) + 1
+    totals.records = dict(RecordTally.of(records).counts)
     return totals
 
 

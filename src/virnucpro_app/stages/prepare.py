@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TextIO
 
 from virnucpro_app.errors import PipelineError
 from virnucpro_app.layout import PREPARED_SCHEMA, ShardStage
-from virnucpro_app.records import RecordAccount, RecordStatus
-from virnucpro_app.stages.outputs import RecordRow
+from virnucpro_app.records import RecordRow, RecordStatus
 from virnucpro_app.stages.shards import ShardFrames, frames_from_state, frames_state
 
 if TYPE_CHECKING:
@@ -30,7 +29,16 @@ if TYPE_CHECKING:
     from virnucpro_app.stages.store import RunCheckpoints
 
 LOG = logging.getLogger("virnucpro_app")
-_ROW_FIELDS = ("record_id", "length_bp", "chunks", "kept_frames", "status", "reason")
+#: The fields of each record row stored in ``prepared.ckpt``: stored name -> row
+#: attribute (the names are part of the checkpoint's contract).
+_STORED_FIELDS = {
+    "record_id": "record_id",
+    "length_bp": "length_bp",
+    "chunks": "num_chunks",
+    "kept_frames": "num_frames",
+    "status": "status",
+    "reason": "reason",
+}
 
 
 @dataclass
@@ -82,30 +90,33 @@ class PreparedRun:
 
 
 def _rows_state(rows: list[RecordRow]) -> dict[str, object]:
-    return {name: [getattr(row, name) for row in rows] for name in _ROW_FIELDS}
+    return {
+        stored: [getattr(row, field) for row in rows]
+        for stored, field in _STORED_FIELDS.items()
+    }
 
 
 def _rows_from_state(state: dict[str, list[object]]) -> list[RecordRow]:
-    columns = [state[name] for name in _ROW_FIELDS]
+    columns = [state[stored] for stored in _STORED_FIELDS]
     return [
-        RecordRow(str(a), int(b), int(c), int(d), str(e), str(f))
-        for a, b, c, d, e, f in zip(*columns, strict=True)
+        RecordRow(index, "", str(a), int(b), int(c), int(d), str(e), str(f))
+        for index, (a, b, c, d, e, f) in enumerate(zip(*columns, strict=True))
     ]
 
 
-def _row_of(account: RecordAccount) -> RecordRow:
-    """A prepare account as a predict row (``prepared`` records get scored)."""
-    status = (
-        "scored" if account.status == RecordStatus.PREPARED else str(account.status)
-    )
+def _row_of(account: RecordRow) -> RecordRow:
+    """A prepare account as predict reports it.
+
+    ``prepared`` records become ``scored``; a skip's reason is its message, on
+    one line.
+    """
+    status = RecordStatus.SCORED if account.status == RecordStatus.PREPARED else None
     reason = account.detail or account.reason
-    return RecordRow(
-        account.record_id,
-        account.length_bp,
-        account.num_chunks,
-        account.num_frames,
-        status,
-        reason.replace("\t", " ").replace("\n", " "),
+    return replace(
+        account,
+        status=str(status or account.status),
+        reason=reason.replace("\t", " ").replace("\n", " "),
+        detail="",
     )
 
 

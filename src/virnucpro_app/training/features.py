@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from virnucpro_app.config import ExistingRun, ModelPaths, RunConfig, RunOptions
+from virnucpro_app.records import PREDICT_TABLE, RecordTally, write_records
 from virnucpro_app.stages.embed import lazy_encoders
 from virnucpro_app.stages.manifest import (
     ModelIdentities,
@@ -28,7 +29,6 @@ from virnucpro_app.stages.manifest import (
     build_manifest,
     settle_manifest,
 )
-from virnucpro_app.stages.outputs import write_records
 from virnucpro_app.stages.prepare import prepare_shards
 from virnucpro_app.stages.runner import ShardRunner
 from virnucpro_app.stages.store import RunCheckpoints
@@ -132,12 +132,9 @@ class FeatureExtractor:
         prepared = prepare_shards(config, store)
         runner = ShardRunner(config, store, encoders=self.encoders, label=label)
         rows = [runner.features(shard) for shard in prepared.shards()]
-        write_records(layout.records_report_path, prepared.records)
+        write_records(layout.records_report_path, prepared.records, PREDICT_TABLE)
         if not self.options.keep_intermediate:
             prepared.remove_intermediates()
-        records: dict[str, int] = {}
-        for row in prepared.records:
-            records[row.status] = records.get(row.status, 0) + 1
         features = torch.cat(rows) if rows else torch.zeros(0, 0)
         LOG.info(
             "%s features: %d frames from %d records, %d shards (%d frames embedded "
@@ -153,7 +150,7 @@ class FeatureExtractor:
             label=label,
             features=features,
             num_shards=prepared.num_shards,
-            records=records,
+            records=dict(RecordTally.of(prepared.records).counts),
             computed_frames=runner.computed,
             manifest=manifest,
             seconds=time.perf_counter() - started,
