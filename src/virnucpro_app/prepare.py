@@ -288,7 +288,8 @@ class PrepareSummary:
         return ExitCode.PARTIAL if self.tally.num_skipped else ExitCode.OK
 
 
-def _write_fasta(handle: IO[str], ids: list[str], sequences: list[str]) -> None:
+def write_fasta(handle: IO[str], ids: list[str], sequences: list[str]) -> None:
+    """Append records as two lines each: ``>id`` and the sequence."""
     handle.write("".join([f">{i}\n{s}\n" for i, s in zip(ids, sequences, strict=True)]))
 
 
@@ -341,9 +342,9 @@ def write_prepared(
             )
             writer = RecordsWriter(report, PREPARE_TABLE)
             for batch in batches:
-                _write_fasta(chunks, batch.chunk_ids, batch.chunk_sequences)
-                _write_fasta(nucleotides, batch.frame_ids, batch.frame_nucleotides)
-                _write_fasta(proteins, batch.frame_ids, batch.frame_proteins)
+                write_fasta(chunks, batch.chunk_ids, batch.chunk_sequences)
+                write_fasta(nucleotides, batch.frame_ids, batch.frame_nucleotides)
+                write_fasta(proteins, batch.frame_ids, batch.frame_proteins)
                 writer.write(batch.accounts)
                 tally.add(batch.accounts)
                 num_chunks += len(batch.chunk_ids)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from operator import attrgetter
 from typing import IO, TYPE_CHECKING
@@ -115,26 +115,15 @@ class RecordsTable:
         """The column names."""
         return [column.name for column in self.columns]
 
-    def with_columns(self, *columns: RecordColumn) -> RecordsTable:
-        """This table with ``columns`` added at the end."""
-        return RecordsTable((*self.columns, *columns), self.quoted)
 
-
-#: ``prepare``: every field of the account up to ``detail``, csv-quoted.
+#: Fields only ``predict`` fills.
+SCORE_FIELDS = ("scored_chunks", "virus_chunks", "max_virus_score")
+#: ``prepare``: every field but the scores, in field order, csv-quoted.
 PREPARE_TABLE = RecordsTable(
     tuple(
-        RecordColumn.of(name)
-        for name in (
-            "index",
-            "file",
-            "record_id",
-            "length_bp",
-            "num_chunks",
-            "num_frames",
-            "status",
-            "reason",
-            "detail",
-        )
+        RecordColumn.of(item.name)
+        for item in fields(RecordRow)
+        if item.name not in SCORE_FIELDS
     )
 )
 #: ``predict``: the account with the scores (reasons hold no tabs or newlines).

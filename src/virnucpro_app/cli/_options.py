@@ -59,163 +59,104 @@ ModelTypeOption = Annotated[
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
-def flag(name: str, annotation: object, option: Any) -> inspect.Parameter:
-    """A command parameter ``name: annotation = option`` (keyword-only).
+def flag(
+    name: str,
+    annotation: object,
+    default: object,
+    text: str,
+    *names: str,
+    panel: str | None = None,
+    **extra: Any,
+) -> inspect.Parameter:
+    """A command parameter ``name: annotation = typer.Option(default, ...)``.
 
     Args:
-        name: The parameter (``--kebab-case`` flag unless ``option`` names it).
+        name: The parameter; its flag is ``--kebab-case`` of it.
         annotation: Its type, as an object (typer reads it).
-        option: The ``typer.Option(...)`` declaring the flag.
+        default: The default value.
+        text: The ``--help`` text.
+        *names: Short names besides the ``--kebab-case`` one (``-q``).
+        panel: The ``--help`` panel.
+        **extra: More ``typer.Option`` arguments (``min``, ``envvar``, ...).
 
     Returns:
-        The parameter, for a table of flags given to :func:`gather`.
+        The keyword-only parameter, for a table of flags given to :func:`gather`.
     """
+    option = typer.Option(
+        default,
+        f"--{name.replace('_', '-')}",
+        *names,
+        help=text,
+        rich_help_panel=panel,
+        **extra,
+    )
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
     )
 
 
+def _table(*flags: inspect.Parameter) -> dict[str, inspect.Parameter]:
+    return {item.name: item for item in flags}
+
+
+_PRECISION_HELP = (
+    "Language models: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."
+)
+_BUDGET_HELP = (
+    "Padded tokens per language-model batch (default depends on the model and device)."
+)
+_SLICE_HELP = "Frames embedded between two in-progress checkpoints of a shard."
+_FORCE_RESUME_HELP = (
+    "On resume, set damaged checkpoints aside (kept, renamed) and recompute their work."
+)
 #: Every run option's flag, by parameter name, in ``--help`` order.
-RUN_FLAGS = {
-    item.name: item
-    for item in (
-        flag(
-            "device",
-            str,
-            typer.Option(
-                "auto", help="auto, cpu, cuda or cuda:N.", rich_help_panel=COMPUTE
-            ),
-        ),
-        flag(
-            "precision",
-            str,
-            typer.Option(
-                "auto",
-                help="Language models: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 "
-                "or fp16.",
-                rich_help_panel=COMPUTE,
-            ),
-        ),
-        flag(
-            "tokens_per_batch",
-            int | None,
-            typer.Option(
-                None,
-                min=1,
-                help="Padded tokens per language-model batch (default depends on "
-                "the model and device).",
-                rich_help_panel=COMPUTE,
-            ),
-        ),
-        flag(
-            "shard_size",
-            int,
-            typer.Option(
-                DEFAULT_SHARD_SIZE,
-                min=1,
-                help="Frames per work unit (checkpointed as a whole).",
-                rich_help_panel=COMPUTE,
-            ),
-        ),
-        flag(
-            "slice_size",
-            int,
-            typer.Option(
-                DEFAULT_SLICE_SIZE,
-                min=1,
-                hidden=True,
-                help="Frames embedded between two in-progress checkpoints of a shard.",
-            ),
-        ),
-        flag(
-            "resume",
-            bool,
-            typer.Option(
-                False,
-                "--resume",
-                help="Continue the run in its folder (starts one if none).",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "force",
-            bool,
-            typer.Option(
-                False,
-                "--force",
-                help="Delete the run's files (and train's --output) and start over.",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "skip_checkpoint_validation",
-            bool,
-            typer.Option(
-                False,
-                "--skip-checkpoint-validation",
-                help="On resume, check checkpoint headers only (no checksums).",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "force_resume",
-            bool,
-            typer.Option(
-                False,
-                "--force-resume",
-                help="On resume, set damaged checkpoints aside (kept, renamed) and "
-                "recompute their work.",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "keep_intermediate",
-            bool,
-            typer.Option(
-                False,
-                "--keep-intermediate",
-                help="Keep the chunk and frame FASTA files (chunks.fa, orfs.*).",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "no_progress",
-            bool,
-            typer.Option(
-                False, "--no-progress", help="No progress bars.", rich_help_panel=RUN
-            ),
-        ),
-        flag(
-            "quiet",
-            bool,
-            typer.Option(
-                False,
-                "--quiet",
-                "-q",
-                help="Warnings and errors only.",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "verbose",
-            bool,
-            typer.Option(
-                False,
-                "--verbose",
-                "-v",
-                help="Debug log and tracebacks.",
-                rich_help_panel=RUN,
-            ),
-        ),
-        flag(
-            "log_file",
-            Path | None,
-            typer.Option(
-                None, "--log-file", help="Also write the log here.", rich_help_panel=RUN
-            ),
-        ),
-    )
-}
+RUN_FLAGS = _table(
+    flag("device", str, "auto", "auto, cpu, cuda or cuda:N.", panel=COMPUTE),
+    flag("precision", str, "auto", _PRECISION_HELP, panel=COMPUTE),
+    flag("tokens_per_batch", int | None, None, _BUDGET_HELP, panel=COMPUTE, min=1),
+    flag(
+        "shard_size",
+        int,
+        DEFAULT_SHARD_SIZE,
+        "Frames per work unit (checkpointed as a whole).",
+        panel=COMPUTE,
+        min=1,
+    ),
+    flag("slice_size", int, DEFAULT_SLICE_SIZE, _SLICE_HELP, hidden=True, min=1),
+    flag(
+        "resume",
+        bool,
+        False,
+        "Continue the run in its folder (starts one if none).",
+        panel=RUN,
+    ),
+    flag(
+        "force",
+        bool,
+        False,
+        "Delete the run's files (and train's --output) and start over.",
+        panel=RUN,
+    ),
+    flag(
+        "skip_checkpoint_validation",
+        bool,
+        False,
+        "On resume, check checkpoint headers only (no checksums).",
+        panel=RUN,
+    ),
+    flag("force_resume", bool, False, _FORCE_RESUME_HELP, panel=RUN),
+    flag(
+        "keep_intermediate",
+        bool,
+        False,
+        "Keep the chunk and frame FASTA files (chunks.fa, orfs.*).",
+        panel=RUN,
+    ),
+    flag("no_progress", bool, False, "No progress bars.", panel=RUN),
+    flag("quiet", bool, False, "Warnings and errors only.", "-q", panel=RUN),
+    flag("verbose", bool, False, "Debug log and tracebacks.", "-v", panel=RUN),
+    flag("log_file", Path | None, None, "Also write the log here.", panel=RUN),
+)
 #: The run options of the jobs that checkpoint a run folder (predict, train).
 JOB_FLAGS = tuple(RUN_FLAGS)
 
@@ -312,56 +253,41 @@ def demo_cache_dir() -> Path:
     return Path(base) / "virnucpro-app" / "demo-models"
 
 
+_DEMO_HELP = (
+    f"Use small random-weight demo models (built on first use in ${ENV_DEMO_CACHE} "
+    "or ~/.cache/virnucpro-app). Their outputs are NOT biology; models named "
+    "explicitly still win."
+)
 #: The model flags, by parameter name, in ``--help`` order.
-MODEL_FLAGS = {
-    item.name: item
-    for item in (
-        flag(
-            "dnabert",
-            str | None,
-            typer.Option(
-                None,
-                envvar=ENV_DNABERT,
-                help="DNABERT-S folder (config.json, weights, tokenizer.json).",
-                rich_help_panel=MODELS,
-            ),
-        ),
-        flag(
-            "esm",
-            str | None,
-            typer.Option(
-                None,
-                envvar=ENV_ESM,
-                help="ESM-2 fair-esm .pt file, or a name (esm2_t36_3B_UR50D) looked "
-                "up in the torch hub cache.",
-                rich_help_panel=MODELS,
-            ),
-        ),
-        flag(
-            "classifier",
-            str | None,
-            typer.Option(
-                None,
-                envvar=ENV_CLASSIFIER,
-                help="Classifier checkpoint (convert published .pth files with "
-                "`virnucpro-app models import-classifier`).",
-                rich_help_panel=MODELS,
-            ),
-        ),
-        flag(
-            "demo",
-            bool,
-            typer.Option(
-                False,
-                "--demo",
-                help="Use small random-weight demo models (built on first use in "
-                f"${ENV_DEMO_CACHE} or ~/.cache/virnucpro-app). Their outputs are "
-                "NOT biology; models named explicitly still win.",
-                rich_help_panel=MODELS,
-            ),
-        ),
-    )
-}
+MODEL_FLAGS = _table(
+    flag(
+        "dnabert",
+        str | None,
+        None,
+        "DNABERT-S folder (config.json, weights, tokenizer.json).",
+        panel=MODELS,
+        envvar=ENV_DNABERT,
+    ),
+    flag(
+        "esm",
+        str | None,
+        None,
+        "ESM-2 fair-esm .pt file, or a name (esm2_t36_3B_UR50D) looked up in the "
+        "torch hub cache.",
+        panel=MODELS,
+        envvar=ENV_ESM,
+    ),
+    flag(
+        "classifier",
+        str | None,
+        None,
+        "Classifier checkpoint (convert published .pth files with "
+        "`virnucpro-app models import-classifier`).",
+        panel=MODELS,
+        envvar=ENV_CLASSIFIER,
+    ),
+    flag("demo", bool, False, _DEMO_HELP, panel=MODELS),
+)
 
 
 def _model_request(flags: dict[str, Any]) -> ModelRequest:

@@ -34,8 +34,7 @@ _TRAINING = "Training (defaults: the original recipe)"
 def _recipe_flag(
     name: str, default: float, text: str, *, minimum: int | None = None
 ) -> inspect.Parameter:
-    option = typer.Option(default, min=minimum, help=text, rich_help_panel=_TRAINING)
-    return flag(name, type(default), option)
+    return flag(name, type(default), default, text, panel=_TRAINING, min=minimum)
 
 
 #: One flag per :class:`TrainRecipe` field, defaults the original recipe's.

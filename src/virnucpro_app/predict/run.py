@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ckptkit.types import ExitCode
 from virnucpro_app import __version__
-from virnucpro_app.config import ExistingRun
 from virnucpro_app.errors import AppError, PipelineError
 from virnucpro_app.layout import ShardStage
 from virnucpro_app.predict.distributed import ProcessGroup, World, assign_shards
@@ -26,7 +24,7 @@ from virnucpro_app.stages.manifest import settle_manifest
 from virnucpro_app.stages.outputs import write_outputs, write_summary
 from virnucpro_app.stages.prepare import PreparedRun, prepare_shards
 from virnucpro_app.stages.runner import ShardRunner
-from virnucpro_app.stages.store import RunCheckpoints
+from virnucpro_app.stages.store import RunCheckpoints, settle_run_folder
 
 if TYPE_CHECKING:
     import torch
@@ -58,22 +56,15 @@ def settle_output_dir(config: RunConfig) -> None:
     Raises:
         PipelineError: The folder holds files and neither --resume nor --force.
     """
-    folder, existing = config.output_dir, config.options.existing
-    if folder.exists() and not folder.is_dir():
-        raise PipelineError(f"--output-dir {folder} is a file, not a folder")
-    has_files = folder.exists() and any(folder.iterdir())
-    if has_files and existing is ExistingRun.REFUSE:
-        raise PipelineError(
-            f"output folder {folder} is not empty: pass --resume to continue the "
-            "run there, or --force to delete its files and start over"
-        )
-    if has_files and existing is ExistingRun.FORCE:
-        for path in config.layout.run_paths():
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    config.layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    layout = config.layout
+    settle_run_folder(
+        config.output_dir,
+        layout.run_paths(),
+        config.options.existing,
+        flag="--output-dir",
+        job="run",
+    )
+    layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _load_checked_classifier(config: RunConfig) -> Classifier:
@@ -207,7 +198,7 @@ def run_predict(
     group = group or ProcessGroup(World(), use_cuda=False)
     world = group.world
     # rank 0 creates checkpoints/ once the output folder is settled
-    store = RunCheckpoints.from_config(config, create=False)
+    store = RunCheckpoints(config.layout, config.options, create=False)
     job = _Job(config, manifest, store, started)
     prepared, plan = _agree_on_plan(job, group)
     if world.is_distributed:

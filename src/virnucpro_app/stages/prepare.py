@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from virnucpro_app.errors import PipelineError
 from virnucpro_app.layout import PREPARED_SCHEMA, ShardStage
@@ -59,7 +59,6 @@ class PreparedRun:
     records: list[RecordRow]
     shard_costs: list[int] = field(default_factory=list)
     seconds: float = 0.0
-    reused: bool = False
     _intermediates: list[Path] = field(default_factory=list)
 
     def shards(self) -> Iterator[ShardFrames]:
@@ -143,7 +142,6 @@ def _reuse(layout: RunLayout, store: RunCheckpoints) -> PreparedRun | None:
         num_shards,
         rows,
         shard_costs=[int(c) for c in checkpoint.state.get("shard_costs", [])],
-        reused=True,
         _intermediates=_intermediates(layout),
     )
 
@@ -154,7 +152,6 @@ class _ShardWriter:
 
     store: RunCheckpoints
     shard_size: int
-    fasta: tuple[TextIO, TextIO] | None
     ids: list[str] = field(default_factory=list)
     nucleotides: list[str] = field(default_factory=list)
     proteins: list[str] = field(default_factory=list)
@@ -167,9 +164,6 @@ class _ShardWriter:
         self.ids.append(frame_id)
         self.nucleotides.append(nucleotide)
         self.proteins.append(protein)
-        if self.fasta is not None:
-            self.fasta[0].write(f">{frame_id}\n{nucleotide}\n")
-            self.fasta[1].write(f">{frame_id}\n{protein}\n")
         if len(self.ids) == self.shard_size:
             self.flush()
 
@@ -212,7 +206,7 @@ def prepare_shards(
         )
 
     from virnucpro_app.fasta import read_records
-    from virnucpro_app.prepare import prepare_records
+    from virnucpro_app.prepare import prepare_records, write_fasta
 
     started = time.perf_counter()
     intermediates = _intermediates(layout)
@@ -221,9 +215,7 @@ def prepare_shards(
         intermediates[1].open("w", encoding="ascii", newline="\n") as nucleotide_out,
         intermediates[2].open("w", encoding="ascii", newline="\n") as protein_out,
     ):
-        writer = _ShardWriter(
-            store, config.options.shard_size, (nucleotide_out, protein_out)
-        )
+        writer = _ShardWriter(store, config.options.shard_size)
         rows: list[RecordRow] = []
         batches = prepare_records(
             read_records(config.inputs),
@@ -235,10 +227,9 @@ def prepare_shards(
                 rows.append(_row_of(account))
                 if account.status == RecordStatus.SKIPPED:
                     LOG.warning("%s", account.detail or account.reason)
-            for chunk_id, chunk in zip(
-                batch.chunk_ids, batch.chunk_sequences, strict=True
-            ):
-                chunks_out.write(f">{chunk_id}\n{chunk}\n")
+            write_fasta(chunks_out, batch.chunk_ids, batch.chunk_sequences)
+            write_fasta(nucleotide_out, batch.frame_ids, batch.frame_nucleotides)
+            write_fasta(protein_out, batch.frame_ids, batch.frame_proteins)
             for frame in zip(
                 batch.frame_ids,
                 batch.frame_nucleotides,

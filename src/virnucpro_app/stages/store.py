@@ -10,19 +10,22 @@ that its work is recomputed.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ckptkit
 from ckptkit.types import ExitCode
-from virnucpro_app.errors import AppError
+from virnucpro_app.config import ExistingRun
+from virnucpro_app.errors import AppError, PipelineError
 from virnucpro_app.layout import ShardStage
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
-    from virnucpro_app.config import RunConfig
+    from virnucpro_app.config import RunOptions
     from virnucpro_app.layout import RunLayout
 
 QUARANTINE_MARK = ".quarantined-"
@@ -32,6 +35,43 @@ def quarantine_name(path: Path) -> Path:
     """Where a damaged file or folder is set aside: ``{name}.quarantined-{time}``."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return path.with_name(f"{path.name}{QUARANTINE_MARK}{stamp}")
+
+
+def settle_run_folder(
+    folder: Path,
+    run_paths: Iterable[Path],
+    existing: ExistingRun,
+    *,
+    flag: str,
+    job: str,
+) -> None:
+    """Refuse, resume in, or clear a folder that holds a run (never asks).
+
+    Args:
+        folder: The run folder, named on the command line by ``flag``.
+        run_paths: What the job writes (what ``--force`` deletes).
+        existing: What the command line chose.
+        flag: ``--output-dir`` or ``--checkpoint-dir``.
+        job: What continues there with ``--resume`` (``run``, ``training``).
+
+    Raises:
+        PipelineError: ``folder`` is a file, or holds files and neither
+            ``--resume`` nor ``--force`` was given.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"{flag} {folder} is a file, not a folder")
+    if existing is ExistingRun.REFUSE and folder.exists() and any(folder.iterdir()):
+        what = flag.removeprefix("--").removesuffix("-dir")
+        raise PipelineError(
+            f"{what} folder {folder} is not empty: pass --resume to continue the "
+            f"{job} there, or --force to delete its files and start over"
+        )
+    if existing is ExistingRun.FORCE:
+        for path in run_paths:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
 
 class CheckpointProblemError(AppError):
@@ -55,15 +95,15 @@ class RunCheckpoints:
 
     Args:
         layout: The run folder (its ``checkpoints/`` holds the ledger too).
-        skip_validation: Quick header checks only on reuse.
-        force_resume: Quarantine bad checkpoints and recompute instead of stopping.
+        options: ``skip_checkpoint_validation`` (quick header checks only on
+            reuse) and ``force_resume`` (quarantine bad checkpoints and
+            recompute instead of stopping).
         create: Create ``checkpoints/`` now (predict's rank 0 does it later,
             once the output folder is settled).
     """
 
     layout: RunLayout
-    skip_validation: bool = False
-    force_resume: bool = False
+    options: RunOptions
     create: bool = True
     counts: ReuseCounts = field(default_factory=ReuseCounts)
 
@@ -71,16 +111,6 @@ class RunCheckpoints:
         if self.create:
             self.directory.mkdir(parents=True, exist_ok=True)
         self.ledger = ckptkit.FailureLedger(self.directory)
-
-    @classmethod
-    def from_config(cls, config: RunConfig, *, create: bool = True) -> RunCheckpoints:
-        """The checkpoints of ``config``'s run folder, under its options."""
-        return cls(
-            config.layout,
-            skip_validation=config.options.skip_checkpoint_validation,
-            force_resume=config.options.force_resume,
-            create=create,
-        )
 
     @property
     def directory(self) -> Path:
@@ -108,14 +138,13 @@ class RunCheckpoints:
 
         Raises:
             CheckpointProblemError: The file is damaged or incompatible and
-                ``force_resume`` is off (the failure is in the ledger first).
+                ``--force-resume`` is off (the failure is in the ledger first).
         """
         if not path.exists():
             return None
         try:
-            checkpoint = ckptkit.load(
-                path, verify="quick" if self.skip_validation else "full"
-            )
+            quick = self.options.skip_checkpoint_validation
+            checkpoint = ckptkit.load(path, verify="quick" if quick else "full")
             if checkpoint.info.legacy or checkpoint.info.schema != schema:
                 reason = (
                     f"schema {checkpoint.info.schema!r} (version "
@@ -132,7 +161,8 @@ class RunCheckpoints:
         """Treat a checkpoint that loaded but cannot be right as damaged.
 
         Raises:
-            CheckpointProblemError: Unless ``force_resume`` (then it is quarantined).
+            CheckpointProblemError: Unless ``--force-resume`` (then it is
+                quarantined).
         """
         self.counts.valid -= 1
         self._bad(path, reason)
@@ -141,7 +171,7 @@ class RunCheckpoints:
         """A damaged manifest: set every checkpoint aside (with --force-resume).
 
         Raises:
-            CheckpointProblemError: Without ``force_resume``.
+            CheckpointProblemError: Without ``--force-resume``.
         """
         self._bad(manifest, reason)
         for path in sorted(self.directory.glob("*.ckpt")):
@@ -151,7 +181,7 @@ class RunCheckpoints:
 
     def _bad(self, path: Path, reason: str) -> None:
         self.ledger.record(path, reason)
-        if not self.force_resume:
+        if not self.options.force_resume:
             raise CheckpointProblemError(
                 f"{path}: {reason}. It is recorded in "
                 f"{self.ledger.path}. Rerun with --force-resume to set it aside "
@@ -177,19 +207,11 @@ class RunCheckpoints:
         ckptkit.save(path, state, schema=schema, status=status, metadata=metadata)
 
     def save_shard(
-        self,
-        index: int,
-        stage: ShardStage,
-        state: Any,
-        *,
-        status: str = "complete",
-        metadata: dict[str, Any] | None = None,
+        self, index: int, stage: ShardStage, state: Any, **header: Any
     ) -> None:
-        """:meth:`save` shard ``index``'s checkpoint of ``stage``."""
-        self.save(
-            self.layout.shard_path(index, stage),
-            state,
-            schema=stage.schema,
-            status=status,
-            metadata=metadata,
-        )
+        """:meth:`save` shard ``index``'s checkpoint of ``stage``.
+
+        ``header``: ``status`` and ``metadata``, as for :meth:`save`.
+        """
+        path = self.layout.shard_path(index, stage)
+        self.save(path, state, schema=stage.schema, **header)

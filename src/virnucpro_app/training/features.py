@@ -126,7 +126,7 @@ class FeatureExtractor:
             models=self.models,
             options=self.options,
         )
-        store = RunCheckpoints.from_config(config)
+        store = RunCheckpoints(layout, self.options)
         manifest = build_manifest(config, self.identities)
         settle_manifest(manifest, store)
         prepared = prepare_shards(config, store)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,11 @@ from virnucpro_app.config import ExistingRun, ModelPaths, RunOptions, check_mode
 from virnucpro_app.errors import InputError, PipelineError
 from virnucpro_app.models.classifier import save_classifier
 from virnucpro_app.stages.outputs import write_summary
-from virnucpro_app.stages.store import CheckpointProblemError, quarantine_name
+from virnucpro_app.stages.store import (
+    CheckpointProblemError,
+    quarantine_name,
+    settle_run_folder,
+)
 from virnucpro_app.training.data import LabelledFeatures
 from virnucpro_app.training.features import FeatureExtractor
 from virnucpro_app.training.loop import (
@@ -101,27 +104,17 @@ def settle_checkpoint_dir(config: TrainConfig) -> None:
         PipelineError: A run is there (or ``--output`` exists) and neither
             --resume nor --force was given.
     """
-    layout, output = config.layout, config.output
-    folder = layout.checkpoint_dir
-    if folder.exists() and not folder.is_dir():
-        raise PipelineError(f"--checkpoint-dir {folder} is a file, not a folder")
-    has_files = folder.exists() and any(folder.iterdir())
-    existing = config.options.existing
-    if existing is ExistingRun.REFUSE:
-        if has_files:
-            raise PipelineError(
-                f"checkpoint folder {folder} is not empty: pass --resume to continue "
-                "the training there, or --force to delete its files and start over"
-            )
-        if output.exists():
-            raise PipelineError(f"--output {output} exists: pass --force to replace it")
-    if existing is ExistingRun.FORCE:
-        for path in (*layout.run_paths(), output):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+    layout, output, existing = config.layout, config.output, config.options.existing
+    settle_run_folder(
+        layout.checkpoint_dir,
+        (*layout.run_paths(), output),
+        existing,
+        flag="--checkpoint-dir",
+        job="training",
+    )
+    if existing is ExistingRun.REFUSE and output.exists():
+        raise PipelineError(f"--output {output} exists: pass --force to replace it")
+    layout.checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _digest(data: object) -> str:
@@ -260,7 +253,7 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
     split = {"train": outcome.num_train, "val": outcome.num_val}
     metadata: dict[str, Any] = {"training": _training_metadata(config, outcome, split)}
     if config.models.demo:
-        from virnucpro_app.demo import DEMO_MARKER
+        from virnucpro_app.models.demo_weights import DEMO_MARKER
 
         metadata["virnucpro_demo"] = DEMO_MARKER
     config.output.parent.mkdir(parents=True, exist_ok=True)

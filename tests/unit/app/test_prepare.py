@@ -22,6 +22,7 @@ from virnucpro_app.records import (
     PREPARE_TABLE,
     RecordColumn,
     RecordRow,
+    RecordsTable,
     RecordsWriter,
 )
 
@@ -155,9 +156,8 @@ def test_write_prepared_leaves_nothing_when_the_stream_fails(tmp_path: Path) -> 
 
 
 def test_records_writer_writes_the_columns_of_an_extended_table() -> None:
-    table = PREPARE_TABLE.with_columns(
-        RecordColumn.of("num_viral_chunks", "virus_chunks")
-    )
+    extra = RecordColumn.of("num_viral_chunks", "virus_chunks")
+    table = RecordsTable((*PREPARE_TABLE.columns, extra))
     out = io.StringIO(newline="")
     writer = RecordsWriter(out, table)
     writer.write([RecordRow(0, "a.fa", "c1", 900, 2, 3, "scored", virus_chunks=1)])
