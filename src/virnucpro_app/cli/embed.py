@@ -18,10 +18,7 @@ import typer
 
 from virnucpro_app import __version__
 from virnucpro_app.cli import app
-from virnucpro_app.cli._options import (
-    DebugOption,
-    with_run_options,
-)
+from virnucpro_app.cli._options import DebugOption, with_run_options
 from virnucpro_app.config import RunOptions  # noqa: TC001 - typer reads it
 from virnucpro_app.layout import EMBEDDINGS_SCHEMA
 from virnucpro_app.models import EncoderKind  # noqa: TC001 - typer reads it too
