@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from virnucpro_app.demo import (
+from virnucpro_app.models import DemoModelWarning, Encoder, load_encoder
+from virnucpro_app.models.demo_weights import (
     dnabert_config,
     dnabert_demo_state,
     write_dna_tokenizer,
     write_esm2_file,
 )
-from virnucpro_app.models import DemoModelWarning, Encoder, load_encoder
 from virnucpro_app.models.dnabert import alibi_slopes
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def load(kind: str, path: Path, *, device: str, precision: str) -> Encoder:
 def write_dnabert(folder: Path, **dims: int) -> Path:
     """A DNABERT-S folder with random weights (safetensors) and the demo tokenizer.
 
-    ``dims`` are :func:`virnucpro_app.demo.dnabert_config` arguments.
+    ``dims`` are :func:`virnucpro_app.models.demo_weights.dnabert_config` arguments.
     """
     import json
 

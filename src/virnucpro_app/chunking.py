@@ -9,7 +9,7 @@ and spans ``c`` bases, clipped at ``L``. Summing the list in closed form gives
 record at a time (:func:`chunk_bounds`) or for many at once with numpy
 (:func:`plan_chunks`). The shifts can add up to less than ``R``, so the last
 chunk is sometimes shorter than ``c``; the published classifiers were trained on
-such chunks, so that is kept (docs/algorithm.md).
+such chunks, so that is kept (docs/app/algorithm.md).
 """
 
 from __future__ import annotations

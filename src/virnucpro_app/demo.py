@@ -1,45 +1,53 @@
-"""Small demo models with random, seeded weights in the real on-disk formats.
+"""The demo models: random weights in the real formats, and the bundled sample.
 
-``virnucpro-app models make-demo DIR`` writes them so that tests, the README
-demo and users without the real weights exercise the real loading code:
+``virnucpro-app models make-demo DIR`` writes them (:func:`make_demo_models`) so
+that tests, the README demo and users without the real weights exercise the real
+loading code:
 
 - ``DIR/esm2_t2_demo.pt`` (+ ``-contact-regression.pt``): a 2-layer ESM-2 in the
-  published fair-esm layout (``{"model": {"encoder.sentence_encoder.…": …},
-  "cfg": {"model": argparse.Namespace(...)}}``); fair-esm's own loader reads it;
-- ``DIR/dnabert-s-demo/``: a DNABERT-S style Hugging Face folder (``config.json``,
-  ``model.safetensors``, ``tokenizer.json`` with a small DNA BPE built with the
-  ``tokenizers`` library, ``tokenizer_config.json``).
+  published fair-esm layout;
+- ``DIR/dnabert-s-demo/``: a DNABERT-S style Hugging Face folder;
+- ``DIR/classifier-300bp-demo.ckpt`` and ``DIR/classifier-500bp-demo.ckpt``:
+  random-weight classifiers that fit the two demo encoders.
 
-Every demo file carries a ``virnucpro_demo`` marker and loading one warns that
-its outputs are NOT BIOLOGY. The classifier demo is added by a later issue
-(:class:`DemoModels` grows a ``classifier_path``).
+The encoder files come from :mod:`virnucpro_app.models.demo_weights`. Every demo
+file carries a ``virnucpro_demo`` marker and loading one warns that its outputs
+are NOT BIOLOGY. ``--demo`` uses them through :func:`demo_models` (built once in
+a cache folder), with :func:`bundled_sample` as the input when none is given.
 """
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import json
-import random
+import logging
 from dataclasses import dataclass
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from virnucpro_app.config import ModelPaths
+from virnucpro_app.models.demo_weights import (
+    DEMO_MARKER,
+    write_dnabert_folder,
+    write_esm2_file,
+)
+
 if TYPE_CHECKING:
     import os
 
-#: Marker written into every demo file.
-DEMO_MARKER = "NOT BIOLOGY: random weights, for demos and tests only"
+LOG = logging.getLogger("virnucpro_app")
+#: The sample FASTA shipped in the package's ``data/`` folder.
+SAMPLE_FASTA = "sample.fasta"
+#: Written last into a demo cache folder: its models are complete.
+COMPLETE_MARKER = ".complete"
 #: File and folder names inside a demo directory.
 ESM_DEMO_NAME = "esm2_t2_demo.pt"
 DEMO_CLASSIFIER_NAME = "classifier-{size}bp-demo.ckpt"
 #: Width of the demo ESM-2 (the classifier's input is DNABERT width + this).
 ESM_DEMO_WIDTH = 64
 DNABERT_DEMO_DIR = "dnabert-s-demo"
-#: DNABERT-S special tokens and their ids (the real tokenizer's order).
-DNABERT_SPECIALS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")
 
 
 @dataclass(frozen=True)
@@ -49,294 +57,12 @@ class DemoModels:
     Attributes:
         dnabert_dir: The DNABERT-S style folder.
         esm_path: The fair-esm ESM-2 ``.pt`` file.
+        classifier_paths: ``(chunk size, classifier file)`` for 300 and 500.
     """
 
     dnabert_dir: Path
     esm_path: Path
     classifier_paths: tuple[tuple[int, Path], ...] = ()
-
-    def classifier_path(self, chunk_size: int) -> Path:
-        """The demo classifier for ``chunk_size`` (300 or 500).
-
-        Raises:
-            KeyError: No demo classifier for that size.
-        """
-        return dict(self.classifier_paths)[chunk_size]
-
-
-def _random(
-    shape: tuple[int, ...], generator: torch.Generator, std: float
-) -> torch.Tensor:
-    return torch.randn(shape, generator=generator) * std
-
-
-def _linear(
-    state: dict[str, torch.Tensor],
-    name: str,
-    out_in: tuple[int, int],
-    generator: torch.Generator,
-    *,
-    bias: bool = True,
-) -> None:
-    state[f"{name}.weight"] = _random(out_in, generator, out_in[1] ** -0.5)
-    if bias:
-        state[f"{name}.bias"] = _random((out_in[0],), generator, 0.1)
-
-
-def _norm(
-    state: dict[str, torch.Tensor], name: str, dim: int, generator: torch.Generator
-) -> None:
-    state[f"{name}.weight"] = 1 + _random((dim,), generator, 0.1)
-    state[f"{name}.bias"] = _random((dim,), generator, 0.1)
-
-
-def esm2_demo_state(
-    *, num_layers: int, embed_dim: int, num_heads: int, seed: int
-) -> dict[str, torch.Tensor]:
-    """Random ESM-2 weights with fair-esm's names (no prefixes, no contact head).
-
-    Args:
-        num_layers: Layers.
-        embed_dim: Width.
-        num_heads: Heads (must divide ``embed_dim``).
-        seed: Random seed.
-
-    Returns:
-        ``name -> tensor``, every tensor fair-esm's ``ESM2`` holds except
-        ``contact_head.*``.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {
-        "embed_tokens.weight": _random((33, embed_dim), gen, 1.0)
-    }
-    head_dim = embed_dim // num_heads
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
-    for index in range(num_layers):
-        p = f"layers.{index}."
-        for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
-            _linear(state, f"{p}self_attn.{proj}", (embed_dim, embed_dim), gen)
-        state[f"{p}self_attn.rot_emb.inv_freq"] = inv_freq.clone()
-        _norm(state, f"{p}self_attn_layer_norm", embed_dim, gen)
-        _linear(state, f"{p}fc1", (4 * embed_dim, embed_dim), gen)
-        _linear(state, f"{p}fc2", (embed_dim, 4 * embed_dim), gen)
-        _norm(state, f"{p}final_layer_norm", embed_dim, gen)
-    _norm(state, "emb_layer_norm_after", embed_dim, gen)
-    _linear(state, "lm_head.dense", (embed_dim, embed_dim), gen)
-    _norm(state, "lm_head.layer_norm", embed_dim, gen)
-    state["lm_head.weight"] = state["embed_tokens.weight"].clone()
-    state["lm_head.bias"] = _random((33,), gen, 0.1)
-    return state
-
-
-def write_esm2_file(
-    path: str | os.PathLike[str],
-    *,
-    num_layers: int = 2,
-    embed_dim: int = 64,
-    num_heads: int = 4,
-    seed: int = 0,
-) -> Path:
-    """Write a random ESM-2 in the published fair-esm ``.pt`` layout.
-
-    Also writes ``<stem>-contact-regression.pt`` next to it, which fair-esm's
-    own loader requires (ours does not).
-
-    Args:
-        path: Target file; its name should start with ``esm2`` (fair-esm picks
-            the ESM-2 code path from the name).
-        num_layers: Layers.
-        embed_dim: Width.
-        num_heads: Heads.
-        seed: Random seed.
-
-    Returns:
-        The model file.
-    """
-    target = Path(path)
-    state = esm2_demo_state(
-        num_layers=num_layers, embed_dim=embed_dim, num_heads=num_heads, seed=seed
-    )
-    trunk = ("embed_tokens.", "layers.", "emb_layer_norm_after.")
-    model = {
-        (f"encoder.sentence_encoder.{k}" if k.startswith(trunk) else f"encoder.{k}"): v
-        for k, v in state.items()
-    }
-    cfg = argparse.Namespace(
-        arch="esm2",
-        encoder_layers=num_layers,
-        encoder_embed_dim=embed_dim,
-        encoder_ffn_embed_dim=4 * embed_dim,
-        encoder_attention_heads=num_heads,
-        token_dropout=True,
-        virnucpro_demo=DEMO_MARKER,
-    )
-    gen = torch.Generator().manual_seed(seed + 1)
-    regression = {
-        "contact_head.regression.weight": _random(
-            (1, num_layers * num_heads), gen, 0.1
-        ),
-        "contact_head.regression.bias": torch.zeros(1),
-    }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": model, "cfg": {"model": cfg}, "virnucpro_demo": DEMO_MARKER}
-    # torch.save on purpose: this reproduces the published fair-esm pickle layout,
-    # from tensors we just made, so the real loaders (ours and fair-esm's) run.
-    torch.save(payload, target)  # noqa: TID251
-    regression_path = target.with_name(f"{target.stem}-contact-regression.pt")
-    torch.save({"model": regression}, regression_path)  # noqa: TID251
-    return target
-
-
-def dnabert_config(
-    *,
-    hidden_size: int = 48,
-    num_layers: int = 2,
-    num_heads: int = 6,
-    intermediate_size: int = 96,
-    vocab_size: int = 96,
-) -> dict[str, object]:
-    """A ``config.json`` in DNABERT-S's layout, marked as a demo.
-
-    Args:
-        hidden_size: Width.
-        num_layers: Layers.
-        num_heads: Heads.
-        intermediate_size: GLU width (``gated_layers`` is twice that).
-        vocab_size: Embedding rows (at least the tokenizer's vocabulary).
-
-    Returns:
-        The config as a dict.
-    """
-    return {
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        "alibi_starting_size": 512,
-        "attention_probs_dropout_prob": 0.0,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1,
-        "hidden_size": hidden_size,
-        "initializer_range": 0.02,
-        "intermediate_size": intermediate_size,
-        "layer_norm_eps": 1e-12,
-        "max_position_embeddings": 512,
-        "num_attention_heads": num_heads,
-        "num_hidden_layers": num_layers,
-        "pad_token_id": 0,
-        "position_embedding_type": "absolute",
-        "torch_dtype": "float32",
-        "type_vocab_size": 2,
-        "vocab_size": vocab_size,
-        "virnucpro_demo": DEMO_MARKER,
-    }
-
-
-def dnabert_demo_state(
-    config: dict[str, object], *, seed: int
-) -> dict[str, torch.Tensor]:
-    """Random DNABERT-S weights with the published names (no ``bert.`` prefix).
-
-    Args:
-        config: From :func:`dnabert_config`.
-        seed: Random seed.
-
-    Returns:
-        ``name -> tensor`` including the (unused) pooler.
-    """
-    hidden = int(str(config["hidden_size"]))
-    inner = int(str(config["intermediate_size"]))
-    vocab = int(str(config["vocab_size"]))
-    gen = torch.Generator().manual_seed(seed)
-    state = {
-        "embeddings.word_embeddings.weight": _random((vocab, hidden), gen, 1.0),
-        "embeddings.token_type_embeddings.weight": _random((2, hidden), gen, 0.1),
-    }
-    _norm(state, "embeddings.LayerNorm", hidden, gen)
-    for index in range(int(str(config["num_hidden_layers"]))):
-        p = f"encoder.layer.{index}."
-        _linear(state, f"{p}attention.self.Wqkv", (3 * hidden, hidden), gen)
-        _linear(state, f"{p}attention.output.dense", (hidden, hidden), gen)
-        _norm(state, f"{p}attention.output.LayerNorm", hidden, gen)
-        _linear(state, f"{p}mlp.gated_layers", (2 * inner, hidden), gen, bias=False)
-        _linear(state, f"{p}mlp.wo", (hidden, inner), gen)
-        _norm(state, f"{p}mlp.layernorm", hidden, gen)
-    _linear(state, "pooler.dense", (hidden, hidden), gen)
-    return state
-
-
-def write_dna_tokenizer(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
-    """Write a small DNA BPE ``tokenizer.json`` built with the ``tokenizers`` library.
-
-    Vocabulary: the five specials (``[UNK]=0, [CLS]=1, [SEP]=2, [PAD]=3,
-    [MASK]=4``), the four bases, all 16 dinucleotides and 48 seeded 4-mers;
-    post-processor ``[CLS] $A [SEP]``, like DNABERT-S.
-
-    Args:
-        path: Target file.
-        seed: Chooses the 4-mers.
-
-    Returns:
-        The file.
-    """
-    from tokenizers import Tokenizer, models, processors
-
-    bases = "ACGT"
-    pairs = ["".join(p) for p in itertools.product(bases, repeat=2)]
-    # Not cryptographic: a seeded choice of demo vocabulary.
-    quads = random.Random(seed).sample(  # noqa: S311
-        list(itertools.product(pairs, repeat=2)), 48
-    )
-    merges: list[tuple[str, str]] = [(a, b) for a in bases for b in bases]
-    merges += [(a, b) for a, b in quads]
-    vocab = {token: index for index, token in enumerate(DNABERT_SPECIALS)}
-    for token in [*bases, *pairs, *(a + b for a, b in quads)]:
-        vocab.setdefault(token, len(vocab))
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="[UNK]"))  # noqa: S106
-    tokenizer.add_special_tokens(list(DNABERT_SPECIALS))
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", 1), ("[SEP]", 2)],
-    )
-    target = Path(path)
-    tokenizer.save(str(target))
-    return target
-
-
-def write_dnabert_folder(
-    directory: str | os.PathLike[str],
-    *,
-    seed: int = 0,
-    **dims: int,
-) -> Path:
-    """Write a random DNABERT-S style folder (safetensors weights).
-
-    Args:
-        directory: Target folder (created).
-        seed: Random seed.
-        **dims: Overrides for :func:`dnabert_config`.
-
-    Returns:
-        The folder.
-    """
-    from safetensors.torch import save_file
-
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = dnabert_config(**dims)
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_file(
-        dnabert_demo_state(config, seed=seed),
-        str(folder / "model.safetensors"),
-        metadata={"format": "pt", "virnucpro_demo": DEMO_MARKER},
-    )
-    write_dna_tokenizer(folder / "tokenizer.json", seed=seed)
-    tokenizer_config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": 512,
-        "virnucpro_demo": DEMO_MARKER,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config) + "\n")
-    return folder
 
 
 def make_demo_models(directory: str | os.PathLike[str], *, seed: int = 0) -> DemoModels:
@@ -402,3 +128,33 @@ def write_demo_classifier(
         path, model, chunk_size=chunk_size, metadata={"virnucpro_demo": DEMO_MARKER}
     )
     return Path(path)
+
+
+def demo_models(cache_dir: Path, model_type: int) -> ModelPaths:
+    """The demo models, built in ``cache_dir`` on first use.
+
+    Args:
+        cache_dir: The demo model cache (``--demo``'s folder).
+        model_type: Chunk size; picks the demo classifier.
+
+    Returns:
+        Their paths, marked as demo models.
+    """
+    marker = cache_dir / COMPLETE_MARKER
+    if not marker.exists():
+        LOG.info("building demo models in %s (random weights: NOT biology)", cache_dir)
+        make_demo_models(cache_dir)
+        marker.write_text("demo models complete\n")
+    return ModelPaths(
+        dnabert=str(cache_dir / DNABERT_DEMO_DIR),
+        esm=str(cache_dir / ESM_DEMO_NAME),
+        classifier=str(cache_dir / DEMO_CLASSIFIER_NAME.format(size=model_type)),
+        demo=True,
+    )
+
+
+def bundled_sample() -> Path:
+    """The sample FASTA shipped with the package (coding-rich demo contigs)."""
+    resource = files("virnucpro_app") / "data" / SAMPLE_FASTA
+    with as_file(resource) as path:
+        return Path(path)

@@ -1,12 +1,14 @@
 """Every on-disk name the app writes, in one place.
 
 :class:`RunLayout` turns an output folder into the paths of the files a run
-writes there. Other modules never spell a file name themselves.
+writes there, and :class:`ShardStage` names the per-shard checkpoints and their
+schemas. Other modules never spell a file or schema name themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,7 +20,7 @@ CHUNKS_FASTA = "chunks.fa"
 ORF_NUCLEOTIDE_FASTA = "orfs.nucleotide.fa"
 #: The protein of every kept frame; same IDs, same order as the nucleotide file.
 ORF_PROTEIN_FASTA = "orfs.protein.faa"
-#: One row per input record: what became of it (see ``records_report``).
+#: One row per input record: what became of it (see ``records``).
 RECORDS_REPORT = "records.tsv"
 #: predict: the original's per-frame scores and per-chunk verdicts.
 PREDICTIONS = "prediction_results.txt"
@@ -32,6 +34,45 @@ PREPARED = "prepared.ckpt"
 LOG_FILE = "virnucpro.log"
 #: predict under torchrun: one log (and pid) file per rank.
 LOGS_DIR = "logs"
+
+#: Checkpoint schemas (``ckptkit`` ``schema=``) of a run's files.
+MANIFEST_SCHEMA = "virnucpro.manifest"
+PREPARED_SCHEMA = "virnucpro.prepared"
+FRAMES_SCHEMA = "virnucpro.frames"
+#: Also what ``virnucpro-app embed`` writes.
+EMBEDDINGS_SCHEMA = "virnucpro.embeddings"
+SCORES_SCHEMA = "virnucpro.scores"
+
+
+class ShardStage(StrEnum):
+    """The checkpoints of one shard, in the order a run writes them.
+
+    The value is the file's tag (``shard-00001.{value}.ckpt``); the two encoder
+    stages share their values with :class:`virnucpro_app.models.EncoderKind`, so
+    ``ShardStage(kind)`` names an encoder's checkpoint.
+
+    Example:
+        >>> ShardStage("esm").schema
+        'virnucpro.embeddings'
+    """
+
+    FRAMES = "frames"
+    DNABERT = "dnabert"
+    ESM = "esm"
+    SCORES = "scores"
+
+    @property
+    def schema(self) -> str:
+        """The ckptkit schema of this stage's checkpoints."""
+        return _STAGE_SCHEMAS[self]
+
+
+_STAGE_SCHEMAS = {
+    ShardStage.FRAMES: FRAMES_SCHEMA,
+    ShardStage.DNABERT: EMBEDDINGS_SCHEMA,
+    ShardStage.ESM: EMBEDDINGS_SCHEMA,
+    ShardStage.SCORES: SCORES_SCHEMA,
+}
 
 
 @dataclass(frozen=True)
@@ -94,9 +135,15 @@ class RunLayout:
         """``checkpoints/prepared.ckpt``: per-record account and shard count."""
         return self.checkpoints_dir / PREPARED
 
-    def shard_path(self, index: int, stage: str) -> Path:
-        """``checkpoints/shard-00001.{stage}.ckpt`` (frames, dnabert, esm, scores)."""
-        return self.checkpoints_dir / f"shard-{index + 1:05d}.{stage}.ckpt"
+    def shard_path(self, index: int, stage: ShardStage) -> Path:
+        """``checkpoints/shard-00001.{stage}.ckpt`` of the 0-based shard ``index``.
+
+        Example:
+            >>> from pathlib import Path
+            >>> RunLayout(Path("out")).shard_path(0, ShardStage.ESM).name
+            'shard-00001.esm.ckpt'
+        """
+        return self.checkpoints_dir / f"shard-{index + 1:05d}.{stage.value}.ckpt"
 
     @property
     def predictions_path(self) -> Path:

@@ -31,10 +31,11 @@ from virnucpro_app.errors import PipelineError
 from virnucpro_app.fasta import read_records
 from virnucpro_app.layout import RunLayout
 from virnucpro_app.parallel import available_cores, ordered_map
-from virnucpro_app.records_report import (
-    RecordAccount,
-    RecordsReportWriter,
+from virnucpro_app.records import (
+    PREPARE_TABLE,
+    RecordRow,
     RecordStatus,
+    RecordsWriter,
     RecordTally,
 )
 from virnucpro_app.translation import FRAME_NAMES, select_frames
@@ -74,7 +75,7 @@ class PreparedBatch:
         frame_proteins: The protein of each kept frame.
     """
 
-    accounts: list[RecordAccount]
+    accounts: list[RecordRow]
     chunk_ids: list[str]
     chunk_sequences: list[str]
     frame_ids: list[str]
@@ -162,7 +163,7 @@ def _assemble(records: Sequence[FastaRecord], translated: _Translated) -> Prepar
             status = _PREPARED if num_frames else _NO_STOP_FREE_FRAME
             reason = ""
         accounts.append(
-            RecordAccount(
+            RecordRow(
                 record.index,
                 str(record.path),
                 record.id,
@@ -287,7 +288,8 @@ class PrepareSummary:
         return ExitCode.PARTIAL if self.tally.num_skipped else ExitCode.OK
 
 
-def _write_fasta(handle: IO[str], ids: list[str], sequences: list[str]) -> None:
+def write_fasta(handle: IO[str], ids: list[str], sequences: list[str]) -> None:
+    """Append records as two lines each: ``>id`` and the sequence."""
     handle.write("".join([f">{i}\n{s}\n" for i, s in zip(ids, sequences, strict=True)]))
 
 
@@ -338,11 +340,11 @@ def write_prepared(
                 stack.enter_context(path.open("w", encoding="utf-8", newline=""))
                 for path in partials
             )
-            writer = RecordsReportWriter(report)
+            writer = RecordsWriter(report, PREPARE_TABLE)
             for batch in batches:
-                _write_fasta(chunks, batch.chunk_ids, batch.chunk_sequences)
-                _write_fasta(nucleotides, batch.frame_ids, batch.frame_nucleotides)
-                _write_fasta(proteins, batch.frame_ids, batch.frame_proteins)
+                write_fasta(chunks, batch.chunk_ids, batch.chunk_sequences)
+                write_fasta(nucleotides, batch.frame_ids, batch.frame_nucleotides)
+                write_fasta(proteins, batch.frame_ids, batch.frame_proteins)
                 writer.write(batch.accounts)
                 tally.add(batch.accounts)
                 num_chunks += len(batch.chunk_ids)

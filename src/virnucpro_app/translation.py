@@ -1,6 +1,6 @@
 """Six-frame translation and stop-free frame selection, as the original does them.
 
-Rules (docs/algorithm.md): standard genetic code, stops ``TAA TAG TGA`` give
+Rules (docs/app/algorithm.md): standard genetic code, stops ``TAA TAG TGA`` give
 ``*``; frame ``f`` reads codons at ``f, f+3, ...`` while a whole codon fits; the
 reverse strand is the complement (A<->T, C<->G, any other letter unchanged)
 reversed; a codon that is not one of the 64 ACGT codons is dropped without a

@@ -1,8 +1,8 @@
 """Tiny models in the real on-disk formats, and the reference implementations.
 
-Builders reuse ``virnucpro_app.demo`` (the formats users get from ``models
-make-demo``) and add the variants the demo does not write (``pytorch_model.bin``,
-``bert.`` prefix). The references are deliberately plain:
+Builders reuse ``virnucpro_app.models.demo_weights`` (the formats users get from
+``models make-demo``) and add the variants the demo does not write
+(``pytorch_model.bin``, ``bert.`` prefix). The references are deliberately plain:
 
 - ESM-2: fair-esm's own model (loaded by fair-esm's own loader) with VirNucPro's
   batching of 2048 tokens and its pooling ``rep[i, 1 : min(1024, len) + 1].mean(0)``;
@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
-from virnucpro_app.demo import (
+from virnucpro_app.models import DemoModelWarning, Encoder, load_encoder
+from virnucpro_app.models.demo_weights import (
     dnabert_config,
     dnabert_demo_state,
     write_dna_tokenizer,
     write_dnabert_folder,
     write_esm2_file,
 )
-from virnucpro_app.models import DemoModelWarning, Encoder, load_encoder
 
 AMINO_ACIDS = "LAGVSERTIDPKQNFYMHWC"
 BASES = "ACGT"

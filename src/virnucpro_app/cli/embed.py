@@ -18,13 +18,13 @@ import typer
 
 from virnucpro_app import __version__
 from virnucpro_app.cli import app
+from virnucpro_app.cli._options import DebugOption, with_run_options
+from virnucpro_app.config import RunOptions  # noqa: TC001 - typer reads it
+from virnucpro_app.layout import EMBEDDINGS_SCHEMA
 from virnucpro_app.models import EncoderKind  # noqa: TC001 - typer reads it too
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-#: Schema name of the checkpoints ``embed`` writes.
-EMBEDDINGS_SCHEMA = "virnucpro.embeddings"
 
 
 def _read_fasta(path: Path) -> tuple[list[str], list[str]]:
@@ -93,7 +93,9 @@ def _metadata(encoder: Any, input_path: Path, num: int, budget: int) -> dict[str
 
 
 @app.command("embed")
-def embed(  # noqa: PLR0917 - typer maps parameters to options
+@with_run_options("device", "precision", "tokens_per_batch", "no_progress")
+def embed(
+    *,
     kind: EncoderKind = typer.Argument(..., help="Which model: dnabert or esm."),
     model: str = typer.Option(
         ...,
@@ -105,17 +107,8 @@ def embed(  # noqa: PLR0917 - typer maps parameters to options
     ),
     input_path: Path = typer.Option(..., "--input", help="FASTA file to embed."),
     output: Path = typer.Option(..., "--output", help="Checkpoint file to write."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    precision: str = typer.Option(
-        "auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."
-    ),
-    tokens_per_batch: int | None = typer.Option(
-        None, min=1, help="Padded tokens per batch (default depends on model/device)."
-    ),
-    no_progress: bool = typer.Option(
-        False, "--no-progress", help="Hide the progress bar."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    debug: DebugOption = False,
+    options: RunOptions,
 ) -> None:
     """Embed the sequences of a FASTA file with DNABERT-S or ESM-2."""
     # ckptkit (through the error mapping) imports torch: only once the command runs.
@@ -127,17 +120,19 @@ def embed(  # noqa: PLR0917 - typer maps parameters to options
         from virnucpro_app.progress import throughput_progress
 
         ids, sequences = _read_fasta(input_path)
-        encoder = load_encoder(kind, model, device=device, precision=precision)
+        encoder = load_encoder(
+            kind, model, device=options.device, precision=options.precision
+        )
         info = encoder.info
         typer.echo(
             f"{info.architecture}: {info.num_layers} layers x {info.hidden_size} on "
             f"{info.device} ({info.precision}, attention {info.attention})",
             err=True,
         )
-        budget = tokens_per_batch or encoder.default_tokens_per_batch
+        budget = options.tokens_per_batch or encoder.default_tokens_per_batch
         started = time.perf_counter()
         with throughput_progress(
-            f"embed {kind.value}", len(ids), enabled=not no_progress
+            f"embed {kind.value}", len(ids), enabled=options.progress
         ) as advance:
             embeddings = encoder.embed(
                 ids, sequences, tokens_per_batch=budget, progress=advance

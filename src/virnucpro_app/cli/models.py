@@ -7,6 +7,7 @@ from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
 import typer
 
 from virnucpro_app.cli import app
+from virnucpro_app.cli._options import DebugOption  # noqa: TC001 - typer reads it
 
 models_app = typer.Typer(
     name="models",
@@ -20,7 +21,7 @@ app.add_typer(models_app)
 def make_demo(
     directory: Path = typer.Argument(..., help="Folder to write the demo models to."),
     seed: int = typer.Option(0, help="Random seed of the weights."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    debug: DebugOption = False,
 ) -> None:
     """Write small random-weight demo models in the real on-disk formats.
 
@@ -52,7 +53,7 @@ def import_classifier(
     output: Path = typer.Option(
         ..., "--output", help="The classifier checkpoint to write."
     ),
-    debug: bool = typer.Option(False, help="Show tracebacks."),
+    debug: DebugOption = False,
 ) -> None:
     """Convert a published VirNucPro classifier into a ckptkit checkpoint.
 

@@ -19,6 +19,7 @@ import typer
 from virnucpro_app.chunking import DEFAULT_CHUNK_SIZE_BP
 from virnucpro_app.cli import app
 from virnucpro_app.cli._exit import exit_on_error
+from virnucpro_app.cli._options import DebugOption  # noqa: TC001 - typer reads it
 from virnucpro_app.errors import AppError
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ def _report(summary: PrepareSummary) -> None:
 
 
 @app.command("prepare")
-def prepare(  # noqa: PLR0917 - typer maps parameters to options
+def prepare(
+    *,
     inputs: list[Path] = typer.Argument(
         ...,
         help="FASTA files, plain or gzip-compressed.",
@@ -111,7 +113,7 @@ def prepare(  # noqa: PLR0917 - typer maps parameters to options
     no_progress: bool = typer.Option(
         False, "--no-progress", help="No progress counter on stderr."
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    debug: DebugOption = False,
 ) -> None:
     """Cut contigs into chunks and keep their stop-free frames, as VirNucPro does."""
     with exit_on_error(debug=debug):

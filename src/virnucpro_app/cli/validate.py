@@ -8,6 +8,7 @@ from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
 import typer
 
 from virnucpro_app.cli import app
+from virnucpro_app.cli._options import DebugOption  # noqa: TC001 - typer reads it
 
 
 @app.command("validate-checkpoints")
@@ -22,7 +23,7 @@ def validate_checkpoints(
     no_ledger: bool = typer.Option(
         False, "--no-ledger", help="Do not record failures."
     ),
-    debug: bool = typer.Option(False, help="Show tracebacks."),
+    debug: DebugOption = False,
 ) -> None:
     """Validate every checkpoint of a run (ckptkit's validation and ledger).
 

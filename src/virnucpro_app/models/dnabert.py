@@ -31,7 +31,6 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
 from virnucpro_app.device import plan_device, torch_dtype
-from virnucpro_app.identity import files_identity
 from virnucpro_app.models import DemoModelWarning, EncoderKind, ModelInfo
 from virnucpro_app.models.attention import (
     AttentionBackend,
@@ -40,14 +39,9 @@ from virnucpro_app.models.attention import (
     choose_backend,
     prepare_attention,
 )
-from virnucpro_app.models.dnabert_files import (
-    CONFIG_FILE,
-    TOKENIZER_FILE,
-    DnabertConfig,
-    read_dnabert_folder,
-)
+from virnucpro_app.models.dnabert_files import DnabertConfig, read_dnabert_folder
 from virnucpro_app.models.packing import PackedBatch, pool_mean
-from virnucpro_app.models.runner import embed_sequences
+from virnucpro_app.models.runner import PooledEncoder
 
 if TYPE_CHECKING:
     import os
@@ -55,7 +49,6 @@ if TYPE_CHECKING:
 
     from tokenizers import Tokenizer
 
-    from virnucpro_app.models import ProgressCallback
 
 #: Default ``tokens_per_batch`` per device type.
 DEFAULT_TOKENS_PER_BATCH = {"cpu": 8192, "cuda": 32768}
@@ -196,8 +189,10 @@ def build_model(
     return model.eval()
 
 
-class DnabertEncoder:
+class DnabertEncoder(PooledEncoder):
     """DNABERT-S embeddings the VirNucPro way (see module docstring)."""
+
+    TOKENS_PER_BATCH = DEFAULT_TOKENS_PER_BATCH
 
     def __init__(
         self,
@@ -250,9 +245,7 @@ class DnabertEncoder:
         target = torch.device(plan.device)
         net = build_model(files.config, files.state, device=target, dtype=dtype)
         backend = choose_backend(target, dtype, alibi=True)
-        identity = files_identity(
-            files.folder, [CONFIG_FILE, files.weights_file, TOKENIZER_FILE]
-        )
+        identity = files.identity
         info = ModelInfo(
             kind=EncoderKind.DNABERT.value,
             architecture="DNABERT-S (MosaicBERT, ALiBi)",
@@ -270,24 +263,9 @@ class DnabertEncoder:
         return cls(net, files.tokenizer, info, target)
 
     @property
-    def info(self) -> ModelInfo:
-        """Where the weights came from and how they run."""
-        return self._info
-
-    @property
     def model(self) -> DnabertModel:
         """The underlying module (on the device)."""
         return self._model
-
-    @property
-    def embedding_dim(self) -> int:
-        """Width of one embedding (the model width)."""
-        return self._info.embedding_dim
-
-    @property
-    def default_tokens_per_batch(self) -> int:
-        """Batch budget used when the caller gives none."""
-        return DEFAULT_TOKENS_PER_BATCH[self._device.type]
 
     def tokenize(
         self, ids: Sequence[str], sequences: Sequence[str]
@@ -308,35 +286,3 @@ class DnabertEncoder:
             batch, self._backend, dtype=dtype, alibi_slopes=self._slopes
         )
         return pool_mean(self._model(batch, attention), batch)
-
-    def embed(
-        self,
-        ids: Sequence[str],
-        sequences: Sequence[str],
-        *,
-        tokens_per_batch: int | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> torch.Tensor:
-        """Embed DNA sequences: ``[N, H]`` float32 rows, in input order, on the CPU.
-
-        Args:
-            ids: Record IDs (for error messages).
-            sequences: Nucleotide sequences (as the tokenizer expects them).
-            tokens_per_batch: Padded tokens per batch (default per device).
-            progress: Called with ``(sequences, tokens)`` as batches finish.
-
-        Returns:
-            The embeddings.
-
-        Raises:
-            InputError: An empty sequence.
-            PipelineError: One sequence alone does not fit in device memory.
-        """
-        return embed_sequences(
-            self,
-            ids,
-            sequences,
-            device=self._device,
-            tokens_per_batch=tokens_per_batch or self.default_tokens_per_batch,
-            progress=progress,
-        )

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from virnucpro_app.errors import ModelLoadError
+from virnucpro_app.identity import files_identity
 from virnucpro_app.models.weights import check_state, read_safetensors, read_torch_file
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import os
 
     import torch
     from tokenizers import Tokenizer
@@ -110,6 +112,37 @@ class DnabertFiles:
     cls_id: int
     sep_id: int
     is_demo: bool
+
+    @property
+    def identity(self) -> str:
+        """Content identity of the files that decide the output (as the manifest's)."""
+        return _identity(self.folder, self.weights_file)
+
+
+def _identity(folder: Path, weights_file: str) -> str:
+    return files_identity(folder, [CONFIG_FILE, weights_file, TOKENIZER_FILE])
+
+
+def dnabert_identity(folder: str | os.PathLike[str]) -> str:
+    """Content identity of a DNABERT-S folder, without loading it.
+
+    Args:
+        folder: The folder.
+
+    Returns:
+        ``"xxh3_128:..."`` of its config, weights and tokenizer (name, size, bytes).
+
+    Raises:
+        ModelLoadError: The folder lacks its config or weights.
+    """
+    root = Path(folder)
+    weights = next((n for n in WEIGHT_FILES if (root / n).is_file()), None)
+    if weights is None or not (root / CONFIG_FILE).is_file():
+        raise ModelLoadError(
+            f"{root}: not a DNABERT-S folder (needs {CONFIG_FILE}, "
+            f"{' or '.join(WEIGHT_FILES)} and {TOKENIZER_FILE})"
+        )
+    return _identity(root, weights)
 
 
 def _read_config(folder: Path) -> tuple[DnabertConfig, dict[str, Any]]:

@@ -45,13 +45,12 @@ from virnucpro_app.models.esm2_files import (
     resolve_esm2_path,
 )
 from virnucpro_app.models.packing import PackedBatch, pool_mean
-from virnucpro_app.models.runner import embed_sequences
+from virnucpro_app.models.runner import PooledEncoder
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Sequence
 
-    from virnucpro_app.models import ProgressCallback
 
 #: fair-esm's ESM-1b alphabet (``Alphabet.from_architecture("ESM-1b")``), in id order.
 ESM_TOKENS = (
@@ -244,8 +243,10 @@ def build_model(
     return model.eval()
 
 
-class Esm2Encoder:
+class Esm2Encoder(PooledEncoder):
     """ESM-2 embeddings the VirNucPro way (see module docstring)."""
+
+    TOKENS_PER_BATCH = DEFAULT_TOKENS_PER_BATCH
 
     def __init__(self, model: Esm2Model, info: ModelInfo, device: torch.device) -> None:
         self._model = model
@@ -343,24 +344,9 @@ class Esm2Encoder:
         return cls(net, info, target)
 
     @property
-    def info(self) -> ModelInfo:
-        """Where the weights came from and how they run."""
-        return self._info
-
-    @property
     def model(self) -> Esm2Model:
         """The underlying module (on the device)."""
         return self._model
-
-    @property
-    def embedding_dim(self) -> int:
-        """Width of one embedding (the model width)."""
-        return self._info.embedding_dim
-
-    @property
-    def default_tokens_per_batch(self) -> int:
-        """Batch budget used when the caller gives none."""
-        return DEFAULT_TOKENS_PER_BATCH[self._device.type]
 
     def tokenize(
         self, ids: Sequence[str], sequences: Sequence[str]
@@ -377,35 +363,3 @@ class Esm2Encoder:
         dtype = self._model.embed_tokens.weight.dtype
         attention = prepare_attention(batch, self._backend, dtype=dtype)
         return pool_mean(self._model(batch, attention), batch)
-
-    def embed(
-        self,
-        ids: Sequence[str],
-        sequences: Sequence[str],
-        *,
-        tokens_per_batch: int | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> torch.Tensor:
-        """Embed proteins: ``[N, D]`` float32 rows, in input order, on the CPU.
-
-        Args:
-            ids: Record IDs (for error messages).
-            sequences: Protein sequences.
-            tokens_per_batch: Padded tokens per batch (default per device).
-            progress: Called with ``(sequences, tokens)`` as batches finish.
-
-        Returns:
-            The embeddings.
-
-        Raises:
-            InputError: Empty sequence or a letter outside the alphabet.
-            PipelineError: One sequence alone does not fit in device memory.
-        """
-        return embed_sequences(
-            self,
-            ids,
-            sequences,
-            device=self._device,
-            tokens_per_batch=tokens_per_batch or self.default_tokens_per_batch,
-            progress=progress,
-        )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from virnucpro_app.errors import ModelLoadError
+from virnucpro_app.identity import file_identity
 from virnucpro_app.models.weights import check_state, read_torch_file
 
 if TYPE_CHECKING:
@@ -174,6 +175,21 @@ def resolve_esm2_path(model: str | os.PathLike[str]) -> Path:
             f"({error}); {advice}"
         ) from error
     return cached
+
+
+def esm_identity(model: str | os.PathLike[str]) -> str:
+    """Content identity of an ESM-2 file (a name is looked up in the hub cache).
+
+    Args:
+        model: As for :func:`resolve_esm2_path`.
+
+    Returns:
+        ``"xxh3_128:..."`` of the file's bytes, as the encoder records it.
+
+    Raises:
+        ModelLoadError: As :func:`resolve_esm2_path`.
+    """
+    return file_identity(resolve_esm2_path(model))
 
 
 def _config_from(data: dict[str, Any], path: Path) -> Esm2Config:

@@ -18,9 +18,10 @@ Order of work for one call of :func:`embed_sequences`:
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from virnucpro_app.models import ProgressCallback
+    from virnucpro_app.models import ModelInfo, ProgressCallback
 
 #: Distinct sequences tokenized per window (bounds host memory for tokens and the
 #: length-sorting scope; large enough for tight batches).
@@ -230,4 +231,77 @@ class _Job:
             f"out of GPU memory with --tokens-per-batch {old}; retrying with {new}",
             RuntimeWarning,
             stacklevel=3,
+        )
+
+
+class PooledEncoder(ABC):
+    """What both encoders share: their info, batch budget and :func:`embed_sequences`.
+
+    A subclass sets ``_info`` and ``_device``, names its per-device budgets in
+    ``TOKENS_PER_BATCH`` and supplies the :class:`Backbone` methods.
+    """
+
+    TOKENS_PER_BATCH: ClassVar[dict[str, int]]
+    _info: ModelInfo
+    _device: torch.device
+
+    @property
+    def info(self) -> ModelInfo:
+        """Where the weights came from and how they run."""
+        return self._info
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of one embedding (the model width)."""
+        return self._info.embedding_dim
+
+    @property
+    def default_tokens_per_batch(self) -> int:
+        """Batch budget used when the caller gives none."""
+        return self.TOKENS_PER_BATCH[self._device.type]
+
+    @abstractmethod
+    def tokenize(
+        self, ids: Sequence[str], sequences: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Token ids of each sequence, special tokens included."""
+
+    @abstractmethod
+    def pool_span(self, num_tokens: int) -> tuple[int, int]:
+        """``[start, stop)`` of the tokens a sequence's mean covers."""
+
+    @abstractmethod
+    def forward_pooled(self, batch: PackedBatch) -> torch.Tensor:
+        """``[B, D]`` float32 mean embeddings of a packed batch on the device."""
+
+    def embed(
+        self,
+        ids: Sequence[str],
+        sequences: Sequence[str],
+        *,
+        tokens_per_batch: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> torch.Tensor:
+        """Embed sequences: ``[N, D]`` float32 rows, in input order, on the CPU.
+
+        Args:
+            ids: Record IDs (for error messages).
+            sequences: Nucleotide sequences (DNABERT-S) or proteins (ESM-2).
+            tokens_per_batch: Padded tokens per batch (default per device).
+            progress: Called with ``(sequences, tokens)`` as batches finish.
+
+        Returns:
+            The embeddings.
+
+        Raises:
+            InputError: An empty sequence, or (ESM-2) a letter outside its alphabet.
+            PipelineError: One sequence alone does not fit in device memory.
+        """
+        return embed_sequences(
+            self,
+            ids,
+            sequences,
+            device=self._device,
+            tokens_per_batch=tokens_per_batch or self.default_tokens_per_batch,
+            progress=progress,
         )

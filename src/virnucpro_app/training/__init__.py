@@ -2,9 +2,10 @@
 
 Modules, in the order a run uses them: :mod:`.recipe` (hyper-parameters,
 the original's as defaults), :mod:`.features` (merged embeddings per class
-through predict's checkpointed stages), :mod:`.data` (labels, split, data
-order), :mod:`.loop` (epochs, early stopping, a ckptkit.CheckpointManager step
-per epoch), :mod:`.metrics`, :mod:`.epoch_report`, :mod:`.run` (the whole job)
-and :mod:`.launch` (command-line values to a run). docs/app/training.md is the
-guide. This module imports nothing heavy.
+through the checkpointed stages of :mod:`virnucpro_app.stages`, the ones predict
+runs), :mod:`.data` (labels, split, data order), :mod:`.loop` (epochs, early
+stopping, a ckptkit.CheckpointManager step per epoch), :mod:`.metrics`,
+:mod:`.epoch_report`, :mod:`.run` (the whole job) and :mod:`.launch` (a command
+line's request to a run). docs/app/training.md is the guide. This module
+imports nothing heavy.
 """

@@ -1,8 +1,8 @@
 """run_train: features of both classes, the epoch loop, the classifier and summary.
 
 Order of work: settle the checkpoint folder (refuse, resume or start over);
-extract the virus then the host features through predict's stages (each class in
-its own predict-style folder, resumable); train with a checkpoint per epoch,
+extract the virus then the host features through the stage library (each class
+in its own predict-style folder, resumable); train with a checkpoint per epoch,
 continuing from the newest valid one when resuming; write the best epoch's
 weights with ``save_classifier`` (the file ``predict --classifier`` reads) and
 ``train_summary.json``. A run killed at any point and resumed writes the same
@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 import ckptkit
 from virnucpro_app import __version__
-from virnucpro_app.config import MODEL_TYPES, ExistingRun
+from virnucpro_app.config import ExistingRun, ModelPaths, RunOptions, check_model_type
 from virnucpro_app.errors import InputError, PipelineError
 from virnucpro_app.models.classifier import save_classifier
-from virnucpro_app.pipeline.outputs import write_summary
-from virnucpro_app.pipeline.store import QUARANTINE_MARK, CheckpointProblemError
+from virnucpro_app.stages.outputs import write_summary
+from virnucpro_app.stages.store import (
+    CheckpointProblemError,
+    quarantine_name,
+    settle_run_folder,
+)
 from virnucpro_app.training.data import LabelledFeatures
 from virnucpro_app.training.features import FeatureExtractor
 from virnucpro_app.training.loop import (
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from virnucpro_app.layout import TrainLayout
-    from virnucpro_app.training.features import ClassFeatures, FeatureSettings
+    from virnucpro_app.stages.manifest import ModelIdentities
+    from virnucpro_app.training.features import ClassFeatures
     from virnucpro_app.training.recipe import TrainRecipe
 
 LOG = logging.getLogger("virnucpro_app")
@@ -60,9 +63,11 @@ class TrainConfig:
         output: The classifier file to write.
         layout: The checkpoint folder's paths.
         recipe: Hyper-parameters.
-        features: How to compute the features.
-        existing: Refuse, resume or start over when the folder holds a run.
-        progress: Show progress bars.
+        model_type: Chunk size in bp (300 or 500).
+        models: DNABERT-S and ESM-2 locations (no classifier).
+        options: The run's options, device and precision resolved (``existing``:
+            refuse, resume or start over when the folder holds a run).
+        identities: The language models' content identities.
         batch_pause_s: Pause after each batch (testing aid, hidden option).
     """
 
@@ -71,16 +76,14 @@ class TrainConfig:
     output: Path
     layout: TrainLayout
     recipe: TrainRecipe
-    features: FeatureSettings
-    existing: ExistingRun = ExistingRun.REFUSE
-    progress: bool = True
+    model_type: int
+    models: ModelPaths
+    options: RunOptions
+    identities: ModelIdentities
     batch_pause_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.features.model_type not in MODEL_TYPES:
-            raise PipelineError(
-                f"--model-type must be 300 or 500, not {self.features.model_type}"
-            )
+        check_model_type(self.model_type)
         if self.output.resolve() == self.layout.checkpoint_dir.resolve():
             raise PipelineError(
                 f"--output {self.output} is the checkpoint folder: name the "
@@ -101,26 +104,17 @@ def settle_checkpoint_dir(config: TrainConfig) -> None:
         PipelineError: A run is there (or ``--output`` exists) and neither
             --resume nor --force was given.
     """
-    layout, output = config.layout, config.output
-    folder = layout.checkpoint_dir
-    if folder.exists() and not folder.is_dir():
-        raise PipelineError(f"--checkpoint-dir {folder} is a file, not a folder")
-    has_files = folder.exists() and any(folder.iterdir())
-    if config.existing is ExistingRun.REFUSE:
-        if has_files:
-            raise PipelineError(
-                f"checkpoint folder {folder} is not empty: pass --resume to continue "
-                "the training there, or --force to delete its files and start over"
-            )
-        if output.exists():
-            raise PipelineError(f"--output {output} exists: pass --force to replace it")
-    if config.existing is ExistingRun.FORCE:
-        for path in (*layout.run_paths(), output):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+    layout, output, existing = config.layout, config.output, config.options.existing
+    settle_run_folder(
+        layout.checkpoint_dir,
+        (*layout.run_paths(), output),
+        existing,
+        flag="--checkpoint-dir",
+        job="training",
+    )
+    if existing is ExistingRun.REFUSE and output.exists():
+        raise PipelineError(f"--output {output} exists: pass --force to replace it")
+    layout.checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _digest(data: object) -> str:
@@ -166,8 +160,8 @@ class _Training:
             self.config.recipe,
             manager=manager,
             identity=self.identity,
-            device=self.config.features.device,
-            progress=self.config.progress,
+            device=self.config.options.device,
+            progress=self.config.options.progress,
             batch_pause_s=self.config.batch_pause_s,
         )
         return manager, loop
@@ -177,7 +171,7 @@ class _Training:
         manager, loop = self.start()
         try:
             resumed = None
-            if self.config.existing is ExistingRun.RESUME:
+            if self.config.options.existing is ExistingRun.RESUME:
                 try:
                     resumed = loop.resume()
                 except ckptkit.CheckpointNotFoundError as error:
@@ -196,14 +190,13 @@ class _Training:
             CheckpointProblemError: Without --force-resume (exit 3).
         """
         train_dir = self.config.layout.train_dir
-        if not self.config.features.force_resume:
+        if not self.config.options.force_resume:
             raise CheckpointProblemError(
                 f"{train_dir}: no epoch checkpoint can be restored ({error.reason}). "
                 "Rerun with --force-resume to set them aside (kept, renamed) and "
                 "train from the start"
             ) from error
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = train_dir.with_name(f"{train_dir.name}{QUARANTINE_MARK}{stamp}")
+        target = quarantine_name(train_dir)
         train_dir.rename(target)
         LOG.warning(
             "%s: %s; set aside as %s, training from the start",
@@ -225,9 +218,9 @@ def _training_metadata(
         "epochs_run": outcome.epochs_run,
         "stopped_early": outcome.stopped_early,
         "split": split,
-        "dnabert": config.features.dnabert_identity,
-        "esm": config.features.esm_identity,
-        "precision": config.features.precision,
+        "dnabert": config.identities.dnabert,
+        "esm": config.identities.esm,
+        "precision": config.options.precision,
         "labels": {"virus": 1, "host": 0},
     }
 
@@ -248,7 +241,9 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
     """
     started = time.perf_counter()
     settle_checkpoint_dir(config)
-    extractor = FeatureExtractor(config.features)
+    extractor = FeatureExtractor(
+        config.model_type, config.models, config.options, config.identities
+    )
     virus = extractor.extract("virus", config.virus, config.layout.features("virus"))
     host = extractor.extract("host", config.host, config.layout.features("host"))
     data = LabelledFeatures.from_classes(virus.features, host.features)
@@ -257,24 +252,24 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
     outcome, facts = _Training(config, data, identity).run()
     split = {"train": outcome.num_train, "val": outcome.num_val}
     metadata: dict[str, Any] = {"training": _training_metadata(config, outcome, split)}
-    if config.features.models.demo:
-        from virnucpro_app.demo import DEMO_MARKER
+    if config.models.demo:
+        from virnucpro_app.models.demo_weights import DEMO_MARKER
 
         metadata["virnucpro_demo"] = DEMO_MARKER
     config.output.parent.mkdir(parents=True, exist_ok=True)
     save_classifier(
         config.output,
         outcome.model,
-        chunk_size=config.features.model_type,
+        chunk_size=config.model_type,
         metadata=metadata,
     )
     summary = {
         **metadata["training"],
         "output": str(config.output),
         "checkpoint_dir": str(config.layout.checkpoint_dir),
-        "model_type": config.features.model_type,
-        "device": config.features.device,
-        "demo_models": config.features.models.demo,
+        "model_type": config.model_type,
+        "device": config.options.device,
+        "demo_models": config.models.demo,
         "features": {"virus": virus.summary(), "host": host.summary()},
         "resumed_from_epoch": outcome.resumed_from,
         "history": outcome.history,

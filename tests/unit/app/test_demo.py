@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
-from virnucpro_app.demo import DEMO_MARKER, DNABERT_SPECIALS, make_demo_models
+from virnucpro_app.demo import make_demo_models
 from virnucpro_app.models import DemoModelWarning, load_encoder
+from virnucpro_app.models.demo_weights import DEMO_MARKER, DNABERT_SPECIALS
 
 
 def test_same_seed_gives_identical_weights_other_seed_differs(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,13 @@ from virnucpro_app.prepare import (
     run_prepare,
     write_prepared,
 )
-from virnucpro_app.records_report import RecordAccount, RecordsReportWriter
+from virnucpro_app.records import (
+    PREPARE_TABLE,
+    RecordColumn,
+    RecordRow,
+    RecordsTable,
+    RecordsWriter,
+)
 
 # "stops" has a stop in each of its six frames; poly-A keeps all six.
 _FASTA = (
@@ -150,16 +155,12 @@ def test_write_prepared_leaves_nothing_when_the_stream_fails(tmp_path: Path) -> 
     assert list(out.output_dir.iterdir()) == []
 
 
-def test_records_report_writes_the_columns_of_an_extended_account() -> None:
-    @dataclass(frozen=True, slots=True)
-    class ScoredAccount(RecordAccount):
-        num_viral_chunks: int = 0
-
+def test_records_writer_writes_the_columns_of_an_extended_table() -> None:
+    extra = RecordColumn.of("num_viral_chunks", "virus_chunks")
+    table = RecordsTable((*PREPARE_TABLE.columns, extra))
     out = io.StringIO(newline="")
-    writer = RecordsReportWriter(out, ScoredAccount)
-    writer.write(
-        [ScoredAccount(0, "a.fa", "c1", 900, 2, 3, "scored", num_viral_chunks=1)]
-    )
+    writer = RecordsWriter(out, table)
+    writer.write([RecordRow(0, "a.fa", "c1", 900, 2, 3, "scored", virus_chunks=1)])
     header, row = out.getvalue().splitlines()
     assert header.endswith("detail\tnum_viral_chunks")
     assert row == "0\ta.fa\tc1\t900\t2\t3\tscored\t\t\t1"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro_app.config import ExistingRun, ModelPaths
+from virnucpro_app.config import ExistingRun, ModelPaths, RunOptions
 from virnucpro_app.errors import InputError, PipelineError
 from virnucpro_app.layout import TrainLayout
-from virnucpro_app.training.features import FeatureSettings
+from virnucpro_app.stages.manifest import ModelIdentities
 from virnucpro_app.training.recipe import TrainRecipe
 from virnucpro_app.training.run import TrainConfig, settle_checkpoint_dir
 
@@ -24,20 +24,13 @@ def _config(
     fasta = tmp_path / "in.fa"
     fasta.write_text(">a\nACGT\n")
     output = output or tmp_path / "model.ckpt"
-    settings = FeatureSettings(
-        models=ModelPaths(dnabert="d", esm="e", classifier=""),
-        model_type=model_type,
+    options = RunOptions(
         device="cpu",
         precision="fp32",
-        tokens_per_batch=None,
         shard_size=10,
         slice_size=5,
-        skip_checkpoint_validation=False,
-        force_resume=False,
-        keep_intermediate=False,
+        existing=existing,
         progress=False,
-        dnabert_identity="x",
-        esm_identity="y",
     )
     return TrainConfig(
         virus=(fasta,),
@@ -45,8 +38,10 @@ def _config(
         output=output,
         layout=TrainLayout.default_for(output),
         recipe=TrainRecipe(),
-        features=settings,
-        existing=existing,
+        model_type=model_type,
+        models=ModelPaths(dnabert="d", esm="e", classifier=""),
+        options=options,
+        identities=ModelIdentities(dnabert="x", esm="y"),
     )
 
 
@@ -108,7 +103,10 @@ def test_config_refuses_bad_model_type_missing_input_and_clashing_paths(
             output=config.output,
             layout=config.layout,
             recipe=config.recipe,
-            features=config.features,
+            model_type=config.model_type,
+            models=config.models,
+            options=config.options,
+            identities=config.identities,
         )
     with pytest.raises(PipelineError, match="is the checkpoint folder"):
         _config(tmp_path, output=tmp_path / "model.training")

@@ -7,24 +7,25 @@ from typing import TYPE_CHECKING
 import torch
 
 from virnucpro_app.errors import PipelineError
+from virnucpro_app.layout import ShardStage
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from virnucpro_app.models.classifier import Classifier
-    from virnucpro_app.pipeline.shards import ShardFrames
-    from virnucpro_app.pipeline.store import RunCheckpoints
-
-SCORES_SCHEMA = "virnucpro.scores"
+    from virnucpro_app.stages.shards import ShardFrames
+    from virnucpro_app.stages.store import RunCheckpoints
 
 
 def merge_embeddings(
-    shard: ShardFrames, dnabert: torch.Tensor, esm: torch.Tensor, expected_dim: int
+    shard: ShardFrames,
+    dnabert: torch.Tensor,
+    esm: torch.Tensor,
+    expected_dim: int | None = None,
 ) -> torch.Tensor:
     """``cat(DNABERT-S, ESM-2)`` per frame, rows in the shard's frame order.
 
     Both inputs are rows for ``shard.ids`` in order (the embed stage guarantees
     it by ID); a row count or width mismatch is an error, never a silent skip.
+    ``expected_dim`` is the classifier's input width (None: no classifier yet).
 
     Raises:
         PipelineError: The embeddings do not fit the frames or the classifier.
@@ -35,7 +36,7 @@ def merge_embeddings(
             f"DNABERT-S and {esm.shape[0]} ESM-2 embeddings"
         )
     width = dnabert.shape[1] + esm.shape[1]
-    if width != expected_dim:
+    if expected_dim is not None and width != expected_dim:
         raise PipelineError(
             f"the classifier expects {expected_dim}-wide features but DNABERT-S "
             f"({dnabert.shape[1]}) + ESM-2 ({esm.shape[1]}) give {width}: the models "
@@ -47,21 +48,19 @@ def merge_embeddings(
 def classify_shard(
     shard: ShardFrames,
     features: torch.Tensor,
-    *,
     classifier: Classifier,
     store: RunCheckpoints,
-    path: Path,
 ) -> torch.Tensor:
     """Scores ``[N, 2]`` (score1 = P(others), score2 = P(virus)) for one shard."""
-    existing = store.reuse(path, schema=SCORES_SCHEMA)
+    existing = store.reuse_shard(shard.index, ShardStage.SCORES)
     if existing is not None and list(existing.state["ids"]) == shard.ids:
         scores: torch.Tensor = existing.state["scores"]
         return scores
     scores = classifier.scores(features)
-    store.save(
-        path,
+    store.save_shard(
+        shard.index,
+        ShardStage.SCORES,
         {"ids": shard.ids, "scores": scores},
-        schema=SCORES_SCHEMA,
         metadata={"shard": shard.index, "classifier": classifier.identity},
     )
     return scores

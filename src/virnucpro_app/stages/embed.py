@@ -14,22 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from virnucpro_app.layout import ShardStage
 from virnucpro_app.models import EncoderKind, load_encoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
-
+    from virnucpro_app.config import ModelPaths, RunOptions
     from virnucpro_app.models import Encoder, ProgressCallback
-    from virnucpro_app.pipeline.shards import ShardFrames
-    from virnucpro_app.pipeline.store import RunCheckpoints
-
-EMBEDDINGS_SCHEMA = "virnucpro.embeddings"
+    from virnucpro_app.stages.shards import ShardFrames
+    from virnucpro_app.stages.store import RunCheckpoints
 
 
 @dataclass
 class LazyEncoder:
-    """Loads an encoder on first use, once per run (models move to the device once).
+    """Loads an encoder on first use, once per job (models move to the device once).
 
     Args:
         kind: ``dnabert`` or ``esm``.
@@ -53,70 +50,75 @@ class LazyEncoder:
         return self.loaded
 
 
+def lazy_encoders(
+    models: ModelPaths, options: RunOptions
+) -> dict[EncoderKind, LazyEncoder]:
+    """Both encoders of a job, each loaded on first use, DNABERT-S first."""
+    locations = {EncoderKind.DNABERT: models.dnabert, EncoderKind.ESM: models.esm}
+    return {
+        kind: LazyEncoder(kind, locations[kind], options.device, options.precision)
+        for kind in EncoderKind
+    }
+
+
 def _inputs(shard: ShardFrames, kind: EncoderKind) -> list[str]:
     return shard.nucleotides if kind is EncoderKind.DNABERT else shard.proteins
 
 
 def _resume_prefix(
-    store: RunCheckpoints, path: Path, shard: ShardFrames
+    store: RunCheckpoints, shard: ShardFrames, stage: ShardStage
 ) -> tuple[torch.Tensor | None, bool]:
     """Embeddings already saved for a prefix of the shard, and whether complete."""
-    checkpoint = store.reuse(path, schema=EMBEDDINGS_SCHEMA)
+    checkpoint = store.reuse_shard(shard.index, stage)
     if checkpoint is None:
         return None, False
     ids = list(checkpoint.state["ids"])
     if ids != shard.ids[: len(ids)]:
         # Same manifest but other frames cannot happen; treat as damage.
+        path = store.layout.shard_path(shard.index, stage)
         store.reject(path, "its frame IDs do not match the shard's frames")
         return None, False
     complete = checkpoint.info.status == "complete" and len(ids) == len(shard)
     return checkpoint.state["embeddings"], complete
 
 
-def embed_shard(  # noqa: PLR0913 - one stage's inputs, keyword-only
+def embed_shard(
     shard: ShardFrames,
-    *,
-    kind: EncoderKind,
     encoder: LazyEncoder,
     store: RunCheckpoints,
-    path: Path,
-    slice_size: int,
-    tokens_per_batch: int | None,
+    options: RunOptions,
     progress: ProgressCallback | None = None,
-    on_slice: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Embed one shard's frames, reusing and extending its checkpoint.
 
     Args:
         shard: The frames.
-        kind: Which model.
-        encoder: The (lazily loaded) model.
-        store: The run's checkpoint rules.
-        path: This shard's embeddings checkpoint.
-        slice_size: Frames per in-progress save.
-        tokens_per_batch: Token budget (None: the model's default).
+        encoder: The (lazily loaded) model; its kind names the checkpoint.
+        store: The run folder's checkpoint rules.
+        options: ``slice_size`` (frames per in-progress save) and
+            ``tokens_per_batch`` (None: the model's default).
         progress: Called with (sequences, tokens) as batches finish.
-        on_slice: Called with the number of frames embedded after each save.
 
     Returns:
         ``([len(shard), D] float32, frames computed now)``.
     """
-    done, complete = _resume_prefix(store, path, shard)
+    stage = ShardStage(encoder.kind)
+    done, complete = _resume_prefix(store, shard, stage)
     if complete and done is not None:
         return done, 0
-    sequences = _inputs(shard, kind)
+    sequences = _inputs(shard, encoder.kind)
     parts = [] if done is None else [done]
     start = 0 if done is None else int(done.shape[0])
     computed = 0
     metadata: dict[str, Any] | None = None
     while start < len(shard) or not parts:
-        end = min(start + slice_size, len(shard))
+        end = min(start + options.slice_size, len(shard))
         model = encoder.get()
         parts.append(
             model.embed(
                 shard.ids[start:end],
                 sequences[start:end],
-                tokens_per_batch=tokens_per_batch,
+                tokens_per_batch=options.tokens_per_batch,
                 progress=progress,
             )
         )
@@ -124,15 +126,13 @@ def embed_shard(  # noqa: PLR0913 - one stage's inputs, keyword-only
         embeddings = torch.cat(parts) if len(parts) > 1 else parts[0]
         parts = [embeddings]
         metadata = metadata or {"model": model.info.to_metadata(), "shard": shard.index}
-        store.save(
-            path,
+        store.save_shard(
+            shard.index,
+            stage,
             {"ids": shard.ids[:end], "embeddings": embeddings},
-            schema=EMBEDDINGS_SCHEMA,
             status="complete" if end == len(shard) else "in_progress",
             metadata=metadata,
         )
-        if on_slice is not None:
-            on_slice(end)
         start = end
         if end == len(shard):
             break

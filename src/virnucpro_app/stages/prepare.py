@@ -1,8 +1,8 @@
-"""The prepare stage of predict: records -> chunks -> kept frames -> shards.
+"""The prepare stage: records -> chunks -> kept frames -> shards.
 
 Streams the input once, cuts each record into chunks and keeps its stop-free
 frames (``chunking``, ``translation``), and groups the frames into shards of
-``shard_size`` frames, each saved as a checkpoint (``pipeline.shards``). The
+``shard_size`` frames, each saved as a checkpoint (``stages.shards``). The
 per-record account and the shard count are saved last, as ``prepared.ckpt``;
 a resumed run whose ``prepared.ckpt`` and shard files are sound skips this stage
 (it is fast; a half-done one is simply redone, giving the same shards).
@@ -12,29 +12,33 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from virnucpro_app.pipeline.outputs import RecordRow
-from virnucpro_app.pipeline.shards import (
-    FRAMES_SCHEMA,
-    ShardFrames,
-    frames_from_state,
-    frames_state,
-)
-from virnucpro_app.records_report import RecordAccount, RecordStatus
+from virnucpro_app.errors import PipelineError
+from virnucpro_app.layout import PREPARED_SCHEMA, ShardStage
+from virnucpro_app.records import RecordRow, RecordStatus
+from virnucpro_app.stages.shards import ShardFrames, frames_from_state, frames_state
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from virnucpro_app.config import PredictConfig
+    from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
-    from virnucpro_app.pipeline.store import RunCheckpoints
+    from virnucpro_app.stages.store import RunCheckpoints
 
 LOG = logging.getLogger("virnucpro_app")
-PREPARED_SCHEMA = "virnucpro.prepared"
-_ROW_FIELDS = ("record_id", "length_bp", "chunks", "kept_frames", "status", "reason")
+#: The fields of each record row stored in ``prepared.ckpt``: stored name -> row
+#: attribute (the names are part of the checkpoint's contract).
+_STORED_FIELDS = {
+    "record_id": "record_id",
+    "length_bp": "length_bp",
+    "chunks": "num_chunks",
+    "kept_frames": "num_frames",
+    "status": "status",
+    "reason": "reason",
+}
 
 
 @dataclass
@@ -55,7 +59,6 @@ class PreparedRun:
     records: list[RecordRow]
     shard_costs: list[int] = field(default_factory=list)
     seconds: float = 0.0
-    reused: bool = False
     _intermediates: list[Path] = field(default_factory=list)
 
     def shards(self) -> Iterator[ShardFrames]:
@@ -69,11 +72,9 @@ class PreparedRun:
         Raises:
             PipelineError: The frames checkpoint is gone (rerun with --resume).
         """
-        path = self.layout.shard_path(index, "frames")
-        checkpoint = self.store.reuse(path, schema=FRAMES_SCHEMA)
+        checkpoint = self.store.reuse_shard(index, ShardStage.FRAMES)
         if checkpoint is None:
-            from virnucpro_app.errors import PipelineError
-
+            path = self.layout.shard_path(index, ShardStage.FRAMES)
             raise PipelineError(f"{path} vanished during the run; rerun with --resume")
         return frames_from_state(checkpoint.state)
 
@@ -88,30 +89,33 @@ class PreparedRun:
 
 
 def _rows_state(rows: list[RecordRow]) -> dict[str, object]:
-    return {name: [getattr(row, name) for row in rows] for name in _ROW_FIELDS}
+    return {
+        stored: [getattr(row, field) for row in rows]
+        for stored, field in _STORED_FIELDS.items()
+    }
 
 
 def _rows_from_state(state: dict[str, list[object]]) -> list[RecordRow]:
-    columns = [state[name] for name in _ROW_FIELDS]
+    columns = [state[stored] for stored in _STORED_FIELDS]
     return [
-        RecordRow(str(a), int(b), int(c), int(d), str(e), str(f))
-        for a, b, c, d, e, f in zip(*columns, strict=True)
+        RecordRow(index, "", str(a), int(b), int(c), int(d), str(e), str(f))
+        for index, (a, b, c, d, e, f) in enumerate(zip(*columns, strict=True))
     ]
 
 
-def _row_of(account: RecordAccount) -> RecordRow:
-    """A prepare account as a predict row (``prepared`` records get scored)."""
-    status = (
-        "scored" if account.status == RecordStatus.PREPARED else str(account.status)
-    )
+def _row_of(account: RecordRow) -> RecordRow:
+    """A prepare account as predict reports it.
+
+    ``prepared`` records become ``scored``; a skip's reason is its message, on
+    one line.
+    """
+    status = RecordStatus.SCORED if account.status == RecordStatus.PREPARED else None
     reason = account.detail or account.reason
-    return RecordRow(
-        account.record_id,
-        account.length_bp,
-        account.num_chunks,
-        account.num_frames,
-        status,
-        reason.replace("\t", " ").replace("\n", " "),
+    return replace(
+        account,
+        status=str(status or account.status),
+        reason=reason.replace("\t", " ").replace("\n", " "),
+        detail="",
     )
 
 
@@ -123,17 +127,14 @@ def _intermediates(layout: RunLayout) -> list[Path]:
     ]
 
 
-def _reuse(
-    config: PredictConfig, layout: RunLayout, store: RunCheckpoints
-) -> PreparedRun | None:
+def _reuse(layout: RunLayout, store: RunCheckpoints) -> PreparedRun | None:
     checkpoint = store.reuse(layout.prepared_path, schema=PREPARED_SCHEMA)
     if checkpoint is None:
         return None
     num_shards = int(checkpoint.state["num_shards"])
     for index in range(num_shards):
-        if not layout.shard_path(index, "frames").exists():
+        if not layout.shard_path(index, ShardStage.FRAMES).exists():
             return None
-    del config
     rows = _rows_from_state(checkpoint.state["records"])
     return PreparedRun(
         layout,
@@ -141,7 +142,6 @@ def _reuse(
         num_shards,
         rows,
         shard_costs=[int(c) for c in checkpoint.state.get("shard_costs", [])],
-        reused=True,
         _intermediates=_intermediates(layout),
     )
 
@@ -150,10 +150,8 @@ def _reuse(
 class _ShardWriter:
     """Collects frames and saves a shard each time ``shard_size`` are ready."""
 
-    layout: RunLayout
     store: RunCheckpoints
     shard_size: int
-    fasta: tuple[TextIO, TextIO] | None
     ids: list[str] = field(default_factory=list)
     nucleotides: list[str] = field(default_factory=list)
     proteins: list[str] = field(default_factory=list)
@@ -166,9 +164,6 @@ class _ShardWriter:
         self.ids.append(frame_id)
         self.nucleotides.append(nucleotide)
         self.proteins.append(protein)
-        if self.fasta is not None:
-            self.fasta[0].write(f">{frame_id}\n{nucleotide}\n")
-            self.fasta[1].write(f">{frame_id}\n{protein}\n")
         if len(self.ids) == self.shard_size:
             self.flush()
 
@@ -176,10 +171,10 @@ class _ShardWriter:
         if not self.ids:
             return
         shard = ShardFrames(self.written, self.ids, self.nucleotides, self.proteins)
-        self.store.save(
-            self.layout.shard_path(self.written, "frames"),
+        self.store.save_shard(
+            self.written,
+            ShardStage.FRAMES,
             frames_state(shard),
-            schema=FRAMES_SCHEMA,
             metadata={"shard": self.written, "frames": len(shard)},
         )
         self.written += 1
@@ -188,36 +183,30 @@ class _ShardWriter:
 
 
 def prepare_shards(
-    config: PredictConfig,
-    layout: RunLayout,
-    store: RunCheckpoints,
-    *,
-    reuse_only: bool = False,
+    config: RunConfig, store: RunCheckpoints, *, reuse_only: bool = False
 ) -> PreparedRun:
-    """Reuse or compute the prepared shards of a run.
+    """Reuse or compute the prepared shards of a run folder.
 
     Args:
-        config: The run settings.
-        layout: The run's paths.
-        store: The run's checkpoint rules.
+        config: The run folder's job.
+        store: Its checkpoint rules.
         reuse_only: Only read what rank 0 prepared (other ranks).
 
     Raises:
         InputError: An input that stops the run (not FASTA, empty, duplicate IDs).
         PipelineError: ``reuse_only`` and nothing was prepared.
     """
-    reused = _reuse(config, layout, store)
+    layout = config.layout
+    reused = _reuse(layout, store)
     if reused is not None:
         return reused
     if reuse_only:
-        from virnucpro_app.errors import PipelineError
-
         raise PipelineError(
             f"{layout.prepared_path} is missing after rank 0 prepared it"
         )
 
     from virnucpro_app.fasta import read_records
-    from virnucpro_app.prepare import prepare_records
+    from virnucpro_app.prepare import prepare_records, write_fasta
 
     started = time.perf_counter()
     intermediates = _intermediates(layout)
@@ -226,9 +215,7 @@ def prepare_shards(
         intermediates[1].open("w", encoding="ascii", newline="\n") as nucleotide_out,
         intermediates[2].open("w", encoding="ascii", newline="\n") as protein_out,
     ):
-        writer = _ShardWriter(
-            layout, store, config.shard_size, (nucleotide_out, protein_out)
-        )
+        writer = _ShardWriter(store, config.options.shard_size)
         rows: list[RecordRow] = []
         batches = prepare_records(
             read_records(config.inputs),
@@ -240,10 +227,9 @@ def prepare_shards(
                 rows.append(_row_of(account))
                 if account.status == RecordStatus.SKIPPED:
                     LOG.warning("%s", account.detail or account.reason)
-            for chunk_id, chunk in zip(
-                batch.chunk_ids, batch.chunk_sequences, strict=True
-            ):
-                chunks_out.write(f">{chunk_id}\n{chunk}\n")
+            write_fasta(chunks_out, batch.chunk_ids, batch.chunk_sequences)
+            write_fasta(nucleotide_out, batch.frame_ids, batch.frame_nucleotides)
+            write_fasta(protein_out, batch.frame_ids, batch.frame_proteins)
             for frame in zip(
                 batch.frame_ids,
                 batch.frame_nucleotides,

@@ -15,13 +15,52 @@ from typing import TYPE_CHECKING, Any
 
 import ckptkit
 from virnucpro_app.errors import PipelineError
+from virnucpro_app.identity import file_identity
+from virnucpro_app.layout import MANIFEST_SCHEMA
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-MANIFEST_SCHEMA = "virnucpro.manifest"
+    from virnucpro_app.config import ModelPaths, RunConfig
+    from virnucpro_app.stages.store import RunCheckpoints
+
 #: Bumped whenever a change of ours changes any number the pipeline produces.
 ALGORITHM_VERSION = "1"
+#: Stands in the manifest's classifier field: feature runs use no classifier.
+NO_CLASSIFIER = "none (training features)"
+
+
+@dataclass(frozen=True)
+class ModelIdentities:
+    """Content identities of a job's models, hashed once per job.
+
+    Attributes:
+        dnabert: Identity of the DNABERT-S folder.
+        esm: Identity of the ESM-2 file.
+        classifier: Identity of the classifier file, or :data:`NO_CLASSIFIER`.
+    """
+
+    dnabert: str
+    esm: str
+    classifier: str = NO_CLASSIFIER
+
+    @classmethod
+    def of(cls, models: ModelPaths) -> ModelIdentities:
+        """Hash the models (no classifier when ``models.classifier`` is empty).
+
+        Raises:
+            ModelLoadError: A model is missing or not of its kind.
+        """
+        from virnucpro_app.models.dnabert_files import dnabert_identity
+        from virnucpro_app.models.esm2_files import esm_identity
+
+        return cls(
+            dnabert=dnabert_identity(models.dnabert),
+            esm=esm_identity(models.esm),
+            classifier=(
+                file_identity(models.classifier) if models.classifier else NO_CLASSIFIER
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +119,19 @@ class RunManifest:
         return changes
 
 
+def build_manifest(config: RunConfig, models: ModelIdentities) -> RunManifest:
+    """Hash ``config``'s inputs into its manifest, with its models' identities."""
+    return RunManifest(
+        inputs=tuple((path.name, file_identity(path)) for path in config.inputs),
+        dnabert=models.dnabert,
+        esm=models.esm,
+        classifier=models.classifier,
+        chunk_size=config.model_type,
+        precision=config.options.precision,
+        shard_size=config.options.shard_size,
+    )
+
+
 def _short(value: object) -> str:
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."  # noqa: PLR2004
@@ -121,3 +173,24 @@ def check_resumable(stored: RunManifest, current: RunManifest, path: Path) -> No
             + ". Its results would be stale: use --force to start over, or "
             "restore the original inputs and settings"
         )
+
+
+def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
+    """Store the run folder's manifest, or check that the stored one is the same.
+
+    Raises:
+        PipelineError: The stored manifest differs (inputs, models, settings).
+        CheckpointProblemError: It is damaged and ``--force-resume`` is off
+            (with it, every checkpoint of the folder is set aside).
+    """
+    path = store.layout.manifest_path
+    if path.exists():
+        try:
+            stored = read_manifest(path)
+        except ckptkit.CheckpointError as error:
+            # Without a sound manifest nothing else here can be trusted either.
+            store.quarantine_all(path, error.reason)
+        else:
+            check_resumable(stored, manifest, path)
+            return
+    write_manifest(path, manifest)

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-FRAMES_SCHEMA = "virnucpro.frames"
-
 
 @dataclass(frozen=True)
 class ShardFrames:

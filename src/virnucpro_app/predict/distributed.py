@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
 _T = TypeVar("_T")
 #: How long collective calls may wait: the final barrier waits for the slowest
@@ -164,9 +164,3 @@ class ProcessGroup:
 
             dist.destroy_process_group()
             self._active = False
-
-
-def split(items: Sequence[_T], part: list[int]) -> Iterator[_T]:
-    """The items at the positions of ``part``."""
-    for index in part:
-        yield items[index]

@@ -1,0 +1,117 @@
+"""Write a finished run's outputs from its checkpoints.
+
+The original's two files (``report``), plus two extensions kept clearly apart:
+``records.tsv`` (one row per input record: what became of it) and
+``run_summary.json`` (versions, device, precision, models, timings, counts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from virnucpro_app.records import PREDICT_TABLE, RecordRow, RecordTally, write_records
+from virnucpro_app.report import ChunkVerdicts, write_consensus, write_predictions
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+
+    import torch
+
+    from virnucpro_app.layout import RunLayout
+
+
+def record_of_chunk(chunk_id: str) -> str:
+    """The record a chunk ID belongs to (``{record}_chunk_{k}``)."""
+    return chunk_id.rsplit("_chunk_", 1)[0]
+
+
+@dataclass
+class OutputTotals:
+    """Counts of a run's outputs, for the summary."""
+
+    frames: int = 0
+    chunks_scored: int = 0
+    chunks_virus: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+
+
+def score_rows(
+    shards: Iterable[tuple[list[str], torch.Tensor]],
+) -> Iterator[tuple[str, float, float]]:
+    """``(frame ID, score1, score2)`` for every frame, shards in order."""
+    for ids, scores in shards:
+        values = scores.tolist()
+        for frame_id, (others, virus) in zip(ids, values, strict=True):
+            yield frame_id, others, virus
+
+
+@dataclass
+class _RecordScores:
+    """Running per-record counts of the chunk verdicts."""
+
+    scored_chunks: int = 0
+    virus_chunks: int = 0
+    max_virus_score: float = math.nan
+
+
+def _fold_records(rows: list[RecordRow], verdicts: ChunkVerdicts) -> list[RecordRow]:
+    """The rows with their chunks' verdicts and best virus score counted in."""
+    scores: dict[str, _RecordScores] = {}
+    for chunk_id, is_virus in verdicts.rows():
+        tally = scores.setdefault(record_of_chunk(chunk_id), _RecordScores())
+        tally.scored_chunks += 1
+        tally.virus_chunks += int(is_virus)
+        virus = verdicts.best[chunk_id][1]
+        if math.isnan(tally.max_virus_score) or virus > tally.max_virus_score:
+            tally.max_virus_score = virus
+    return [
+        replace(row, **asdict(scores[row.record_id]))
+        if row.record_id in scores
+        else row
+        for row in rows
+    ]
+
+
+def write_outputs(
+    layout: RunLayout,
+    *,
+    shards: Iterable[tuple[list[str], torch.Tensor]],
+    records: list[RecordRow],
+) -> OutputTotals:
+    """Write the original's two files and the per-record table.
+
+    Args:
+        layout: The run folder.
+        shards: ``(frame IDs, [N, 2] scores)`` of every shard, in order.
+        records: One row per input record, input order.
+
+    Returns:
+        Counts for the run summary.
+    """
+    totals = OutputTotals()
+
+    def counted() -> Iterator[tuple[str, float, float]]:
+        for row in score_rows(shards):
+            totals.frames += 1
+            yield row
+
+    verdicts = write_predictions(layout.predictions_path, counted())
+    write_consensus(layout.consensus_path, verdicts)
+    write_records(
+        layout.records_report_path, _fold_records(records, verdicts), PREDICT_TABLE
+    )
+    totals.chunks_scored = len(verdicts.best)
+    totals.chunks_virus = sum(1 for _, virus in verdicts.rows() if virus)
+    totals.records = dict(RecordTally.of(records).counts)
+    return totals
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write ``run_summary.json`` (sorted keys, two-space indent)."""
+    path.write_text(
+        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
