@@ -22,11 +22,8 @@ import torch
 from _embedding_workloads import fair_esm_model
 from _gpu_plan import FLOP_FORMULA, datasheet_peak, timed
 
-from virnucpro_app.demo import (
-    write_demo_classifier,
-    write_dnabert_folder,
-    write_esm2_file,
-)
+from virnucpro_app.demo import write_demo_classifier
+from virnucpro_app.models.demo_weights import write_dnabert_folder, write_esm2_file
 from virnucpro_app.models.esm2_files import read_esm2_file
 
 if TYPE_CHECKING:
