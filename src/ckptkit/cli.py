@@ -1,4 +1,6 @@
-"""The ``ckptkit`` command line: validate, inspect, ledger, cleanup (docs/cli.md).
+"""The ``ckptkit`` command line: validate, inspect, ledger, cleanup, migrate.
+
+docs/ckptkit/cli.md is its reference.
 
 The only ckptkit module that imports typer. Each command is a thin layer over the
 library; :func:`exit_on_error` is the one place that turns expected errors into
@@ -20,9 +22,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 import ckptkit
-from ckptkit._atomic import _is_process_alive as is_process_alive
-from ckptkit._atomic import find_temp_files, remove_stale_temp_files
-from ckptkit._format import LEDGER_FILENAME, parse_temp_name
+from ckptkit._file.atomic import (
+    find_temp_files,
+    is_process_alive,
+    remove_stale_temp_files,
+)
+from ckptkit._file.format import LEDGER_FILENAME, parse_temp_name
 from ckptkit.errors import CheckpointError
 from ckptkit.ledger import FailureLedger, escape_field
 from ckptkit.types import ExitCode
@@ -475,7 +480,7 @@ def _import_registry(reference: str) -> ckptkit.MigrationRegistry:
 def _check_migrate_arguments(
     paths: list[Path], output: Path | None, to_version: str | None
 ) -> None:
-    from ckptkit._versions import parse_version
+    from ckptkit._file.versions import parse_version
 
     if output is not None and len(paths) != 1:
         msg = "--output takes exactly one PATH"

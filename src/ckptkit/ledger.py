@@ -2,7 +2,7 @@
 
 The file is ``failed_checkpoints.txt`` in a chosen folder. Each line is
 ``{checkpoint_path}|{reason}|{timestamp}`` with a UTC ISO-8601 timestamp; path and
-reason are escaped so that a line stays one line (docs/format.md, "Failure
+reason are escaped so that a line stays one line (docs/ckptkit/format.md, "Failure
 ledger"). Appends from many processes never interleave: each line is one
 ``os.write`` on a file opened with ``O_APPEND``, under an exclusive ``flock`` where
 the platform has one. The lock is taken on the ledger itself, which is never
@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckptkit._clock import utc_now_iso
-from ckptkit._format import LEDGER_FILENAME
+from ckptkit._file.format import LEDGER_FILENAME, TIMESTAMP_FORMAT, utc_now_iso
 
 try:
     import fcntl
@@ -37,7 +36,6 @@ _SHORT_UNESCAPES = {"\\": "\\", "|": "|", "n": "\n", "r": "\r", "t": "\t"}
 _NEEDS_ESCAPE = re.compile("[\\\\|\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 _ESCAPE_SEQUENCE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _PIPE_OR_ESCAPE = re.compile(r"\\.|\|", re.DOTALL)
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _UTF8_BOM = "\ufeff"
 
 
@@ -87,7 +85,7 @@ def _normalise_timestamp(timestamp: str | datetime | None) -> str:
     # A naive time is taken as UTC: ckptkit writes and compares UTC only.
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime(_TIME_FORMAT)
+    return parsed.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def save_classifier(
     Returns:
         The written checkpoint's information.
     """
-    from ckptkit._save import write_checkpoint
+    from ckptkit._file.writer import write_checkpoint
 
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     input_dim, hidden_dim, num_class = _dims(state_dict)

@@ -15,15 +15,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ckptkit._atomic import fsync_directory
-from ckptkit._format import (
+from ckptkit._file.atomic import fsync_directory
+from ckptkit._file.format import (
     STEP_METADATA_METRICS,
     STEP_METADATA_STEP,
     parse_step_name,
     step_name,
 )
-from ckptkit._retention import StepRecord, metrics_from_json
 from ckptkit.ledger import FailureLedger
+from ckptkit.manager._retention import StepRecord, metrics_from_json
 from ckptkit.validation import validate
 
 if TYPE_CHECKING:

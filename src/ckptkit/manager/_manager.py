@@ -4,7 +4,7 @@ One file per step in one folder (``step-000000000123.ckpt``), each written like
 ``ckptkit.save`` (atomic, durable) and read back in full before anything older is
 deleted. The folder alone is the manager's state: a new manager (after a crash,
 a preemption, on another machine) sees exactly the steps that are there.
-docs/manager.md is the guide.
+docs/ckptkit/manager.md is the guide.
 """
 
 from __future__ import annotations
@@ -14,27 +14,27 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from ckptkit._atomic import remove_stale_temp_files
-from ckptkit._background import BackgroundSave
-from ckptkit._codec import Encoded, encode_state
-from ckptkit._format import STEP_METADATA_METRICS, STEP_METADATA_STEP
-from ckptkit._load import load
-from ckptkit._retention import (
+from ckptkit._api import load
+from ckptkit._file.atomic import remove_stale_temp_files
+from ckptkit._file.codec import Encoded, encode_state
+from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
+from ckptkit._file.versions import parse_version
+from ckptkit._file.writer import write_encoded
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointNotFoundError,
+    SchemaMismatchError,
+)
+from ckptkit.manager._background import BackgroundSave
+from ckptkit.manager._retention import (
     Mode,
     best_steps,
     check_metrics,
     metrics_to_json,
     steps_to_delete,
 )
-from ckptkit._save import write_encoded
-from ckptkit._snapshot import HostSnapshotBuffer
-from ckptkit._step_folder import StepFolder
-from ckptkit._versions import parse_version
-from ckptkit.errors import (
-    CheckpointCorruptError,
-    CheckpointNotFoundError,
-    SchemaMismatchError,
-)
+from ckptkit.manager._snapshot import HostSnapshotBuffer
+from ckptkit.manager._steps import StepFolder
 from ckptkit.types import Status
 from ckptkit.validation import validate
 

@@ -1,70 +1,34 @@
-"""Migration registries: declared steps between versions of a checkpoint schema.
+"""``MigrationRegistry``: the declared steps between versions of one checkpoint schema.
 
-A training project declares how each version of its checkpoint state becomes the
-next; ckptkit finds the one chain between two versions, applies it in memory on
-``load(..., registry=...)``, or rewrites files with ``migrate``. The steps must
-form one linear chain up to ``current`` (see ``_migration_chain`` for why); a
+The steps must form one linear chain up to ``current`` (see ``_chain`` for why); a
 registry that does not is refused, at registration where possible, else by
-``check()``, which every migration runs first. docs/migrations.md is the guide.
-
-Example:
-    >>> import ckptkit
-    >>> registry = ckptkit.MigrationRegistry(schema="demo", current="1.1")
-    >>> @registry.migration("1.0", "1.1")
-    ... def add_epoch(state):
-    ...     '''1.0 -> 1.1: states record the epoch (0 for older ones).'''
-    ...     state["epoch"] = 0
-    ...     return state
-    >>> new_state, applied = registry.migrate({"step": 5}, "1.0")
-    >>> new_state, [record.to_version for record in applied]
-    ({'step': 5, 'epoch': 0}, ['1.1'])
+``check()``, which every migration runs first.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from ckptkit._migrate_file import MigrationResult, migrate
-from ckptkit._migration_chain import (
+from ckptkit.errors import MigrationError, UnsupportedVersionError
+from ckptkit.migrations._chain import (
+    Migration,
     ends,
     parse_step_version,
     registration_problem,
     registry_problems,
     walk,
 )
-from ckptkit._migration_run import run_chain
-from ckptkit._state_diff import StateChange
-from ckptkit.errors import MigrationError, UnsupportedVersionError
+from ckptkit.migrations._run import run_chain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ckptkit._versions import StateVersion
+    from ckptkit._file.versions import StateVersion
     from ckptkit.info import MigrationRecord
     from ckptkit.types import StateTree
 
 StepFunction = TypeVar("StepFunction", bound="Callable[[StateTree], StateTree]")
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One declared step: ``func`` turns a state at ``from_version`` into the next.
-
-    Attributes:
-        from_version: Version of the states the step accepts (``"0.x"``: legacy).
-        to_version: Version of the states it returns.
-        func: The step. It receives a copy of the state's containers that it may
-            change, must not change tensors in place, and returns the new state.
-        name: Recorded in each migrated checkpoint's history (by default the
-            function's module and qualified name).
-    """
-
-    from_version: str
-    to_version: str
-    func: Callable[[StateTree], StateTree]
-    name: str
 
 
 def _qualified_name(func: Callable[..., object]) -> str:
@@ -328,12 +292,3 @@ class MigrationRegistry:
             UnsupportedVersionError: ``from_version`` is newer than ``current``.
         """
         return run_chain(state, self.path(from_version, to_version))
-
-
-__all__ = [
-    "Migration",
-    "MigrationRegistry",
-    "MigrationResult",
-    "StateChange",
-    "migrate",
-]

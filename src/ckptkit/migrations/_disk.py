@@ -15,21 +15,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ckptkit._atomic import atomic_write, fsync_directory
-from ckptkit._format import backup_name, upgraded_name
-from ckptkit._load import inspect, load
-from ckptkit._migration_chain import parse_step_version
-from ckptkit._migration_run import refuse_incompatible, run_chain
-from ckptkit._save import write_checkpoint
-from ckptkit._state_diff import StateChange, diff_states
+from ckptkit._file.atomic import atomic_write, fsync_directory
+from ckptkit._file.format import backup_name, upgraded_name
+from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
+from ckptkit._file.writer import write_checkpoint
 from ckptkit.errors import MigrationError, SerializationError
+from ckptkit.migrations._chain import parse_step_version
+from ckptkit.migrations._checkpoints import refuse_incompatible
+from ckptkit.migrations._diff import StateChange, diff_states
+from ckptkit.migrations._run import run_chain
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ckptkit.info import CheckpointInfo, MigrationRecord
-    from ckptkit.migrations import Migration, MigrationRegistry
+    from ckptkit.migrations._chain import Migration
+    from ckptkit.migrations._registry import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
+
+# Read the whole source, every checksum checked, before any step runs.
+_FULL_READ = ReadRequest(verify=True, use_mmap=False, keys=None, map_location="cpu")
 
 _COPY_CHUNK_BYTES = 16 << 20
 
@@ -280,7 +285,7 @@ def migrate(  # noqa: PLR0913 - the documented public signature
         ('1.1', 'a.ckpt.v1.0.bak')
     """
     source = Path(path)
-    header = inspect(source)
+    header = inspect_file(source)
     if not header.legacy:  # refuse before reading any tensor bytes
         refuse_incompatible(header, registry, to_version)
     final = registry.current if to_version is None else to_version
@@ -288,7 +293,7 @@ def migrate(  # noqa: PLR0913 - the documented public signature
         msg = "cannot migrate to the legacy version 0.x: files are written at 1.0 or up"
         raise MigrationError(msg, source)
     target = plan_output(header, output, final)
-    checkpoint = load(source, verify="full")
+    checkpoint = read_checkpoint(source, _FULL_READ)
     info = checkpoint.info
     chain = refuse_incompatible(info, registry, to_version)
     backup_path = (

@@ -4,7 +4,7 @@ Write to a uniquely named temporary file in the target's directory, flush and
 fsync it, ``os.replace`` it over the target, then fsync the directory: the rename
 is not durable until the directory entry is flushed. A crash at any moment leaves
 the target either whole-old or whole-new; leftover temporary files carry a name
-that is never mistaken for a checkpoint (see ``_format.temp_name``).
+that is never mistaken for a checkpoint (see ``format.temp_name``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import secrets
 from typing import IO, TYPE_CHECKING
 
-from ckptkit._format import parse_temp_name, temp_name
+from ckptkit._file.format import parse_temp_name, temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,7 +61,8 @@ def atomic_write(target: Path) -> Iterator[IO[bytes]]:
     fsync_directory(directory)
 
 
-def _is_process_alive(pid: int) -> bool:
+def is_process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a temporary file's writer may still write)."""
     if pid == os.getpid():
         return True
     try:
@@ -87,7 +88,7 @@ def remove_stale_temp_files(directory: Path) -> list[Path]:
     removed: list[Path] = []
     for path in find_temp_files(directory):
         parsed = parse_temp_name(path.name)
-        if parsed is None or _is_process_alive(parsed[1]):
+        if parsed is None or is_process_alive(parsed[1]):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)

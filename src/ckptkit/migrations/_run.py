@@ -1,6 +1,6 @@
-"""Running a chain of migration steps on a state, and deciding who may run it.
+"""Running a chain of migration steps on a state, never changing the caller's.
 
-Copy semantics (documented in docs/migrations.md): before every step the
+Copy semantics (documented in docs/ckptkit/migrations.md): before every step the
 container tree (dicts, OrderedDicts, lists, tuples) is copied, so a step may add,
 remove, rename and replace entries freely without touching the caller's state.
 Tensors and numpy arrays are shared, never copied: a checkpoint can be most of a
@@ -18,20 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._clock import utc_now_iso
-from ckptkit._version import library_version
-from ckptkit._versions import parse_version
-from ckptkit.errors import (
-    MigrationError,
-    SchemaMismatchError,
-    UnsupportedVersionError,
-)
-from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord
+from ckptkit._file.format import utc_now_iso
+from ckptkit._file.versions import library_version
+from ckptkit.errors import MigrationError
+from ckptkit.info import MigrationRecord
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ckptkit.migrations import Migration, MigrationRegistry
+    from ckptkit.migrations._chain import Migration
     from ckptkit.types import PathLike, StateTree
 
 
@@ -131,53 +126,3 @@ def run_chain(
             )
         )
     return state, tuple(records)
-
-
-def refuse_incompatible(
-    info: CheckpointInfo, registry: MigrationRegistry, to_version: str | None
-) -> list[Migration]:
-    """Check a checkpoint against ``registry`` and return the chain it needs.
-
-    Legacy files have no schema and are accepted; a ckptkit file must carry the
-    registry's schema, or none when the registry accepts unnamed files.
-
-    Raises:
-        SchemaMismatchError: The file belongs to another schema.
-        UnsupportedVersionError: The file is newer than the registry's current.
-        MigrationError: No chain leads to ``to_version`` (message names the file).
-    """
-    if not info.legacy and info.schema != registry.schema:
-        if info.schema is not None:
-            raise SchemaMismatchError(
-                info.path,
-                f"checkpoint schema {info.schema!r} is not {registry.schema!r}: it "
-                "belongs to another project or model; migrate it with that registry",
-            )
-        if not registry.accept_unnamed:
-            raise SchemaMismatchError(
-                info.path,
-                f"checkpoint has no schema (saved without schema=); the "
-                f"{registry.schema!r} registry takes such files only when created "
-                "with accept_unnamed=True",
-            )
-    version = parse_version(info.version)
-    if version > parse_version(registry.current):
-        raise UnsupportedVersionError(
-            info.path,
-            f"checkpoint version {info.version} was written by a newer version of "
-            f"{registry.schema}; upgrade to >= {info.version} (this code reads "
-            f"{registry.schema} checkpoints up to {registry.current})",
-        )
-    try:
-        return registry.path(info.version, to_version)
-    except MigrationError as error:
-        raise type(error)(error.reason, info.path) from error
-
-
-def migrate_loaded(
-    checkpoint: Checkpoint, registry: MigrationRegistry, to_version: str | None
-) -> Checkpoint:
-    """Migrate a freshly loaded checkpoint in memory (its file is not touched)."""
-    chain = refuse_incompatible(checkpoint.info, registry, to_version)
-    state, applied = run_chain(checkpoint.state, chain, path=checkpoint.info.path)
-    return Checkpoint(state=state, info=checkpoint.info, applied=applied)

@@ -1,4 +1,4 @@
-"""The on-disk contract of a ckptkit file (documented in docs/format.md).
+"""The on-disk contract of a ckptkit file (documented in docs/ckptkit/format.md).
 
 A ckptkit checkpoint is a valid safetensors file: an 8-byte little-endian header
 length N, N bytes of JSON header (padded with spaces to a multiple of 8), then the
@@ -9,6 +9,7 @@ safetensors ``__metadata__`` map (string to string) under the keys below.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Final
 
 #: Container format understood by this release. Bumped only when a reader of the
@@ -44,6 +45,21 @@ HEADER_ALIGNMENT: Final = 8
 #: Refuse absurd header lengths before allocating them (a flipped high bit).
 MAX_HEADER_BYTES: Final = 1 << 30
 
+#: Every time ckptkit writes (header ``created_at``, migration records, ledger
+#: lines): UTC, ISO-8601, microseconds, a ``Z`` suffix.
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as ISO-8601 with microseconds and a ``Z`` suffix."""
+    return datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def utc_iso_from_timestamp(seconds: float) -> str:
+    """A POSIX timestamp as UTC ISO-8601."""
+    return datetime.fromtimestamp(seconds, UTC).strftime(TIMESTAMP_FORMAT)
+
+
 #: Temporary files of writers: ``.{target name}.{random}.{pid}.ckptkit-tmp``.
 TEMP_SUFFIX: Final = ".ckptkit-tmp"
 _TEMP_PATTERN = re.compile(
@@ -51,7 +67,7 @@ _TEMP_PATTERN = re.compile(
 )
 
 
-#: The failure ledger kept in a checkpoint folder (format in docs/format.md).
+#: The failure ledger kept in a checkpoint folder (format in docs/ckptkit/format.md).
 LEDGER_FILENAME: Final = "failed_checkpoints.txt"
 
 #: A checkpoint migrated in place keeps its original as ``{name}.v{old version}.bak``.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ckptkit._codec import Encoded, Entry
+from ckptkit._file.codec import Encoded, Entry
 
 # Every copy starts on a 64-byte boundary: any dtype view of it is aligned, and
 # no two copies share a cache line.

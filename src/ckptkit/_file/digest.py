@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import xxhash
 
-from ckptkit._format import CHECKSUM_HEX_WIDTH, KEY_HEADER_CHECKSUM
+from ckptkit._file.format import CHECKSUM_HEX_WIDTH, KEY_HEADER_CHECKSUM
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

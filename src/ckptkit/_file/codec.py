@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._format import SAFETENSORS_DTYPES
+from ckptkit._file.format import SAFETENSORS_DTYPES
 from ckptkit.errors import SerializationError
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Find checkpoints in folders by their content, whatever the files are called.
 
-A file is classified from its first bytes (docs/cli.md, "What counts as a
+A file is classified from its first bytes (docs/ckptkit/cli.md, "What counts as a
 checkpoint"): ckptkit files, plain safetensors files and ``torch.save`` files are
 checkpoints; temporary files of writers are counted apart; anything else is "not a
 checkpoint". A ckptkit file with damaged first bytes is still recognised by the
@@ -18,14 +18,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckptkit._format import (
+from ckptkit._file.format import (
     KEY_PREFIX,
     LEDGER_FILENAME,
     LENGTH_PREFIX_BYTES,
     MAX_HEADER_BYTES,
     parse_temp_name,
 )
-from ckptkit._legacy import ZIP_MAGIC
+from ckptkit.legacy import ZIP_MAGIC
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -1,4 +1,4 @@
-"""save(): encode the state, lay out the container, write it atomically."""
+"""Writing a checkpoint: encode the state, lay out the container, write atomically."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._atomic import atomic_write
-from ckptkit._clock import utc_now_iso
-from ckptkit._codec import Encoded, Entry, encode_state
-from ckptkit._digest import StreamingDigest, header_checksum_span, header_digest
-from ckptkit._format import (
-    CHECKPOINT_VERSION,
+from ckptkit._file.atomic import atomic_write
+from ckptkit._file.codec import Encoded, Entry, encode_state
+from ckptkit._file.digest import StreamingDigest, header_checksum_span, header_digest
+from ckptkit._file.format import (
     CHECKSUM_PLACEHOLDER,
     FORMAT_MAGIC,
     FORMAT_VERSION,
@@ -28,15 +26,17 @@ from ckptkit._format import (
     METADATA_KEY,
     MIN_READER,
     SAFETENSORS_DTYPES,
+    utc_now_iso,
 )
-from ckptkit._version import library_version
-from ckptkit._versions import parse_version
+from ckptkit._file.versions import library_version, parse_version
 from ckptkit.errors import SerializationError
 from ckptkit.info import CheckpointInfo, MigrationRecord, TensorInfo
-from ckptkit.types import PathLike, StateTree, Status
+from ckptkit.types import Status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from ckptkit.types import PathLike, StateTree
 
 # Write big tensors in slices so a CUDA tensor never needs a full host copy.
 _WRITE_SLICE_BYTES = 64 << 20
@@ -215,51 +215,4 @@ def write_encoded(  # noqa: PLR0913 - write_checkpoint() with the state encoded
             TensorInfo(e.name, e.dtype, tuple(e.shape), e.nbytes) for e in ordered
         ),
         file_size=len(final) + sum(e.nbytes for e in ordered),
-    )
-
-
-def save(  # noqa: PLR0913 - the documented public signature
-    path: PathLike,
-    state: StateTree,
-    *,
-    version: str = CHECKPOINT_VERSION,
-    schema: str | None = None,
-    status: str = "complete",
-    metadata: dict[str, Any] | None = None,
-) -> CheckpointInfo:
-    """Save a nested training state to one file, atomically and durably.
-
-    The file is a safetensors container (tensors zero-copy, readable by plain
-    safetensors tools) whose header holds the state's structure, ``version``,
-    ``status``, ``schema``, ``metadata`` and a checksum per tensor. It is written to
-    a temporary file in the same folder, fsynced, renamed over ``path`` and the
-    folder fsynced: after a crash ``path`` holds either the old or the new
-    checkpoint, whole.
-
-    Args:
-        path: Target file.
-        state: Nested dicts/lists/tuples of None, bool, int, float, str, bytes,
-            tensors (any device; stored from host memory), torch.dtype, torch.Size
-            and numpy arrays. Tensors sharing storage are stored once.
-        version: Version of the state's format (a semantic version).
-        schema: Name of the state's format (for migrations), or None.
-        status: ``"complete"`` or ``"in_progress"`` (partial, resumable work).
-        metadata: JSON-able dict stored in the header (tuples become lists).
-
-    Returns:
-        Information about the written checkpoint.
-
-    Raises:
-        SerializationError: A leaf of unsupported type (the message names its path).
-        ValueError: An invalid status or version.
-
-    Example:
-        >>> import torch, ckptkit, tempfile, pathlib
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / "step-10.ckpt"
-        >>> info = ckptkit.save(target, {"step": 10, "w": torch.zeros(3)})
-        >>> info.version, info.status
-        ('1.0', 'complete')
-    """
-    return write_checkpoint(
-        path, state, version=version, schema=schema, status=status, metadata=metadata
     )

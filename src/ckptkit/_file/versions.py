@@ -1,12 +1,22 @@
-"""Checkpoint versions: semantic versions parsed with ``packaging``, plus legacy."""
+"""Versions: of checkpoints (semantic versions, plus legacy) and of ckptkit itself."""
 
 from __future__ import annotations
 
-from functools import total_ordering
+from functools import cache, total_ordering
+from importlib.metadata import PackageNotFoundError, version
 
 from packaging.version import InvalidVersion, Version
 
-from ckptkit._format import LEGACY_VERSION
+from ckptkit._file.format import LEGACY_VERSION
+
+
+@cache
+def library_version() -> str:
+    """The version of the installed distribution that carries ckptkit."""
+    try:
+        return version("virnucpro-app")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
 
 
 @total_ordering

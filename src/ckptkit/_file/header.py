@@ -1,4 +1,4 @@
-"""Parse and check a checkpoint's header; read tensor bytes. Never writes.
+"""Parse and check a checkpoint's header (no tensor bytes). Never writes.
 
 All structural checks of the "quick" validation level live here: header length
 and checksum, format and version, tensor offsets that tile the data exactly and
@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._clock import utc_iso_from_timestamp
-from ckptkit._digest import StreamingDigest, header_checksum_span, header_digest
-from ckptkit._format import (
+from ckptkit._file.digest import header_checksum_span, header_digest
+from ckptkit._file.format import (
     FORMAT_MAGIC,
     FORMAT_VERSION,
     KEY_FORMAT,
@@ -27,15 +26,13 @@ from ckptkit._format import (
     KEY_HEADER_CHECKSUM,
     KEY_MIN_READER,
     KEY_PREFIX,
-    LEGACY_VERSION,
     LENGTH_PREFIX_BYTES,
     MAX_HEADER_BYTES,
     METADATA_KEY,
     TORCH_DTYPES,
     parse_temp_name,
 )
-from ckptkit._legacy import is_torch_pickle
-from ckptkit._versions import parse_version
+from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointNotFoundError,
@@ -43,14 +40,12 @@ from ckptkit.errors import (
     TruncatedCheckpointError,
     UnsupportedVersionError,
 )
-from ckptkit.info import CheckpointInfo, MigrationRecord, TensorInfo
+from ckptkit.info import MigrationRecord
+from ckptkit.legacy import is_torch_pickle
 
 if TYPE_CHECKING:
     from io import FileIO
     from pathlib import Path
-
-_READ_SLICE_BYTES = 64 << 20
-VERIFY_SLICE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -317,106 +312,3 @@ def _view_fits(view: dict[str, Any], entry: EntrySpec) -> bool:
         return bool((last + 1) * size <= entry.end - entry.begin)
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
-
-
-def read_entry(
-    handle: FileIO,
-    parsed: ParsedFile,
-    spec: EntrySpec,
-    *,
-    verify: bool,
-) -> torch.Tensor:
-    """Read one tensor's bytes into fresh memory, checking its checksum if asked.
-
-    Raises:
-        ChecksumMismatchError: ``verify`` and the bytes do not match.
-        TruncatedCheckpointError: The file ended early.
-    """
-    tensor = torch.empty(spec.shape, dtype=spec.dtype)
-    flat = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
-    digest = StreamingDigest()
-    if flat is not None:
-        view = flat.numpy().data
-        handle.seek(parsed.data_start + spec.begin)
-        position = 0
-        while position < len(view):
-            count = handle.readinto(view[position : position + _READ_SLICE_BYTES])
-            if not count:
-                raise TruncatedCheckpointError(
-                    parsed.path, f"file ends inside tensor {spec.name!r}"
-                )
-            if verify:
-                digest.update(view[position : position + count])
-            position += count
-    if verify:
-        check_digest(parsed, spec, digest.hexdigest())
-    return tensor
-
-
-def verify_entry(
-    handle: FileIO, parsed: ParsedFile, spec: EntrySpec, buffer: memoryview
-) -> None:
-    """Check one tensor's checksum by streaming its bytes through ``buffer``.
-
-    Raises:
-        ChecksumMismatchError: The bytes do not match the header's checksum.
-        TruncatedCheckpointError: The file ended early.
-    """
-    stream = StreamingDigest()
-    handle.seek(parsed.data_start + spec.begin)
-    remaining = spec.end - spec.begin
-    while remaining:
-        count = handle.readinto(buffer[: min(remaining, len(buffer))])
-        if not count:
-            reason = f"file ends inside tensor {spec.name!r}"
-            raise TruncatedCheckpointError(parsed.path, reason)
-        stream.update(buffer[:count])
-        remaining -= count
-    check_digest(parsed, spec, stream.hexdigest())
-
-
-def verify_buffer() -> memoryview:
-    """A reusable read buffer: fresh allocations per slice would cost page faults."""
-    return memoryview(bytearray(VERIFY_SLICE_BYTES))
-
-
-def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:
-    """Compare a tensor's checksum with the header's (ckptkit files only)."""
-    if parsed.is_legacy:
-        return
-    if parsed.header["checksums"].get(spec.name) != actual:
-        raise ChecksumMismatchError(
-            parsed.path,
-            f"checksum mismatch in tensor {spec.name!r}: the file is damaged; "
-            "restore it from a copy or recompute it",
-        )
-
-
-def info_from_parsed(parsed: ParsedFile) -> CheckpointInfo:
-    """Build the public header information of a parsed file."""
-    tensors = tuple(
-        TensorInfo(e.name, e.dtype_name, e.shape, e.end - e.begin)
-        for e in sorted(parsed.entries.values(), key=lambda e: e.begin)
-    )
-    legacy = parsed.is_legacy
-    header = parsed.header
-    return CheckpointInfo(
-        path=parsed.path,
-        format_version=0 if legacy else header["format_version"],
-        version=LEGACY_VERSION if legacy else header["version"],
-        schema=None if legacy else header.get("schema"),
-        status="complete" if legacy else header["status"],
-        created_at=(
-            utc_iso_from_timestamp(parsed.path.stat().st_mtime)
-            if legacy
-            else str(header.get("created_at", ""))
-        ),
-        metadata=dict(parsed.raw_metadata) if legacy else header["metadata"],
-        tensor_count=len(tensors),
-        nbytes=sum(t.nbytes for t in tensors),
-        legacy=legacy,
-        history=() if legacy else header["history_records"],
-        tensors=tensors,
-        file_size=parsed.file_size,
-        legacy_kind=parsed.kind if legacy else None,
-    )

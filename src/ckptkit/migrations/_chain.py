@@ -1,4 +1,4 @@
-"""The rules a migration registry must obey, and the walk along its chain.
+"""One migration step, the rules a registry's steps must obey, and the walk along them.
 
 A registry is sound when its steps form one linear chain: the registered versions
 (every step's ends, plus ``current``) sorted ``v0 < v1 < ... < vn = current``, with
@@ -14,15 +14,35 @@ gaps that remain once every step is registered.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ckptkit._versions import StateVersion, parse_version
+from ckptkit._file.versions import StateVersion, parse_version
 from ckptkit.errors import MigrationError, MissingMigrationError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
-    from ckptkit.migrations import Migration
+    from ckptkit.types import StateTree
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One declared step: ``func`` turns a state at ``from_version`` into the next.
+
+    Attributes:
+        from_version: Version of the states the step accepts (``"0.x"``: legacy).
+        to_version: Version of the states it returns.
+        func: The step. It receives a copy of the state's containers that it may
+            change, must not change tensors in place, and returns the new state.
+        name: Recorded in each migrated checkpoint's history (by default the
+            function's module and qualified name).
+    """
+
+    from_version: str
+    to_version: str
+    func: Callable[[StateTree], StateTree]
+    name: str
 
 
 def ends(step: Migration) -> tuple[StateVersion, StateVersion]:
