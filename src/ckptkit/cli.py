@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 import ckptkit
+from ckptkit._file import fs
 from ckptkit._file.atomic import (
     find_temp_files,
     is_process_alive,
@@ -367,9 +368,9 @@ def inspect(
 
 
 def _ledger_folder(path: Path) -> Path:
-    if path.is_file() and path.name == LEDGER_FILENAME:
+    if path.name == LEDGER_FILENAME and fs.is_file(path):
         return path.parent
-    if not path.is_dir():
+    if not fs.is_dir(path):
         msg = f"{path}: no such folder; pass the folder that holds {LEDGER_FILENAME}"
         raise ValueError(msg)
     return path
@@ -414,12 +415,14 @@ def show_ledger(
 
 
 def _folders(directory: Path, *, recursive: bool) -> list[Path]:
-    if not directory.is_dir():
+    if not fs.is_dir(directory):
         msg = f"{directory}: no such folder; pass the folder holding the checkpoints"
         raise ValueError(msg)
     if not recursive:
         return [directory]
-    return [directory, *sorted(p for p in directory.rglob("*") if p.is_dir())]
+    # Links to folders are listed but not descended into, as by Path.rglob.
+    below = (Path(root) / name for root, dirs, _ in fs.walk(directory) for name in dirs)
+    return [directory, *sorted(below)]
 
 
 @app.command()
@@ -488,7 +491,7 @@ def _check_migrate_arguments(
     if to_version is not None:
         parse_version(to_version)
     for path in paths:
-        if path.is_dir():
+        if fs.is_dir(path):
             msg = f"{path}: is a folder; pass its checkpoint files ({path}/*.ckpt)"
             raise ValueError(msg)
 

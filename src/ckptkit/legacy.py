@@ -8,12 +8,14 @@ runs; ckptkit never falls back to ``weights_only=False``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ckptkit._file import fs
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointNotFoundError,
@@ -78,16 +80,23 @@ def safe_torch_load(
     import torch
 
     path = os.fspath(path)
-    if not Path(path).exists():
-        raise CheckpointNotFoundError(path, "file does not exist")
     try:
-        with torch.serialization.safe_globals(list(extra_globals)):
-            if handle is not None:
-                handle.seek(0)
+        with contextlib.ExitStack() as stack:
+            if handle is None:
+                # Opened through the I/O seam even when torch reopens the path to
+                # map it: a missing or unreadable file fails here, in one place.
+                handle = stack.enter_context(fs.open_read(Path(path)))
+            elif mmap:
+                mmap = False  # a given handle is read, not mapped
+            with torch.serialization.safe_globals(list(extra_globals)):
+                if mmap:
+                    return torch.load(
+                        path, map_location=map_location, weights_only=True, mmap=True
+                    )
+                fs.seek(handle, 0)
                 return torch.load(handle, map_location=map_location, weights_only=True)
-            return torch.load(
-                path, map_location=map_location, weights_only=True, mmap=mmap
-            )
+    except FileNotFoundError as error:
+        raise CheckpointNotFoundError(path, "file does not exist") from error
     except pickle.UnpicklingError as error:
         message = str(error)
         if "GLOBAL" in message:

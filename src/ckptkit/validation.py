@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from ckptkit._file import fs
 from ckptkit._file.codec import decode_tree
 from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
@@ -87,7 +88,7 @@ def _run_checks(
 ) -> CheckpointInfo | None:
     with open_checkpoint(path) as handle:
         if level == "exists":
-            if not handle.read(1):
+            if not fs.read(handle, 1):
                 raise CheckpointCorruptError(
                     path, "file is empty; restore or recompute it"
                 )
@@ -107,7 +108,7 @@ def _run_checks(
             reason = f"required keys missing from the state: {', '.join(missing)}"
             raise CheckpointCorruptError(path, reason)
         if parsed.kind == "torch":
-            return torch_pickle_info(path, parsed.file_size, legacy_state)
+            return torch_pickle_info(parsed, handle, legacy_state)
         return info_from_parsed(parsed)
 
 
@@ -260,7 +261,7 @@ class _Recorder:
         if self._ledger != FOLDER_LEDGERS:
             return self._ledger
         folder = path.parent
-        if not folder.is_dir():
+        if not fs.is_dir(folder):
             return None  # never create folders for a checkpoint that is not there
         if folder not in self._per_folder:
             self._per_folder[folder] = FailureLedger(folder)

@@ -14,23 +14,12 @@ import os
 import secrets
 from typing import IO, TYPE_CHECKING
 
+from ckptkit._file import fs
 from ckptkit._file.format import parse_temp_name, temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-
-def fsync_directory(directory: Path) -> None:
-    """Flush a directory entry to disk (a no-op where the OS cannot open folders)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -43,22 +32,26 @@ def atomic_write(target: Path) -> Iterator[IO[bytes]]:
         target: The final path.
 
     Yields:
-        The temporary file, open for writing (seekable).
+        The temporary file, open for writing (seekable, unbuffered: write to it
+        with ``fs.write_all``, which never takes a short write as done).
     """
     directory = target.parent
     tmp_path = directory / temp_name(target.name, secrets.token_hex(6), os.getpid())
-    # buffering=0: large tensor writes go straight to the kernel, no extra copy.
-    handle = tmp_path.open("xb", buffering=0)
+    handle = fs.open_new(tmp_path)
     try:
         yield handle
-        os.fsync(handle.fileno())
-        handle.close()
-        tmp_path.replace(target)
+        fs.fsync(handle)
+        fs.close(handle)
+        fs.replace(tmp_path, target)
     except BaseException:
-        handle.close()
-        tmp_path.unlink(missing_ok=True)
+        # The handle's own close, not the seam's: the descriptor must be released
+        # even when fs.close is what failed, and a failing close must not keep
+        # the temporary file, which is removed whatever close says.
+        with contextlib.suppress(OSError):
+            handle.close()
+        fs.unlink(tmp_path, missing_ok=True)
         raise
-    fsync_directory(directory)
+    fs.fsync_directory(directory)
 
 
 def is_process_alive(pid: int) -> bool:
@@ -77,9 +70,9 @@ def is_process_alive(pid: int) -> bool:
 def find_temp_files(directory: Path) -> list[Path]:
     """Temporary files of ckptkit writers directly inside ``directory``."""
     return sorted(
-        entry
-        for entry in directory.iterdir()
-        if entry.is_file() and parse_temp_name(entry.name) is not None
+        directory / name
+        for name in fs.list_files(directory)
+        if parse_temp_name(name) is not None
     )
 
 
@@ -90,6 +83,6 @@ def remove_stale_temp_files(directory: Path) -> list[Path]:
         parsed = parse_temp_name(path.name)
         if parsed is None or is_process_alive(parsed[1]):
             continue
-        path.unlink(missing_ok=True)
+        fs.unlink(path, missing_ok=True)
         removed.append(path)
     return removed

@@ -10,7 +10,6 @@ passed over.
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ckptkit._file import fs
 from ckptkit._file.format import (
     KEY_PREFIX,
     LEDGER_FILENAME,
@@ -93,8 +93,8 @@ def classify_file(path: PathLike) -> FileKind:
     target = Path(path)
     if parse_temp_name(target.name) is not None:
         return FileKind.TEMPORARY
-    with target.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES)
+    with fs.open_read(target) as handle:
+        head = fs.read(handle, SNIFF_BYTES)
     if head:
         return classify_head(head)
     if target.suffix.lower() in CHECKPOINT_SUFFIXES:
@@ -122,8 +122,8 @@ class Discovery:
 
 
 def _unreadable(path: Path, error: OSError) -> str:
-    if path.is_symlink() and not path.exists():
-        return f"{path}: broken link to {path.readlink()}; fix or remove it"
+    if fs.is_symlink(path) and not fs.exists(path):
+        return f"{path}: broken link to {fs.readlink(path)}; fix or remove it"
     return f"{path}: cannot read file ({error.strerror}); check its permissions"
 
 
@@ -143,7 +143,7 @@ def _walk_folder(folder: Path, found: Discovery) -> None:
             "check its permissions"
         )
 
-    for root, dirs, files in os.walk(folder, onerror=on_error):
+    for root, dirs, files in fs.walk(folder, on_error):
         dirs.sort(key=_natural_key)  # os.walk descends in this order
         for name in sorted(files, key=_natural_key):
             if name == LEDGER_FILENAME:
@@ -173,14 +173,14 @@ def discover(paths: Iterable[PathLike]) -> Discovery:
     found = Discovery()
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if fs.is_dir(path):
             _walk_folder(path, found)
         else:
             found.checkpoints.append(path)  # missing ones are reported by validate
     seen: set[str] = set()
     unique: list[Path] = []
     for path in found.checkpoints:
-        key = os.path.realpath(path)
+        key = fs.realpath(path)
         if key not in seen:
             seen.add(key)
             unique.append(path)

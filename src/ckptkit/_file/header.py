@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ckptkit._file import fs
 from ckptkit._file.digest import header_checksum_span, header_digest
 from ckptkit._file.format import (
     FORMAT_MAGIC,
@@ -44,6 +44,7 @@ from ckptkit.info import MigrationRecord
 from ckptkit.legacy import is_torch_pickle
 
 if TYPE_CHECKING:
+    import os
     from io import FileIO
     from pathlib import Path
 
@@ -71,6 +72,7 @@ class ParsedFile:
     entries: dict[str, EntrySpec]
     header: dict[str, Any]  # ckptkit header ({} for legacy files)
     raw_metadata: dict[str, str]
+    mtime_s: float  # of the file opened (what a legacy file's created_at shows)
 
     @property
     def is_legacy(self) -> bool:
@@ -93,22 +95,22 @@ def open_checkpoint(path: Path) -> FileIO:
             path, "is a temporary file of an interrupted writer, not a checkpoint"
         )
     try:
-        return path.open("rb", buffering=0)
+        return fs.open_read(path)
     except FileNotFoundError as error:
         raise CheckpointNotFoundError(path, "file does not exist") from error
     except IsADirectoryError as error:
         raise CheckpointNotFoundError(path, "is a directory, not a file") from error
 
 
-def _read_head(path: Path, handle: FileIO) -> tuple[int, bytes]:
-    """Return ``(file size, first bytes)``; an empty file is damaged."""
-    size = os.fstat(handle.fileno()).st_size
-    if size == 0:
+def _read_head(path: Path, handle: FileIO) -> tuple[os.stat_result, bytes]:
+    """Return the file's status and first bytes; an empty file is damaged."""
+    status = fs.fstat(handle)
+    if status.st_size == 0:
         raise TruncatedCheckpointError(
             path, "file is empty (a failed copy or write); restore or recompute it"
         )
-    handle.seek(0)
-    return size, handle.read(LENGTH_PREFIX_BYTES + 1)
+    fs.seek(handle, 0)
+    return status, _read_exactly(handle, LENGTH_PREFIX_BYTES + 1)
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -121,12 +123,6 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
     return 0 < header_len <= MAX_HEADER_BYTES and head[-1:] == b"{"
 
 
-def parse_file(path: Path) -> ParsedFile:
-    """Open ``path`` and check its header (see :func:`parse_open`)."""
-    with open_checkpoint(path) as handle:
-        return parse_open(path, handle)
-
-
 def parse_open(path: Path, handle: FileIO) -> ParsedFile:
     """Read and check a checkpoint's header from an open file (no tensor bytes).
 
@@ -135,10 +131,11 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
         CheckpointCorruptError: Any structural damage (an empty file included).
         UnsupportedVersionError: A newer container format or an invalid version.
     """
-    size, head = _read_head(path, handle)
+    status, head = _read_head(path, handle)
+    size, mtime_s = status.st_size, status.st_mtime
     # safetensors first: a valid length prefix can begin with a pickle's bytes.
     if not _looks_like_safetensors(head, size) and is_torch_pickle(head):
-        return ParsedFile(path, "torch", size, 0, {}, {}, {})
+        return ParsedFile(path, "torch", size, 0, {}, {}, {}, mtime_s)
     if len(head) < LENGTH_PREFIX_BYTES:
         raise TruncatedCheckpointError(path, f"file has only {size} bytes")
     (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
@@ -148,7 +145,7 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
             f"header claims {header_len} bytes but the file has {size}: "
             "truncated or damaged; restore it from a copy or recompute it",
         )
-    handle.seek(0)
+    fs.seek(handle, 0)
     region = _read_exactly(handle, LENGTH_PREFIX_BYTES + header_len)
     is_ckptkit = f'"{KEY_PREFIX}'.encode() in region
     if is_ckptkit:
@@ -171,13 +168,16 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
         header = _check_ckptkit_metadata(path, raw_metadata)
         _check_tree_agrees(path, header, entries)
     kind = "ckptkit" if is_ckptkit else "safetensors"
-    return ParsedFile(path, kind, size, data_start, entries, header, raw_metadata)
+    return ParsedFile(
+        path, kind, size, data_start, entries, header, raw_metadata, mtime_s
+    )
 
 
 def _read_exactly(handle: FileIO, count: int) -> bytes:
+    """Up to ``count`` bytes: fewer only at the end of the file."""
     chunks: list[bytes] = []
     while count > 0:
-        chunk = handle.read(count)
+        chunk = fs.read(handle, count)
         if not chunk:
             break
         chunks.append(chunk)

@@ -13,12 +13,7 @@ import torch
 
 from ckptkit._file.codec import decode_tree
 from ckptkit._file.format import LEGACY_VERSION, utc_iso_from_timestamp
-from ckptkit._file.header import (
-    ParsedFile,
-    open_checkpoint,
-    parse_file,
-    parse_open,
-)
+from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.tensors import TensorSource, build_leaf
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import CheckpointCorruptError
@@ -36,12 +31,18 @@ if TYPE_CHECKING:
 
 
 def torch_pickle_info(
-    path: Path, size: int, state: object | None = None
+    parsed: ParsedFile, handle: FileIO, state: object | None = None
 ) -> CheckpointInfo:
-    """Header information of a legacy torch pickle, from its zip directory."""
+    """Header information of a legacy torch pickle, from its zip directory.
+
+    Args:
+        parsed: The file, recognised as a torch pickle.
+        handle: The file, open (read through it, never reopened).
+        state: The unpickled state, when it was read (its own version/status).
+    """
     count, nbytes = 0, 0
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
+    if zipfile.is_zipfile(handle):
+        with zipfile.ZipFile(handle) as archive:
             for item in archive.infolist():
                 if "/data/" in item.filename:
                     count, nbytes = count + 1, nbytes + item.file_size
@@ -57,17 +58,17 @@ def torch_pickle_info(
         if state.get("status") in ("in_progress", "complete"):
             status = state["status"]
     return CheckpointInfo(
-        path=path,
+        path=parsed.path,
         format_version=0,
         version=version,
         schema=None,
         status=status,
-        created_at=utc_iso_from_timestamp(path.stat().st_mtime),
+        created_at=utc_iso_from_timestamp(parsed.mtime_s),
         metadata={},
         tensor_count=count,
         nbytes=nbytes,
         legacy=True,
-        file_size=size,
+        file_size=parsed.file_size,
         legacy_kind="torch",
     )
 
@@ -87,7 +88,7 @@ def info_from_parsed(parsed: ParsedFile) -> CheckpointInfo:
         schema=None if legacy else header.get("schema"),
         status="complete" if legacy else header["status"],
         created_at=(
-            utc_iso_from_timestamp(parsed.path.stat().st_mtime)
+            utc_iso_from_timestamp(parsed.mtime_s)
             if legacy
             else str(header.get("created_at", ""))
         ),
@@ -104,9 +105,10 @@ def info_from_parsed(parsed: ParsedFile) -> CheckpointInfo:
 
 def inspect_file(path: Path) -> CheckpointInfo:
     """Header information of a checkpoint (``ckptkit.inspect``); no tensor bytes."""
-    parsed = parse_file(path)
-    if parsed.kind == "torch":
-        return torch_pickle_info(parsed.path, parsed.file_size)
+    with open_checkpoint(path) as handle:
+        parsed = parse_open(path, handle)
+        if parsed.kind == "torch":
+            return torch_pickle_info(parsed, handle)
     return info_from_parsed(parsed)
 
 
@@ -189,7 +191,7 @@ def _load_legacy_pickle(
         map_location=request.map_location,
         handle=handle,
     )
-    info = torch_pickle_info(parsed.path, parsed.file_size, state)
+    info = torch_pickle_info(parsed, handle, state)
     if request.keys is not None:
         state = {k: _get_legacy(state, k, parsed.path) for k in request.keys}
     return Checkpoint(state=state, info=info)

@@ -6,11 +6,11 @@ in slices, into fresh memory or a private copy-on-write mapping.
 
 from __future__ import annotations
 
-import mmap as mmap_module
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ckptkit._file import fs
 from ckptkit._file.digest import StreamingDigest, digest
 from ckptkit.errors import ChecksumMismatchError, TruncatedCheckpointError
 
@@ -41,10 +41,10 @@ def read_entry(
     digest = StreamingDigest()
     if flat is not None:
         view = flat.numpy().data
-        handle.seek(parsed.data_start + spec.begin)
+        fs.seek(handle, parsed.data_start + spec.begin)
         position = 0
         while position < len(view):
-            count = handle.readinto(view[position : position + _READ_SLICE_BYTES])
+            count = fs.read_into(handle, view[position : position + _READ_SLICE_BYTES])
             if not count:
                 raise TruncatedCheckpointError(
                     parsed.path, f"file ends inside tensor {spec.name!r}"
@@ -67,10 +67,10 @@ def verify_entry(
         TruncatedCheckpointError: The file ended early.
     """
     stream = StreamingDigest()
-    handle.seek(parsed.data_start + spec.begin)
+    fs.seek(handle, parsed.data_start + spec.begin)
     remaining = spec.end - spec.begin
     while remaining:
-        count = handle.readinto(buffer[: min(remaining, len(buffer))])
+        count = fs.read_into(handle, buffer[: min(remaining, len(buffer))])
         if not count:
             reason = f"file ends inside tensor {spec.name!r}"
             raise TruncatedCheckpointError(parsed.path, reason)
@@ -115,11 +115,9 @@ class TensorSource:
         self._cache: dict[str, torch.Tensor] = {}
         self._handle = handle
         self._buffer: memoryview | None = None
-        self._mmap: mmap_module.mmap | None = None
+        self._mmap: fs.MappedFile | None = None
         if use_mmap and parsed.file_size > 0:
-            self._mmap = mmap_module.mmap(
-                self._handle.fileno(), 0, access=mmap_module.ACCESS_COPY
-            )
+            self._mmap = fs.map_private(self._handle)
 
     def verify_only(self, name: str) -> None:
         """Check one tensor's checksum without keeping its bytes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
+from ckptkit._file import fs
 from ckptkit._file.atomic import atomic_write
 from ckptkit._file.codec import Encoded, Entry, encode_state
 from ckptkit._file.digest import StreamingDigest, header_checksum_span, header_digest
@@ -111,12 +113,38 @@ def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) ->
         buffer = host.contiguous().numpy().data
         if len(buffer) >= _THREADED_HASH_BYTES:
             pending = hasher.submit(digest.update, buffer)
-            handle.write(buffer)
+            fs.write_all(handle, buffer)
             pending.result()
         else:
             digest.update(buffer)
-            handle.write(buffer)
+            fs.write_all(handle, buffer)
     return digest.hexdigest()
+
+
+def _final_header(
+    ordered: list[Entry], checksums: dict[str, str], ckpt_header: dict[str, Any]
+) -> bytes:
+    """Length prefix and header with the real checksums, the header's own included."""
+    header = _header_bytes(ordered, checksums, ckpt_header)
+    final = struct.pack("<Q", len(header)) + header
+    span = header_checksum_span(final)
+    if span is None:  # pragma: no cover - we just wrote the field
+        msg = "internal error: header checksum field not found"
+        raise RuntimeError(msg)
+    value = header_digest(final, span).encode("ascii")
+    return final[: span[0]] + value + final[span[1] :]
+
+
+def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
+    """Refuse to commit a file shorter or longer than its layout says.
+
+    ``fs.write_all`` already never takes a short write as done; this checks the
+    result itself before the file may replace an older checkpoint.
+    """
+    actual = fs.fstat(handle).st_size
+    if actual != expected:
+        reason = f"wrote {actual} of {expected} bytes; the old file is untouched"
+        raise OSError(errno.EIO, reason, str(path))
 
 
 def _checked_status(version: str, status: str) -> str:
@@ -182,23 +210,17 @@ def write_encoded(  # noqa: PLR0913 - write_checkpoint() with the state encoded
     ordered = _layout(encoded.entries)
     placeholder = dict.fromkeys((e.name for e in ordered), CHECKSUM_PLACEHOLDER)
     header = _header_bytes(ordered, placeholder, ckpt_header)
+    file_size = 8 + len(header) + sum(e.nbytes for e in ordered)
     with atomic_write(target) as handle, ThreadPoolExecutor(1) as hasher:
-        handle.write(struct.pack("<Q", len(header)) + header)
+        fs.write_all(handle, struct.pack("<Q", len(header)) + header)
         checksums = {e.name: _write_entry(handle, e, hasher) for e in ordered}
-        final = struct.pack("<Q", len(header)) + _header_bytes(
-            ordered, checksums, ckpt_header
-        )
+        final = _final_header(ordered, checksums, ckpt_header)
         if len(final) != len(header) + 8:  # pragma: no cover - fixed-width fields
             msg = "internal error: header length changed while writing"
             raise RuntimeError(msg)
-        span = header_checksum_span(final)
-        if span is None:  # pragma: no cover - we just wrote the field
-            msg = "internal error: header checksum field not found"
-            raise RuntimeError(msg)
-        value = header_digest(final, span).encode("ascii")
-        final = final[: span[0]] + value + final[span[1] :]
-        handle.seek(0)
-        handle.write(final)
+        fs.seek(handle, 0)
+        fs.write_all(handle, final)
+        _check_size(handle, target, file_size)
     return CheckpointInfo(
         path=target,
         format_version=FORMAT_VERSION,
@@ -214,5 +236,5 @@ def write_encoded(  # noqa: PLR0913 - write_checkpoint() with the state encoded
         tensors=tuple(
             TensorInfo(e.name, e.dtype, tuple(e.shape), e.nbytes) for e in ordered
         ),
-        file_size=len(final) + sum(e.nbytes for e in ordered),
+        file_size=file_size,
     )

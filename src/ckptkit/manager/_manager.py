@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ckptkit._api import load
+from ckptkit._file import fs
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
@@ -154,7 +155,7 @@ class CheckpointManager:
                 raise ValueError(msg)
             schema = registry.schema
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        fs.mkdir(self.directory)
         remove_stale_temp_files(self.directory)
         self.schema, self.version, self.registry = schema, version, registry
         self.keep_last, self.keep_best = keep_last, keep_best

@@ -10,12 +10,11 @@ recorded in the folder's failure ledger.
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ckptkit._file.atomic import fsync_directory
+from ckptkit._file import fs
 from ckptkit._file.format import (
     STEP_METADATA_METRICS,
     STEP_METADATA_STEP,
@@ -37,7 +36,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def _file_key(path: Path) -> _FileKey | None:
     try:
-        stat = path.stat()
+        stat = fs.stat(path)
     except FileNotFoundError:
         return None
     return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
@@ -88,11 +87,10 @@ class StepFolder:
     def step_files(self) -> list[tuple[int, Path]]:
         """Every file named like a step, oldest step first (no content check)."""
         found: list[tuple[int, Path]] = []
-        with os.scandir(self.directory) as entries:
-            for entry in entries:
-                step = parse_step_name(entry.name)
-                if step is not None and entry.is_file():
-                    found.append((step, self.directory / entry.name))
+        for name in fs.list_files(self.directory):
+            step = parse_step_name(name)
+            if step is not None:
+                found.append((step, self.directory / name))
         return sorted(found)
 
     def records(self, *, exclude: int | None = None) -> list[StepRecord]:
@@ -166,12 +164,12 @@ class StepFolder:
         for step in steps:
             path = self.path_of(step)
             try:
-                path.unlink()
+                fs.unlink(path)
             except FileNotFoundError:
                 continue
             deleted.append(step)
             with self._lock:
                 self._headers.pop(path.name, None)
         if deleted:
-            fsync_directory(self.directory)
+            fs.fsync_directory(self.directory)
         return deleted

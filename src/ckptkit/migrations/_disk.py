@@ -9,13 +9,12 @@ only survives in that backup.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ckptkit._file.atomic import atomic_write, fsync_directory
+from ckptkit._file import fs
+from ckptkit._file.atomic import atomic_write
 from ckptkit._file.format import backup_name, upgraded_name
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
 from ckptkit._file.writer import write_checkpoint
@@ -26,6 +25,7 @@ from ckptkit.migrations._diff import StateChange, diff_states
 from ckptkit.migrations._run import run_chain
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Sequence
 
     from ckptkit.info import CheckpointInfo, MigrationRecord
@@ -61,9 +61,9 @@ def plan_output(info: CheckpointInfo, output: PathLike | None, version: str) -> 
 
 
 def _same_file(first: Path, second: Path) -> bool:
-    if first.exists() and second.exists():
-        return first.samefile(second)
-    return first.resolve() == second.resolve()
+    if fs.exists(first) and fs.exists(second):
+        return fs.same_file(first, second)
+    return fs.realpath(first) == fs.realpath(second)
 
 
 def planned_backup(source: Path, version: str) -> Path:
@@ -77,10 +77,10 @@ def refuse_overwrite(source: Path, target: Path, backup: Path | None) -> None:
     Raises:
         FileExistsError: ``target`` (other than the source) or ``backup`` exists.
     """
-    if target != source and target.exists():
+    if target != source and fs.exists(target):
         msg = f"{target}: output exists; remove it or choose another output"
         raise FileExistsError(msg)
-    if backup is not None and backup.exists():
+    if backup is not None and fs.exists(backup):
         msg = (
             f"{backup}: a backup of {source.name} at this version already exists; "
             "move it away, or migrate without a backup"
@@ -91,13 +91,14 @@ def refuse_overwrite(source: Path, target: Path, backup: Path | None) -> None:
 def _make_backup(source: Path, backup: Path) -> None:
     """Keep the original: a hard link (no bytes copied), else a durable copy."""
     try:
-        os.link(source, backup)
+        fs.link(source, backup)
     except FileExistsError:
         raise
     except OSError:  # a filesystem without hard links
-        with atomic_write(backup) as handle, source.open("rb") as original:
-            shutil.copyfileobj(original, handle, _COPY_CHUNK_BYTES)
-    fsync_directory(backup.parent)
+        with atomic_write(backup) as handle, fs.open_read(source) as original:
+            while chunk := fs.read(original, _COPY_CHUNK_BYTES):
+                fs.write_all(handle, chunk)
+    fs.fsync_directory(backup.parent)
 
 
 def write_migrated(  # noqa: PLR0913 - everything the new header needs
@@ -116,7 +117,7 @@ def write_migrated(  # noqa: PLR0913 - everything the new header needs
         MigrationError: The migrated state cannot be saved (the message says so).
     """
     source = info.path
-    original = source.stat()
+    original = fs.stat(source)
     if backup is not None:
         _make_backup(source, backup)
     try:
@@ -131,8 +132,8 @@ def write_migrated(  # noqa: PLR0913 - everything the new header needs
         )
     except BaseException as error:
         if backup is not None and _is_still(source, original):
-            backup.unlink(missing_ok=True)
-            fsync_directory(backup.parent)
+            fs.unlink(backup, missing_ok=True)
+            fs.fsync_directory(backup.parent)
         if isinstance(error, SerializationError):
             raise MigrationError(
                 f"the state migrated to {version} cannot be saved: {error}", source
@@ -143,7 +144,7 @@ def write_migrated(  # noqa: PLR0913 - everything the new header needs
 def _is_still(path: Path, original: os.stat_result) -> bool:
     """True while ``path`` is the very file that was stat'ed as ``original``."""
     try:
-        now = path.stat()
+        now = fs.stat(path)
     except FileNotFoundError:
         return False
     return (now.st_dev, now.st_ino) == (original.st_dev, original.st_ino)
