@@ -23,6 +23,7 @@ from ckptkit.errors import (
     TruncatedCheckpointError,
     UnsafeCheckpointError,
     UnsupportedVersionError,
+    exit_code_for,
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
 from ckptkit.ledger import FailureLedger, LedgerEntry
@@ -121,6 +122,7 @@ __all__ = [
     "ValidationReport",
     "__version__",
     "cleanup",
+    "exit_code_for",
     "inspect",
     "load",
     "migrate",

@@ -19,7 +19,7 @@ from ckptkit.migrations._checkpoints import migrate_loaded, refuse_incompatible
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ckptkit.info import Checkpoint, CheckpointInfo
+    from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord
     from ckptkit.legacy import SafeGlobal
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
@@ -35,6 +35,7 @@ def save(  # noqa: PLR0913 - the documented public signature
     schema: str | None = None,
     status: str = "complete",
     metadata: dict[str, Any] | None = None,
+    history: Sequence[MigrationRecord] = (),
 ) -> CheckpointInfo:
     """Save a nested training state to one file, atomically and durably.
 
@@ -54,6 +55,10 @@ def save(  # noqa: PLR0913 - the documented public signature
         schema: Name of the state's format (for migrations), or None.
         status: ``"complete"`` or ``"in_progress"`` (partial, resumable work).
         metadata: JSON-able dict stored in the header (tuples become lists).
+        history: Migration steps already applied to this state, oldest first,
+            stored as the header's ``history`` (``CheckpointInfo.history``): for
+            a state converted by your own code from an older file, e.g. the
+            records of ``MigrationRegistry.migrate``.
 
     Returns:
         Information about the written checkpoint.
@@ -61,6 +66,8 @@ def save(  # noqa: PLR0913 - the documented public signature
     Raises:
         SerializationError: A leaf of unsupported type (the message names its path).
         ValueError: An invalid status or version.
+        OSError: The disk refused a write (full, over quota, an I/O error): the
+            file previously at ``path`` is untouched and no temporary file is left.
 
     Example:
         >>> import torch, ckptkit, tempfile, pathlib
@@ -70,7 +77,13 @@ def save(  # noqa: PLR0913 - the documented public signature
         ('1.0', 'complete')
     """
     return write_checkpoint(
-        path, state, version=version, schema=schema, status=status, metadata=metadata
+        path,
+        state,
+        version=version,
+        schema=schema,
+        status=status,
+        metadata=metadata,
+        history=history,
     )
 
 

@@ -100,6 +100,14 @@ class LedgerEntry:
     reason: str
     timestamp: str
 
+    def to_json(self) -> dict[str, str]:
+        """The entry as plain JSON data (``ckptkit ledger --json``).
+
+        Returns:
+            ``{"path", "reason", "timestamp"}``, unescaped.
+        """
+        return {"path": self.path, "reason": self.reason, "timestamp": self.timestamp}
+
     def to_line(self) -> str:
         """The entry as one ledger line, without the newline."""
         return f"{escape_field(self.path)}|{escape_field(self.reason)}|{self.timestamp}"

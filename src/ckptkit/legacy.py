@@ -1,9 +1,21 @@
-"""Read-only access to legacy ``torch.save`` pickles, never unsafely.
+"""Safe, read-only loading of legacy ``torch.save`` files (public).
 
 The only module allowed to call ``torch.load``: always with ``weights_only=True``
 (torch's restricted unpickler) plus an explicit allowlist of extra globals that a
 caller names. A pickle that needs anything else is refused before any of its code
-runs; ckptkit never falls back to ``weights_only=False``.
+runs; ckptkit never falls back to ``weights_only=False``. ``ckptkit.load`` reads
+legacy files through :func:`safe_torch_load`; use it directly for files that are
+not checkpoints (model weights). docs/ckptkit/format.md, section 7, has the rules.
+
+Example:
+    >>> import collections, pathlib, tempfile, torch
+    >>> from ckptkit.legacy import is_torch_pickle, safe_torch_load
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "weights.pt"
+    >>> torch.save(collections.OrderedDict(w=torch.ones(2)), path)
+    >>> is_torch_pickle(path.read_bytes()[:8])
+    True
+    >>> safe_torch_load(path, extra_globals=[collections.OrderedDict])["w"]
+    tensor([1., 1.])
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ import os
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final, TypeAlias
 
 from ckptkit._file import fs
 from ckptkit.errors import (
@@ -24,17 +36,28 @@ from ckptkit.errors import (
 
 #: An allowlist entry: a class or function, or ``(object, "module.qualname")`` to
 #: map the name found in the pickle onto an object of ours.
-SafeGlobal = Callable[..., Any] | tuple[Callable[..., Any], str]
+SafeGlobal: TypeAlias = Callable[..., Any] | tuple[Callable[..., Any], str]
 
-#: First bytes of the two container formats ``torch.save`` has used.
-ZIP_MAGIC = b"PK\x03\x04"
-PICKLE_PROTOCOL_BYTE = 0x80
+#: First bytes of a zip archive: the container ``torch.save`` writes since 1.6.
+ZIP_MAGIC: Final = b"PK\x03\x04"
+# Older torch.save files are a bare pickle: protocol opcode, then version 2..5.
+_PICKLE_PROTOCOL_BYTE = 0x80
+_PICKLE_VERSIONS = range(2, 6)
 
 
 def is_torch_pickle(head: bytes) -> bool:
-    """Tell whether the first bytes of a file look like a ``torch.save`` file."""
+    """Tell whether the first bytes of a file look like a ``torch.save`` file.
+
+    Args:
+        head: The file's first bytes (two are enough).
+
+    Returns:
+        True for a zip archive or a bare pickle of protocol 2 to 5.
+    """
     return head.startswith(ZIP_MAGIC) or (
-        len(head) > 1 and head[0] == PICKLE_PROTOCOL_BYTE and 2 <= head[1] <= 5  # noqa: PLR2004
+        len(head) > 1
+        and head[0] == _PICKLE_PROTOCOL_BYTE
+        and head[1] in _PICKLE_VERSIONS
     )
 
 
@@ -107,3 +130,6 @@ def safe_torch_load(
         raise CheckpointCorruptError(
             path, f"unreadable torch pickle: {str(error).splitlines()[0]}"
         ) from error
+
+
+__all__ = ["ZIP_MAGIC", "SafeGlobal", "is_torch_pickle", "safe_torch_load"]

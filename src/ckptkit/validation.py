@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ckptkit._file import fs
 from ckptkit._file.codec import decode_tree
@@ -60,6 +60,34 @@ class ValidationReport:
     kind: ErrorKind | None
     reason: str
     info: CheckpointInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as plain JSON data (one entry of ``ckptkit validate --json``).
+
+        Returns:
+            ``path``, ``ok``, ``kind``, ``reason``, ``level``, and from the header
+            (None when it could not be read): ``format`` (``"ckptkit"``,
+            ``"safetensors"`` or ``"torch"``), ``version``, ``schema``, ``status``.
+
+        Example:
+            >>> import ckptkit, tempfile, pathlib
+            >>> missing = pathlib.Path(tempfile.mkdtemp()) / "none.ckpt"
+            >>> data = ckptkit.validate(missing).to_json()
+            >>> data["ok"], data["kind"], data["format"]
+            (False, 'missing', None)
+        """
+        info = self.info
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "kind": self.kind,
+            "reason": self.reason,
+            "level": self.level,
+            "format": None if info is None else info.legacy_kind or "ckptkit",
+            "version": None if info is None else info.version,
+            "schema": None if info is None else info.schema,
+            "status": None if info is None else info.status,
+        }
 
 
 def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
@@ -230,6 +258,33 @@ class TreeReport:
         if self.errors:
             return ExitCode.FAILURE
         return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole outcome as plain JSON data (``ckptkit validate --json``).
+
+        Returns:
+            ``checkpoints`` (each report's ``to_json()``), ``not_checkpoints``,
+            ``temporary``, ``errors``, ``ledgers`` and a ``summary`` of the counts,
+            the exit code and the summary line.
+        """
+        return {
+            "checkpoints": [report.to_json() for report in self.reports],
+            "not_checkpoints": [str(path) for path in self.not_checkpoints],
+            "temporary": [str(path) for path in self.temporary],
+            "errors": list(self.errors),
+            "ledgers": [str(path) for path in self.ledger_paths],
+            "summary": {
+                "valid": self.num_valid,
+                "corrupted": self.num_corrupted,
+                "incompatible": self.num_incompatible,
+                "missing": self.num_missing,
+                "not_checkpoints": len(self.not_checkpoints),
+                "temporary": len(self.temporary),
+                "errors": len(self.errors),
+                "exit_code": int(self.exit_code),
+                "text": self.summary(),
+            },
+        }
 
     def summary(self) -> str:
         """One line: ``N valid, M corrupted, K incompatible`` and what else was seen."""

@@ -147,6 +147,22 @@ def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
         raise OSError(errno.EIO, reason, str(path))
 
 
+def _checked_history(
+    history: Sequence[MigrationRecord],
+) -> tuple[MigrationRecord, ...]:
+    records: tuple[object, ...] = tuple(history)  # untyped callers pass anything
+    checked: list[MigrationRecord] = []
+    for record in records:
+        if not isinstance(record, MigrationRecord):
+            msg = (
+                "history must hold ckptkit.MigrationRecord objects, not "
+                f"{type(record).__name__} ({record!r})"
+            )
+            raise TypeError(msg)
+        checked.append(record)
+    return tuple(checked)
+
+
 def _checked_status(version: str, status: str) -> str:
     status_value = Status(status).value
     if parse_version(version).is_legacy:
@@ -155,7 +171,7 @@ def _checked_status(version: str, status: str) -> str:
     return status_value
 
 
-def write_checkpoint(  # noqa: PLR0913 - mirrors save() plus the history
+def write_checkpoint(  # noqa: PLR0913 - save()'s own parameters
     path: PathLike,
     state: StateTree,
     *,
@@ -195,6 +211,7 @@ def write_encoded(  # noqa: PLR0913 - write_checkpoint() with the state encoded
     """
     target = Path(path)
     status_value = _checked_status(version, status)
+    history = _checked_history(history)
     created_at = utc_now_iso()
     ckpt_header = {
         "version": version,

@@ -209,7 +209,13 @@ class MigrationResult:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        """The result as plain JSON data (``ckptkit migrate --json``)."""
+        """The result as plain JSON data (one entry of ``ckptkit migrate --json``).
+
+        Returns:
+            Every field; paths as text, ``chain`` as ``{"from", "to", "step"}``
+            objects, ``applied`` as history records, ``changes`` as
+            ``{"key", "kind", "what", "before", "after"}`` objects.
+        """
         return {
             "path": str(self.path),
             "output": str(self.output),

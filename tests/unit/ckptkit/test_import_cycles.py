@@ -3,8 +3,9 @@
 Every import statement counts: at module level, inside functions and under
 ``if TYPE_CHECKING:`` (a circle of type-only imports is still a circle for a
 reader). Importing ``ckptkit.a.b`` from outside the package ``ckptkit.a`` also
-runs ``ckptkit/a/__init__.py``, so that edge is counted too; the root facade
-``ckptkit/__init__.py`` only re-exports and is left out.
+runs ``ckptkit/a/__init__.py``, so that edge is counted too; a package importing its
+own submodules is not a circle. The root facade ``ckptkit/__init__.py`` only
+re-exports and is left out.
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ def _import_graph() -> dict[str, set[str]]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             for target in _targets(node, modules):
-                graph[name].add(target)
-                # Packages that `target` lies in, but `name` does not, run first.
+                # Packages that `target` lies in run first; the importer's own
+                # package (or the importer itself) is already running.
                 parts = target.split(".")
-                for cut in range(2, len(parts)):
-                    package = ".".join(parts[:cut])
-                    if not (name + ".").startswith(package + "."):
-                        graph[name].add(package)
+                for cut in range(2, len(parts) + 1):
+                    module = ".".join(parts[:cut])
+                    if not (name + ".").startswith(module + "."):
+                        graph[name].add(module)
     graph.pop("ckptkit")
     for edges in graph.values():
         edges.discard("ckptkit")
