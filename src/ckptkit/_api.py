@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.format import CHECKPOINT_VERSION
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
-from ckptkit._file.writer import write_checkpoint
+from ckptkit._file.writer import HeaderFields, write_checkpoint
 from ckptkit.migrations._checkpoints import migrate_loaded, refuse_incompatible
 
 if TYPE_CHECKING:
@@ -76,15 +76,8 @@ def save(  # noqa: PLR0913 - the documented public signature
         >>> info.version, info.status
         ('1.0', 'complete')
     """
-    return write_checkpoint(
-        path,
-        state,
-        version=version,
-        schema=schema,
-        status=status,
-        metadata=metadata,
-        history=history,
-    )
+    fields = HeaderFields(version, schema, status, metadata, history)
+    return write_checkpoint(path, state, fields)
 
 
 def load(  # noqa: PLR0913 - the documented public signature

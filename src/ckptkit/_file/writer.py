@@ -6,6 +6,7 @@ import errno
 import json
 import struct
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -171,54 +172,48 @@ def _checked_status(version: str, status: str) -> str:
     return status_value
 
 
-def write_checkpoint(  # noqa: PLR0913 - save()'s own parameters
-    path: PathLike,
-    state: StateTree,
-    *,
-    version: str,
-    schema: str | None,
-    status: str,
-    metadata: dict[str, Any] | None,
-    history: Sequence[MigrationRecord] = (),
+@dataclass(frozen=True)
+class HeaderFields:
+    """What the caller says about a state, written into its header.
+
+    These are ``save``'s keyword arguments; ``status`` and ``version`` are
+    checked when the file is written.
+    """
+
+    version: str
+    schema: str | None = None
+    status: str = "complete"
+    metadata: dict[str, Any] | None = None
+    history: Sequence[MigrationRecord] = ()
+
+
+def write_checkpoint(
+    path: PathLike, state: StateTree, fields: HeaderFields
 ) -> CheckpointInfo:
     """Write ``state`` to ``path`` atomically (the engine behind ``save``)."""
-    _checked_status(version, status)
-    return write_encoded(
-        path,
-        encode_state(state),
-        version=version,
-        schema=schema,
-        status=status,
-        metadata=metadata,
-        history=history,
-    )
+    _checked_status(fields.version, fields.status)
+    return write_encoded(path, encode_state(state), fields)
 
 
-def write_encoded(  # noqa: PLR0913 - write_checkpoint() with the state encoded
-    path: PathLike,
-    encoded: Encoded,
-    *,
-    version: str,
-    schema: str | None,
-    status: str,
-    metadata: dict[str, Any] | None,
-    history: Sequence[MigrationRecord] = (),
+def write_encoded(
+    path: PathLike, encoded: Encoded, fields: HeaderFields
 ) -> CheckpointInfo:
     """Write a state already split by ``encode_state`` to ``path`` atomically.
 
     The split lets a caller encode (and type-check) a state at once and write it
     later from copies of its entries (``CheckpointManager``'s asynchronous saves).
     """
+    version, schema, status = fields.version, fields.schema, fields.status
     target = Path(path)
     status_value = _checked_status(version, status)
-    history = _checked_history(history)
+    history = _checked_history(fields.history)
     created_at = utc_now_iso()
     ckpt_header = {
         "version": version,
         "schema": schema,
         "status": status_value,
         "created_at": created_at,
-        "metadata": _check_metadata(metadata),
+        "metadata": _check_metadata(fields.metadata),
         "writer": {"library": "ckptkit", "version": library_version()},
         "history": [record.to_json() for record in history],
         "tree": encoded.tree,

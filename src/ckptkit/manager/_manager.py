@@ -20,7 +20,7 @@ from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.versions import parse_version
-from ckptkit._file.writer import write_encoded
+from ckptkit._file.writer import HeaderFields, write_encoded
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointNotFoundError,
@@ -29,13 +29,14 @@ from ckptkit.errors import (
 from ckptkit.manager._background import BackgroundSave
 from ckptkit.manager._retention import (
     Mode,
+    RetentionRule,
     best_steps,
     check_metrics,
     metrics_to_json,
     steps_to_delete,
 )
 from ckptkit.manager._snapshot import HostSnapshotBuffer
-from ckptkit.manager._steps import StepFolder
+from ckptkit.manager._steps import StepFolder, check_step
 from ckptkit.types import Status
 from ckptkit.validation import validate
 
@@ -52,48 +53,29 @@ class CheckpointFallbackWarning(UserWarning):
     """``CheckpointManager.restore`` skipped damaged steps and restored an older one."""
 
 
-def _check_options(  # noqa: PLR0913 - the constructor's own options
-    *,
-    keep_last: int,
-    keep_best: int,
-    best_metric: str | None,
-    mode: str,
-    version: str,
-    registry: MigrationRegistry | None,
-) -> None:
-    if keep_last < 1:
-        msg = (
-            f"keep_last must be >= 1 (the newest step is always kept), not {keep_last}"
-        )
-        raise ValueError(msg)
-    if keep_best < 0:
-        msg = f"keep_best must be >= 0, not {keep_best}"
-        raise ValueError(msg)
-    if keep_best and best_metric is None:
-        msg = "keep_best needs best_metric, the metric that ranks steps"
-        raise ValueError(msg)
-    if mode not in ("min", "max"):
-        msg = f"mode must be 'min' or 'max', not {mode!r}"
-        raise ValueError(msg)
+def _checked_schema(
+    version: str, schema: str | None, registry: MigrationRegistry | None
+) -> str | None:
+    """The schema the steps carry, once version and schema agree with ``registry``.
+
+    Raises:
+        ValueError: A legacy version, or a version or schema the registry contradicts.
+    """
     if parse_version(version).is_legacy:
         msg = "version '0.x' is legacy, read-only; save with a real one (e.g. '1.0')"
         raise ValueError(msg)
-    if registry is not None and version != registry.current:
+    if registry is None:
+        return schema
+    if version != registry.current:
         msg = (
             f"version {version!r} differs from the registry's current version "
             f"{registry.current!r}: pass version={registry.current!r}"
         )
         raise ValueError(msg)
-
-
-def _check_step(step: int) -> int:
-    if isinstance(step, bool) or not isinstance(step, int):
-        msg = f"step must be an int, not {type(step).__name__}"
-        raise TypeError(msg)
-    if step < 0:
-        msg = f"step must be >= 0, not {step}"
+    if schema is not None and schema != registry.schema:
+        msg = f"schema {schema!r} differs from the registry's {registry.schema!r}"
         raise ValueError(msg)
-    return step
+    return registry.schema
 
 
 class CheckpointManager:
@@ -139,21 +121,8 @@ class CheckpointManager:
         mode: Mode = "min",
         async_save: bool = False,
     ) -> None:
-        _check_options(
-            keep_last=keep_last,
-            keep_best=keep_best,
-            best_metric=best_metric,
-            mode=mode,
-            version=version,
-            registry=registry,
-        )
-        if registry is not None:
-            if schema is not None and schema != registry.schema:
-                msg = (
-                    f"schema {schema!r} differs from the registry's {registry.schema!r}"
-                )
-                raise ValueError(msg)
-            schema = registry.schema
+        RetentionRule(keep_last, keep_best, best_metric, mode)  # refuses a bad rule
+        schema = _checked_schema(version, schema, registry)
         self.directory = Path(directory)
         fs.mkdir(self.directory)
         remove_stale_temp_files(self.directory)
@@ -217,7 +186,7 @@ class CheckpointManager:
         """
         self._check_open()
         self.wait()
-        step = _check_step(step)
+        step = check_step(step)
         status = Status(status).value
         metadata = {
             STEP_METADATA_STEP: step,
@@ -241,14 +210,8 @@ class CheckpointManager:
         """Write, read back in full, then apply retention (the background job)."""
         path = self._folder.path_of(step)
         try:
-            write_encoded(
-                path,
-                encoded,
-                version=self.version,
-                schema=self.schema,
-                status=status,
-                metadata=metadata,
-            )
+            fields = HeaderFields(self.version, self.schema, status, metadata)
+            write_encoded(path, encoded, fields)
             report = validate(path, level="full")
             if not report.ok:
                 self._folder.mark_damaged(path, report.reason)
@@ -257,14 +220,10 @@ class CheckpointManager:
         finally:
             self._in_flight = None
         records = self._folder.records()
-        doomed = steps_to_delete(
-            records,
-            new_step=step,
-            keep_last=self.keep_last,
-            keep_best=self.keep_best,
-            best_metric=self.best_metric,
-            mode=self.mode,
+        rule = RetentionRule(
+            self.keep_last, self.keep_best, self.best_metric, self.mode
         )
+        doomed = steps_to_delete(records, new_step=step, rule=rule)
         self._folder.delete(doomed)
 
     def wait(self) -> None:
@@ -335,7 +294,7 @@ class CheckpointManager:
         self._background.join()
         if step is not None:
             return self._load_checked(
-                self._folder.path_of(_check_step(step)), map_location
+                self._folder.path_of(check_step(step)), map_location
             )
         skipped: list[str] = []
         for found, path in reversed(self._folder.step_files()):

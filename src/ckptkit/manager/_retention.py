@@ -32,6 +32,38 @@ class StepRecord:
     metrics: dict[str, MetricValue] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RetentionRule:
+    """Which steps survive: the ``keep_last`` highest, the ``keep_best`` best.
+
+    Raises:
+        ValueError: ``keep_last < 1``, ``keep_best < 0``, ``keep_best`` without
+            ``best_metric``, or a ``mode`` other than ``"min"``/``"max"``.
+    """
+
+    keep_last: int
+    keep_best: int
+    best_metric: str | None
+    mode: Mode
+
+    def __post_init__(self) -> None:
+        if self.keep_last < 1:
+            msg = (
+                "keep_last must be >= 1 (the newest step is always kept), "
+                f"not {self.keep_last}"
+            )
+            raise ValueError(msg)
+        if self.keep_best < 0:
+            msg = f"keep_best must be >= 0, not {self.keep_best}"
+            raise ValueError(msg)
+        if self.keep_best and self.best_metric is None:
+            msg = "keep_best needs best_metric, the metric that ranks steps"
+            raise ValueError(msg)
+        if self.mode not in ("min", "max"):
+            msg = f"mode must be 'min' or 'max', not {self.mode!r}"
+            raise ValueError(msg)
+
+
 def check_metrics(metrics: Mapping[str, object] | None) -> dict[str, MetricValue]:
     """Return ``metrics`` as plain numbers, or raise for anything else.
 
@@ -100,19 +132,13 @@ def best_steps(
     return [r.step for r in scored[:count]]
 
 
-def steps_to_delete(  # noqa: PLR0913 - the whole rule in one call
-    records: Iterable[StepRecord],
-    *,
-    new_step: int,
-    keep_last: int,
-    keep_best: int,
-    best_metric: str | None,
-    mode: Mode,
+def steps_to_delete(
+    records: Iterable[StepRecord], *, new_step: int, rule: RetentionRule
 ) -> list[int]:
     """Steps to delete once ``new_step`` is durable and validated, oldest first."""
     records = list(records)
     steps = sorted(r.step for r in records)
-    keep = set(steps[-keep_last:]) if keep_last > 0 else set()
-    keep.update(best_steps(records, best_metric, mode, keep_best))
+    keep = set(steps[-rule.keep_last :])
+    keep.update(best_steps(records, rule.best_metric, rule.mode, rule.keep_best))
     keep.add(new_step)
     return [step for step in steps if step not in keep]

@@ -42,6 +42,22 @@ def _file_key(path: Path) -> _FileKey | None:
     return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
+def check_step(step: int) -> int:
+    """Return ``step`` if it can number a step file.
+
+    Raises:
+        TypeError: Not an int (a bool neither).
+        ValueError: Negative.
+    """
+    if isinstance(step, bool) or not isinstance(step, int):
+        msg = f"step must be an int, not {type(step).__name__}"
+        raise TypeError(msg)
+    if step < 0:
+        msg = f"step must be >= 0, not {step}"
+        raise ValueError(msg)
+    return step
+
+
 def _read_record(path: Path, step: int) -> tuple[StepRecord | None, bool]:
     """Read a step file's header.
 

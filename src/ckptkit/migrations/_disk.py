@@ -17,7 +17,7 @@ from ckptkit._file import fs
 from ckptkit._file.atomic import atomic_write
 from ckptkit._file.format import backup_name, upgraded_name
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
-from ckptkit._file.writer import write_checkpoint
+from ckptkit._file.writer import HeaderFields, write_checkpoint
 from ckptkit.errors import MigrationError, SerializationError
 from ckptkit.migrations._chain import parse_step_version
 from ckptkit.migrations._checkpoints import refuse_incompatible
@@ -26,7 +26,6 @@ from ckptkit.migrations._run import run_chain
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
 
     from ckptkit.info import CheckpointInfo, MigrationRecord
     from ckptkit.migrations._chain import Migration
@@ -101,14 +100,11 @@ def _make_backup(source: Path, backup: Path) -> None:
     fs.fsync_directory(backup.parent)
 
 
-def write_migrated(  # noqa: PLR0913 - everything the new header needs
-    info: CheckpointInfo,
+def write_migrated(
+    source: Path,
     target: Path,
     state: StateTree,
-    *,
-    version: str,
-    schema: str,
-    history: Sequence[MigrationRecord],
+    fields: HeaderFields,
     backup: Path | None,
 ) -> None:
     """Write the migrated state to ``target`` atomically, keeping a backup first.
@@ -116,27 +112,19 @@ def write_migrated(  # noqa: PLR0913 - everything the new header needs
     Raises:
         MigrationError: The migrated state cannot be saved (the message says so).
     """
-    source = info.path
     original = fs.stat(source)
     if backup is not None:
         _make_backup(source, backup)
     try:
-        write_checkpoint(
-            target,
-            state,
-            version=version,
-            schema=schema,
-            status=info.status,
-            metadata=info.metadata,
-            history=history,
-        )
+        write_checkpoint(target, state, fields)
     except BaseException as error:
         if backup is not None and _is_still(source, original):
             fs.unlink(backup, missing_ok=True)
             fs.fsync_directory(backup.parent)
         if isinstance(error, SerializationError):
             raise MigrationError(
-                f"the state migrated to {version} cannot be saved: {error}", source
+                f"the state migrated to {fields.version} cannot be saved: {error}",
+                source,
             ) from error
         raise
 
@@ -312,15 +300,14 @@ def migrate(  # noqa: PLR0913 - the documented public signature
     state, applied = run_chain(checkpoint.state, chain, path=source)
     written = not dry_run and (bool(chain) or target != source)
     if written:
-        write_migrated(
-            info,
-            target,
-            state,
+        fields = HeaderFields(
             version=chain[-1].to_version if chain else info.version,
             schema=registry.schema,
+            status=info.status,
+            metadata=info.metadata,
             history=(*info.history, *applied),
-            backup=backup_path,
         )
+        write_migrated(source, target, state, fields, backup_path)
     return MigrationResult(
         path=source,
         output=target,
