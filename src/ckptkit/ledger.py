@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ckptkit._file import fs
 from ckptkit._file.format import LEDGER_FILENAME, TIMESTAMP_FORMAT, utc_now_iso
@@ -140,6 +140,17 @@ def _same_path(recorded: str, wanted: str) -> bool:
     return os.path.normpath(os.path.abspath(recorded)) == os.path.normpath(  # noqa: PTH100
         os.path.abspath(wanted)  # noqa: PTH100
     )
+
+
+class FailureRecorder(Protocol):
+    """Anything that records failed checkpoints (:class:`FailureLedger` does).
+
+    ``ckptkit.validate`` and ``validate_tree`` take one as ``ledger=``.
+    """
+
+    def record(self, path: PathLike, reason: str) -> object:
+        """Record that ``path`` failed for ``reason``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -280,6 +291,7 @@ class FailureLedger:
 __all__ = [
     "LEDGER_FILENAME",
     "FailureLedger",
+    "FailureRecorder",
     "LedgerEntry",
     "escape_field",
     "parse_line",

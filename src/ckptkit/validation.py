@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file import fs
 from ckptkit._file.codec import decode_tree
@@ -18,7 +18,7 @@ from ckptkit._file.reader import info_from_parsed, torch_pickle_info
 from ckptkit._file.tensors import verify_buffer, verify_entry
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
-from ckptkit.ledger import FailureLedger
+from ckptkit.ledger import FailureLedger, FailureRecorder
 from ckptkit.legacy import safe_torch_load
 from ckptkit.types import ExitCode
 
@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 
 Level = Literal["exists", "quick", "full"]
 LEVELS: tuple[Level, ...] = ("exists", "quick", "full")
-
-
-class FailureRecorder(Protocol):
-    """Anything that records failed checkpoints (``ckptkit.FailureLedger``)."""
-
-    def record(self, path: PathLike, reason: str) -> object:
-        """Record that ``path`` failed for ``reason``."""
-        ...
 
 
 @dataclass(frozen=True)
