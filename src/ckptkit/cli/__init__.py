@@ -12,8 +12,15 @@ import sys
 
 import typer
 
-# Importing the command modules registers their commands, in this order.
-from ckptkit.cli import _files, _migrate, _validate  # noqa: F401
+# Importing the command modules registers their commands; `--help` lists them in
+# this order (validate first, as before the split), hence the isort splits.
+from ckptkit.cli import _validate  # noqa: F401
+
+# isort: split
+from ckptkit.cli import _files  # noqa: F401
+
+# isort: split
+from ckptkit.cli import _migrate  # noqa: F401
 from ckptkit.cli._app import app, exit_on_error
 from ckptkit.types import INTERRUPTED_EXIT_CODE, ExitCode
 
