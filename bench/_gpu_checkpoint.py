@@ -8,7 +8,7 @@
   Blocked time per save = waiting for the previous save + the copy; the first
   save also allocates the host buffer and is reported apart;
 - the file of an async save equals a sync save's byte for byte (apart from
-  ``created_at`` and the header checksum that covers it, docs/format.md), even
+  ``created_at`` and the header checksum that covers it, docs/ckptkit/format.md), even
   though every GPU tensor is overwritten right after ``save`` returns.
 """
 

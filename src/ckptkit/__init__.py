@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ckptkit._atomic import remove_stale_temp_files as _remove_stale_temp_files
-from ckptkit._format import CHECKPOINT_VERSION, LEGACY_VERSION
-from ckptkit._version import library_version as _library_version
+from ckptkit._file.format import CHECKPOINT_VERSION, LEGACY_VERSION
+from ckptkit._file.versions import library_version as _library_version
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointError,
@@ -24,15 +23,14 @@ from ckptkit.errors import (
     TruncatedCheckpointError,
     UnsafeCheckpointError,
     UnsupportedVersionError,
+    exit_code_for,
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
 from ckptkit.ledger import FailureLedger, LedgerEntry
 from ckptkit.types import ExitCode, PathLike, StateTree, Status
 
 if TYPE_CHECKING:
-    from ckptkit._load import inspect, load
-    from ckptkit._save import save
-    from ckptkit._tree_validation import TreeReport, validate_tree
+    from ckptkit._api import cleanup, inspect, load, save
     from ckptkit.manager import CheckpointFallbackWarning, CheckpointManager
     from ckptkit.migrations import (
         Migration,
@@ -41,17 +39,23 @@ if TYPE_CHECKING:
         StateChange,
         migrate,
     )
-    from ckptkit.validation import ValidationReport, validate
+    from ckptkit.validation import (
+        TreeReport,
+        ValidationReport,
+        validate,
+        validate_tree,
+    )
 
 # Names whose modules import torch are loaded on first use (PEP 562), so that
 # `import ckptkit` (and `ckptkit --help`, and apps importing its error types)
 # stays fast; `from ckptkit import save` works as usual.
 _LAZY = {
-    "inspect": "ckptkit._load",
-    "load": "ckptkit._load",
-    "save": "ckptkit._save",
-    "TreeReport": "ckptkit._tree_validation",
-    "validate_tree": "ckptkit._tree_validation",
+    "cleanup": "ckptkit._api",
+    "inspect": "ckptkit._api",
+    "load": "ckptkit._api",
+    "save": "ckptkit._api",
+    "TreeReport": "ckptkit.validation",
+    "validate_tree": "ckptkit.validation",
     "CheckpointFallbackWarning": "ckptkit.manager",
     "CheckpointManager": "ckptkit.manager",
     "Migration": "ckptkit.migrations",
@@ -81,29 +85,6 @@ def __dir__() -> list[str]:
 
 
 __version__ = _library_version()
-
-if True:  # keep the helper below out of the import block for readability
-    from pathlib import Path as _Path
-
-
-def cleanup(directory: PathLike) -> list[_Path]:
-    """Remove temporary files left in ``directory`` by killed writers.
-
-    A temporary file whose writer process is still alive is left alone.
-
-    Args:
-        directory: The folder holding checkpoints.
-
-    Returns:
-        The files removed.
-
-    Example:
-        >>> import ckptkit, tempfile
-        >>> ckptkit.cleanup(tempfile.mkdtemp())
-        []
-    """
-    return _remove_stale_temp_files(_Path(directory))
-
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -141,6 +122,7 @@ __all__ = [
     "ValidationReport",
     "__version__",
     "cleanup",
+    "exit_code_for",
     "inspect",
     "load",
     "migrate",

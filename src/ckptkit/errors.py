@@ -16,12 +16,17 @@ matching built-in, so ``except FileNotFoundError`` keeps working::
     └── MigrationError                  a broken registry or a failing migration step
         └── MissingMigrationError       no chain of steps between two versions
     SerializationError (TypeError)      a state leaf ckptkit cannot store (on save)
+
+:func:`exit_code_for` is the one mapping from an error to a command line's exit
+code (both ``ckptkit`` and ``virnucpro-app`` use it).
 """
 
 from __future__ import annotations
 
 import os
 from typing import Literal
+
+from ckptkit.types import INTERRUPTED_EXIT_CODE, ExitCode
 
 ErrorKind = Literal["missing", "corrupted", "incompatible"]
 
@@ -104,6 +109,39 @@ class SerializationError(TypeError):
     """A state leaf has a type ckptkit does not store (raised by ``save``)."""
 
 
+def exit_code_for(error: BaseException) -> int | None:
+    """The exit code a command line ends with after ``error``, reported in one line.
+
+    - any :class:`CheckpointError` (missing, damaged, incompatible checkpoint, or a
+      failed migration): ``ExitCode.CHECKPOINT`` (3);
+    - ``OSError`` (an unreadable path, a full disk) and ``ValueError`` (a bad
+      value given by a person): ``ExitCode.FAILURE`` (1);
+    - ``KeyboardInterrupt``: ``INTERRUPTED_EXIT_CODE`` (130);
+    - anything else: None, a bug, which should propagate with its traceback.
+
+    Args:
+        error: The exception caught.
+
+    Returns:
+        The exit code, or None for an unexpected error.
+
+    Example:
+        >>> import ckptkit
+        >>> ckptkit.exit_code_for(ckptkit.CheckpointNotFoundError("a.ckpt", "gone"))
+        <ExitCode.CHECKPOINT: 3>
+        >>> ckptkit.exit_code_for(KeyError("x")) is None
+        True
+    """
+    # CheckpointError first: most of its subclasses are also OSError or ValueError.
+    if isinstance(error, CheckpointError):
+        return ExitCode.CHECKPOINT
+    if isinstance(error, (OSError, ValueError)):
+        return ExitCode.FAILURE
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED_EXIT_CODE
+    return None
+
+
 __all__ = [
     "CheckpointCorruptError",
     "CheckpointError",
@@ -119,4 +157,5 @@ __all__ = [
     "TruncatedCheckpointError",
     "UnsafeCheckpointError",
     "UnsupportedVersionError",
+    "exit_code_for",
 ]

@@ -27,6 +27,19 @@ class TensorInfo:
     shape: tuple[int, ...]
     nbytes: int
 
+    def to_json(self) -> dict[str, Any]:
+        """The tensor's description as plain JSON data.
+
+        Returns:
+            ``{"name", "dtype", "shape" (a list), "nbytes"}``.
+        """
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "nbytes": self.nbytes,
+        }
+
 
 @dataclass(frozen=True)
 class MigrationRecord:
@@ -103,6 +116,38 @@ class CheckpointInfo:
     tensors: tuple[TensorInfo, ...] = ()
     file_size: int = 0
     legacy_kind: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The information as plain JSON data (what ``ckptkit inspect --json`` prints).
+
+        Returns:
+            Every field, with ``format`` (``"ckptkit"``, or ``legacy_kind`` for a
+            legacy file) in place of ``legacy_kind``, paths as text and tensors
+            and history records as JSON objects.
+
+        Example:
+            >>> import ckptkit, tempfile, pathlib
+            >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.ckpt"
+            >>> data = ckptkit.save(target, {"x": 1}, schema="demo").to_json()
+            >>> data["format"], data["schema"], data["tensors"]
+            ('ckptkit', 'demo', [])
+        """
+        return {
+            "path": str(self.path),
+            "format": self.legacy_kind or "ckptkit",
+            "format_version": self.format_version,
+            "version": self.version,
+            "schema": self.schema,
+            "status": self.status,
+            "created_at": self.created_at,
+            "legacy": self.legacy,
+            "file_size": self.file_size,
+            "nbytes": self.nbytes,
+            "tensor_count": self.tensor_count,
+            "tensors": [tensor.to_json() for tensor in self.tensors],
+            "metadata": self.metadata,
+            "history": [record.to_json() for record in self.history],
+        }
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 The file is ``failed_checkpoints.txt`` in a chosen folder. Each line is
 ``{checkpoint_path}|{reason}|{timestamp}`` with a UTC ISO-8601 timestamp; path and
-reason are escaped so that a line stays one line (docs/format.md, "Failure
-ledger"). Appends from many processes never interleave: each line is one
-``os.write`` on a file opened with ``O_APPEND``, under an exclusive ``flock`` where
-the platform has one. The lock is taken on the ledger itself, which is never
-removed, so there is no lock file to unlink (the race of the system this replaces).
+reason are escaped so that a line stays one line (docs/ckptkit/format.md, "Failure
+ledger"). Appends from many processes never interleave: each line is written
+whole (``fs.write_all``: one ``write`` on local disks) to a file opened with
+``O_APPEND``, under an exclusive ``flock`` where the platform has one. The lock is
+taken on the ledger itself, which is never removed, so there is no lock file to
+unlink (the race of the system this replaces).
 Nothing here deletes or rewrites a line: the ledger is an audit trail.
 """
 
@@ -17,15 +18,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from ckptkit._clock import utc_now_iso
-from ckptkit._format import LEDGER_FILENAME
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: O_APPEND writes, no lock
-    fcntl = None  # type: ignore[assignment]
+from ckptkit._file import fs
+from ckptkit._file.format import LEDGER_FILENAME, TIMESTAMP_FORMAT, utc_now_iso
 
 if TYPE_CHECKING:
     from ckptkit.types import PathLike
@@ -37,7 +33,6 @@ _SHORT_UNESCAPES = {"\\": "\\", "|": "|", "n": "\n", "r": "\r", "t": "\t"}
 _NEEDS_ESCAPE = re.compile("[\\\\|\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 _ESCAPE_SEQUENCE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _PIPE_OR_ESCAPE = re.compile(r"\\.|\|", re.DOTALL)
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _UTF8_BOM = "\ufeff"
 
 
@@ -87,7 +82,7 @@ def _normalise_timestamp(timestamp: str | datetime | None) -> str:
     # A naive time is taken as UTC: ckptkit writes and compares UTC only.
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime(_TIME_FORMAT)
+    return parsed.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -104,6 +99,14 @@ class LedgerEntry:
     path: str
     reason: str
     timestamp: str
+
+    def to_json(self) -> dict[str, str]:
+        """The entry as plain JSON data (``ckptkit ledger --json``).
+
+        Returns:
+            ``{"path", "reason", "timestamp"}``, unescaped.
+        """
+        return {"path": self.path, "reason": self.reason, "timestamp": self.timestamp}
 
     def to_line(self) -> str:
         """The entry as one ledger line, without the newline."""
@@ -139,19 +142,15 @@ def _same_path(recorded: str, wanted: str) -> bool:
     )
 
 
-def _lock(fd: int, *, exclusive: bool) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+class FailureRecorder(Protocol):
+    """Anything that records failed checkpoints (:class:`FailureLedger` does).
 
+    ``ckptkit.validate`` and ``validate_tree`` take one as ``ledger=``.
+    """
 
-def _write_line(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        # One call writes the whole line on local disks; the loop only matters if
-        # the kernel returns early (a signal, a full disk), and the lock keeps
-        # other writers out meanwhile.
-        written = os.write(fd, view)
-        view = view[written:]
+    def record(self, path: PathLike, reason: str) -> object:
+        """Record that ``path`` failed for ``reason``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -212,35 +211,34 @@ class FailureLedger:
             os.fspath(path), str(reason), _normalise_timestamp(timestamp)
         )
         line = (entry.to_line() + "\n").encode("utf-8")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self.path, flags, 0o644)
+        fs.mkdir(self.directory)
+        handle = fs.open_append(self.path)
         try:
-            _lock(fd, exclusive=True)
-            if os.fstat(fd).st_size > 0:
-                os.lseek(fd, -1, os.SEEK_END)
-                if os.read(fd, 1) != b"\n":
+            fs.lock(handle, exclusive=True)
+            if fs.fstat(handle).st_size > 0:
+                fs.seek(handle, -1, os.SEEK_END)
+                if fs.read(handle, 1) != b"\n":
                     # A writer crashed mid-line: start ours on a fresh line so the
                     # torn one stays alone (and is reported as malformed).
                     line = b"\n" + line
-            _write_line(fd, line)
+            # One write takes the whole line on local disks; should the kernel
+            # take less (a signal, a full disk), the lock keeps other writers out
+            # while the rest follows.
+            fs.write_all(handle, line)
             if self._fsync:
-                os.fsync(fd)
+                fs.fsync(handle)
         finally:
-            os.close(fd)  # closing the descriptor releases the lock
+            fs.close(handle)  # closing the file releases the lock
         return entry
 
     def _read(self) -> _Contents:
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            handle = fs.open_read(self.path)
         except FileNotFoundError:
             return _Contents([], [])
-        try:
-            _lock(fd, exclusive=False)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                data = handle.read()
-        finally:
-            os.close(fd)
+        with handle:
+            fs.lock(handle, exclusive=False)
+            data = fs.read(handle)
         # surrogateescape: a non-UTF-8 path written by an older tool reads back
         # as os.fsdecode would give it.
         text = data.decode("utf-8", "surrogateescape").removeprefix(_UTF8_BOM)
@@ -293,6 +291,7 @@ class FailureLedger:
 __all__ = [
     "LEDGER_FILENAME",
     "FailureLedger",
+    "FailureRecorder",
     "LedgerEntry",
     "escape_field",
     "parse_line",

@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._load import load
-from ckptkit._save import save
-from ckptkit._state_diff import diff_states
-from ckptkit._versions import parse_version
+from ckptkit._api import load, save
+from ckptkit._file.versions import parse_version
 from ckptkit.keys import split_key
 from ckptkit.migrations import MigrationRegistry, migrate
+from ckptkit.migrations._diff import diff_states
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

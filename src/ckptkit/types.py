@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from enum import IntEnum, StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 #: A file path argument: ``str`` or any ``os.PathLike``.
 PathLike: TypeAlias = str | os.PathLike[str]
@@ -23,7 +23,10 @@ class Status(StrEnum):
 
 
 class ExitCode(IntEnum):
-    """Exit codes shared by the ``ckptkit`` and ``virnucpro-app`` command lines."""
+    """Exit codes shared by the ``ckptkit`` and ``virnucpro-app`` command lines.
+
+    ``ckptkit.exit_code_for`` maps an error to its code.
+    """
 
     OK = 0
     FAILURE = 1
@@ -31,4 +34,9 @@ class ExitCode(IntEnum):
     CHECKPOINT = 3
 
 
-__all__ = ["ExitCode", "PathLike", "StateTree", "Status"]
+#: Exit code after Ctrl-C, as shells report SIGINT (128 + 2); not an ``ExitCode``
+#: because it reports the signal, not an outcome.
+INTERRUPTED_EXIT_CODE: Final = 130
+
+
+__all__ = ["INTERRUPTED_EXIT_CODE", "ExitCode", "PathLike", "StateTree", "Status"]

@@ -1,27 +1,29 @@
-"""validate(): check a checkpoint at a chosen depth and report, never raise."""
+"""Validation of checkpoints: report what is wrong, never raise for a bad file.
+
+``validate`` checks one checkpoint at a chosen depth; ``validate_tree`` every
+checkpoint found in files and folders, collecting all problems.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
-from ckptkit._codec import decode_tree
-from ckptkit._legacy import safe_torch_load
-from ckptkit._load import torch_pickle_info
-from ckptkit._reader import (
-    ParsedFile,
-    info_from_parsed,
-    open_checkpoint,
-    parse_open,
-    verify_buffer,
-    verify_entry,
-)
+from ckptkit._file import fs
+from ckptkit._file.codec import decode_tree
+from ckptkit._file.discovery import discover
+from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
+from ckptkit._file.reader import info_from_parsed, torch_pickle_info
+from ckptkit._file.tensors import verify_buffer, verify_entry
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
+from ckptkit.ledger import FailureLedger, FailureRecorder
+from ckptkit.legacy import safe_torch_load
+from ckptkit.types import ExitCode
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from io import FileIO
 
     from ckptkit.info import CheckpointInfo
@@ -29,14 +31,6 @@ if TYPE_CHECKING:
 
 Level = Literal["exists", "quick", "full"]
 LEVELS: tuple[Level, ...] = ("exists", "quick", "full")
-
-
-class FailureRecorder(Protocol):
-    """Anything that records failed checkpoints (``ckptkit.FailureLedger``)."""
-
-    def record(self, path: PathLike, reason: str) -> object:
-        """Record that ``path`` failed for ``reason``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +52,34 @@ class ValidationReport:
     kind: ErrorKind | None
     reason: str
     info: CheckpointInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as plain JSON data (one entry of ``ckptkit validate --json``).
+
+        Returns:
+            ``path``, ``ok``, ``kind``, ``reason``, ``level``, and from the header
+            (None when it could not be read): ``format`` (``"ckptkit"``,
+            ``"safetensors"`` or ``"torch"``), ``version``, ``schema``, ``status``.
+
+        Example:
+            >>> import ckptkit, tempfile, pathlib
+            >>> missing = pathlib.Path(tempfile.mkdtemp()) / "none.ckpt"
+            >>> data = ckptkit.validate(missing).to_json()
+            >>> data["ok"], data["kind"], data["format"]
+            (False, 'missing', None)
+        """
+        info = self.info
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "kind": self.kind,
+            "reason": self.reason,
+            "level": self.level,
+            "format": None if info is None else info.legacy_kind or "ckptkit",
+            "version": None if info is None else info.version,
+            "schema": None if info is None else info.schema,
+            "status": None if info is None else info.status,
+        }
 
 
 def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
@@ -86,7 +108,7 @@ def _run_checks(
 ) -> CheckpointInfo | None:
     with open_checkpoint(path) as handle:
         if level == "exists":
-            if not handle.read(1):
+            if not fs.read(handle, 1):
                 raise CheckpointCorruptError(
                     path, "file is empty; restore or recompute it"
                 )
@@ -106,7 +128,7 @@ def _run_checks(
             reason = f"required keys missing from the state: {', '.join(missing)}"
             raise CheckpointCorruptError(path, reason)
         if parsed.kind == "torch":
-            return torch_pickle_info(path, parsed.file_size, legacy_state)
+            return torch_pickle_info(parsed, handle, legacy_state)
         return info_from_parsed(parsed)
 
 
@@ -164,3 +186,212 @@ def validate(
     if ledger is not None:
         ledger.record(target, report.reason)
     return report
+
+
+#: ``ledger=FOLDER_LEDGERS``: record each failure in the ledger of its own folder.
+FOLDER_LEDGERS: Literal["folder"] = "folder"
+
+
+@dataclass(frozen=True)
+class TreeReport:
+    """The outcome of validating every checkpoint found under some paths.
+
+    Attributes:
+        reports: One report per checkpoint, in the order found.
+        not_checkpoints: Files in the folders that are no checkpoint (by content).
+        temporary: Temporary files of interrupted writers (skipped).
+        errors: One line per folder or file that could not be read, or failure
+            that could not be recorded.
+        ledger_paths: Ledger files that received at least one failure.
+    """
+
+    reports: tuple[ValidationReport, ...]
+    not_checkpoints: tuple[Path, ...] = ()
+    temporary: tuple[Path, ...] = ()
+    errors: tuple[str, ...] = ()
+    ledger_paths: tuple[Path, ...] = ()
+
+    def _count(self, kind: str | None) -> int:
+        return sum(report.kind == kind for report in self.reports)
+
+    @property
+    def num_valid(self) -> int:
+        """Checkpoints that passed."""
+        return self._count(None)
+
+    @property
+    def num_corrupted(self) -> int:
+        """Checkpoints that are damaged."""
+        return self._count("corrupted")
+
+    @property
+    def num_incompatible(self) -> int:
+        """Intact checkpoints this ckptkit cannot or must not use."""
+        return self._count("incompatible")
+
+    @property
+    def num_missing(self) -> int:
+        """Named checkpoints that do not exist."""
+        return self._count("missing")
+
+    @property
+    def ok(self) -> bool:
+        """True when every checkpoint is valid and every place could be read."""
+        return self.exit_code is ExitCode.OK
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """``CHECKPOINT`` if any checkpoint failed, else ``FAILURE`` on errors, else OK.
+
+        Files that are not checkpoints and skipped temporary files do not count.
+        """
+        if any(not report.ok for report in self.reports):
+            return ExitCode.CHECKPOINT
+        if self.errors:
+            return ExitCode.FAILURE
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole outcome as plain JSON data (``ckptkit validate --json``).
+
+        Returns:
+            ``checkpoints`` (each report's ``to_json()``), ``not_checkpoints``,
+            ``temporary``, ``errors``, ``ledgers`` and a ``summary`` of the counts,
+            the exit code and the summary line.
+        """
+        return {
+            "checkpoints": [report.to_json() for report in self.reports],
+            "not_checkpoints": [str(path) for path in self.not_checkpoints],
+            "temporary": [str(path) for path in self.temporary],
+            "errors": list(self.errors),
+            "ledgers": [str(path) for path in self.ledger_paths],
+            "summary": {
+                "valid": self.num_valid,
+                "corrupted": self.num_corrupted,
+                "incompatible": self.num_incompatible,
+                "missing": self.num_missing,
+                "not_checkpoints": len(self.not_checkpoints),
+                "temporary": len(self.temporary),
+                "errors": len(self.errors),
+                "exit_code": int(self.exit_code),
+                "text": self.summary(),
+            },
+        }
+
+    def summary(self) -> str:
+        """One line: ``N valid, M corrupted, K incompatible`` and what else was seen."""
+        parts = [
+            f"{self.num_valid} valid",
+            f"{self.num_corrupted} corrupted",
+            f"{self.num_incompatible} incompatible",
+        ]
+        extras = (
+            (self.num_missing, "missing"),
+            (len(self.not_checkpoints), "not checkpoints"),
+            (len(self.temporary), "temporary files skipped"),
+            (len(self.errors), "errors"),
+        )
+        parts.extend(f"{count} {label}" for count, label in extras if count)
+        return ", ".join(parts)
+
+
+class _Recorder:
+    """Records failures in one given ledger or in each checkpoint folder's own."""
+
+    def __init__(self, ledger: FailureRecorder | Literal["folder"] | None) -> None:
+        self._ledger = ledger
+        self._per_folder: dict[Path, FailureLedger] = {}
+        self.errors: list[str] = []
+        self.written: dict[Path, None] = {}  # ledger files, in first-use order
+
+    def _target(self, path: Path) -> FailureRecorder | None:
+        if self._ledger != FOLDER_LEDGERS:
+            return self._ledger
+        folder = path.parent
+        if not fs.is_dir(folder):
+            return None  # never create folders for a checkpoint that is not there
+        if folder not in self._per_folder:
+            self._per_folder[folder] = FailureLedger(folder)
+        return self._per_folder[folder]
+
+    def record(self, report: ValidationReport) -> None:
+        path = report.path.absolute()
+        target = self._target(path)
+        if target is None:
+            return
+        where = getattr(target, "path", None)
+        try:
+            target.record(path, report.reason)
+        except OSError as error:
+            self.errors.append(
+                f"{where or target}: cannot record the failure of {path} "
+                f"({error.strerror}); make the ledger writable or record it elsewhere"
+            )
+        else:
+            if isinstance(where, Path):
+                self.written[where] = None
+
+
+def validate_tree(
+    paths: Iterable[PathLike],
+    *,
+    level: Level = "full",
+    required_keys: Sequence[str] = (),
+    ledger: FailureRecorder | Literal["folder"] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TreeReport:
+    """Validate every checkpoint in the given files and folders; never stops early.
+
+    Folders are searched recursively and their files classified by content
+    (ckptkit, plain safetensors and ``torch.save`` files are checkpoints); files
+    named explicitly are always validated. Temporary files of interrupted writers
+    are skipped and listed.
+
+    Args:
+        paths: Checkpoint files and folders.
+        level: ``"exists"``, ``"quick"`` or ``"full"`` (see ``ckptkit.validate``).
+        required_keys: Dotted paths every checkpoint's state must contain.
+        ledger: Where failures are recorded: a ``FailureLedger`` (or anything with
+            ``record(path, reason)``), ``"folder"`` for the ledger in each failed
+            checkpoint's own folder, or None. Paths are recorded absolute.
+        progress: Called with ``(done, total)`` before the first and after each
+            checkpoint.
+
+    Returns:
+        Every report plus what else was found; ``.exit_code`` gives the verdict.
+
+    Raises:
+        ValueError: An unknown ``level``.
+
+    Example:
+        >>> import ckptkit, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = ckptkit.save(folder / "a.ckpt", {"x": 1})
+        >>> (folder / "notes.txt").write_text("hello")
+        5
+        >>> ckptkit.validate_tree([folder]).summary()
+        '1 valid, 0 corrupted, 0 incompatible, 1 not checkpoints'
+    """
+    if level not in LEVELS:
+        msg = f"level must be one of {LEVELS}, not {level!r}"
+        raise ValueError(msg)
+    found = discover(paths)
+    recorder = _Recorder(ledger)
+    total = len(found.checkpoints)
+    reports: list[ValidationReport] = []
+    if progress is not None:
+        progress(0, total)
+    for index, path in enumerate(found.checkpoints, start=1):
+        report = validate(path, level=level, required_keys=required_keys)
+        if not report.ok:
+            recorder.record(report)
+        reports.append(report)
+        if progress is not None:
+            progress(index, total)
+    return TreeReport(
+        reports=tuple(reports),
+        not_checkpoints=tuple(found.not_checkpoints),
+        temporary=tuple(found.temporary),
+        errors=tuple(found.errors + recorder.errors),
+        ledger_paths=tuple(recorder.written),
+    )

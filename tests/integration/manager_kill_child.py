@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 import ckptkit
-import ckptkit._save as save_module
-import ckptkit.manager as manager_module
+import ckptkit._file.writer as save_module
+import ckptkit.manager._manager as manager_module
 
 KEEP_LAST = 2
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 import ckptkit
-from ckptkit._format import temp_name
+from ckptkit._file.format import temp_name
 from ckptkit.ledger import FailureLedger
 
 from ..support.checkpoint_zoo import DEAD_PID, build_zoo

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 import ckptkit
-from ckptkit._format import parse_temp_name
+from ckptkit._file.format import parse_temp_name
 
 from .manager_kill_child import KEEP_LAST, state_for
 

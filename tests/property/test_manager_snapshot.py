@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ckptkit
-from ckptkit._format import KEY_HEADER, METADATA_KEY
+from ckptkit._file.format import KEY_HEADER, METADATA_KEY
 
 from ..strategies import states, tensors
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 import ckptkit
-from ckptkit._format import temp_name
+from ckptkit._file.format import temp_name
 
 from .corrupt import flip_bit, flip_tensor_bit, make_future_version, truncate
 

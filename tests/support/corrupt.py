@@ -11,8 +11,12 @@ import os
 import struct
 from pathlib import Path
 
-from ckptkit._digest import header_checksum_span, header_digest
-from ckptkit._format import HEADER_ALIGNMENT, KEY_FORMAT_VERSION, LENGTH_PREFIX_BYTES
+from ckptkit._file.digest import header_checksum_span, header_digest
+from ckptkit._file.format import (
+    HEADER_ALIGNMENT,
+    KEY_FORMAT_VERSION,
+    LENGTH_PREFIX_BYTES,
+)
 
 
 def flip_bit(path: str | os.PathLike[str], bit_index: int) -> None:

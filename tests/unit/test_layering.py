@@ -1,4 +1,5 @@
-"""Import layering: ckptkit never imports the app; the app's layers; a light CLI.
+"""Import layering: ckptkit never imports the app, the app only ckptkit's public
+modules; the app's layers; a light CLI.
 
 Inside the app, each top-level part has a rank and a module imports only its own
 part or a lower rank (imports inside functions included)::
@@ -124,6 +125,56 @@ def test_ckptkit_never_imports_the_app() -> None:
         if any(name.split(".")[0] == "virnucpro_app" for name in _imports(path))
     ]
     assert offenders == []
+
+
+def _private_ckptkit_imports(path: Path) -> list[str]:
+    """ckptkit modules with a leading underscore anywhere in their dotted name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found.extend(
+            name
+            for name in names
+            if name.split(".")[0] == "ckptkit"
+            and any(part.startswith("_") for part in name.split(".")[1:])
+        )
+    return found
+
+
+def test_app_imports_no_private_ckptkit_module() -> None:
+    """ckptkit's public API is enough for its own app (``ckptkit._x`` is internal)."""
+    offenders = [
+        f"{path.relative_to(_SRC)}: {name}"
+        for path in sorted((_SRC / "virnucpro_app").rglob("*.py"))
+        for name in _private_ckptkit_imports(path)
+    ]
+    assert offenders == []
+
+
+def test_private_import_check_sees_private_modules(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import ckptkit._file.fs\n"
+        "from ckptkit._file.writer import write_checkpoint\n"
+        "from ckptkit.migrations import _chain\n"
+        "from ckptkit import legacy, save\n"
+        "def late():\n    from ckptkit.manager._steps import StepFolder\n",
+        encoding="utf-8",
+    )
+    assert _private_ckptkit_imports(sample) == [
+        "ckptkit._file.fs",
+        "ckptkit._file.writer",
+        "ckptkit._file.writer.write_checkpoint",
+        "ckptkit.migrations._chain",
+        "ckptkit.manager._steps",
+        "ckptkit.manager._steps.StepFolder",
+    ]
 
 
 def test_ckptkit_package_does_not_import_typer() -> None:

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from ckptkit.errors import CheckpointError
-from ckptkit.types import ExitCode
+from ckptkit.errors import CheckpointError, exit_code_for
 from virnucpro_app.errors import AppError
 
 if TYPE_CHECKING:
@@ -18,8 +17,16 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-#: Exit code for Ctrl-C, as shells report SIGINT.
-INTERRUPTED_EXIT_CODE = 130
+# The errors ckptkit's mapping (ckptkit.exit_code_for) turns into one line here;
+# other OSErrors and ValueErrors keep their traceback, as before (what the app
+# expects to go wrong is an AppError).
+_MAPPED_BY_CKPTKIT = (
+    CheckpointError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    KeyboardInterrupt,
+)
 
 
 def _fail(message: str, code: int, *, debug: bool) -> typer.Exit:
@@ -37,19 +44,20 @@ def exit_on_error(*, debug: bool = False) -> Iterator[None]:
         debug: Also print the traceback.
 
     Raises:
-        typer.Exit: With ``ExitCode.CHECKPOINT`` for checkpoint problems, the
-            error's own code for app errors, ``FAILURE`` for bad files, 130 on Ctrl-C.
+        typer.Exit: The error's own code for app errors; otherwise the code of
+            ``ckptkit.exit_code_for``: ``CHECKPOINT`` for checkpoint problems,
+            ``FAILURE`` for missing or unreadable files, 130 on Ctrl-C.
     """
     try:
         yield
-    except CheckpointError as error:
-        raise _fail(str(error), ExitCode.CHECKPOINT, debug=debug) from error
     except AppError as error:
         raise _fail(str(error), error.exit_code, debug=debug) from error
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
-        raise _fail(str(error), ExitCode.FAILURE, debug=debug) from error
-    except KeyboardInterrupt as error:
-        raise _fail("interrupted", INTERRUPTED_EXIT_CODE, debug=debug) from error
+    except _MAPPED_BY_CKPTKIT as error:
+        code = exit_code_for(error)
+        if code is None:  # pragma: no cover - every mapped type has a code
+            raise
+        message = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
+        raise _fail(message, code, debug=debug) from error
 
 
 def run_guarded(func: Callable[[], _T], *, debug: bool = False) -> _T:

@@ -10,6 +10,9 @@ import typer
 from virnucpro_app.cli import app
 from virnucpro_app.cli._options import DebugOption  # noqa: TC001 - typer reads it
 
+# Of ckptkit's ValidationReport.to_json(), the fields this command prints per line.
+_JSON_KEYS = ("path", "ok", "kind", "reason")
+
 
 @app.command("validate-checkpoints")
 def validate_checkpoints(
@@ -54,16 +57,8 @@ def validate_checkpoints(
         )
         for item in report.reports:
             if as_json:
-                typer.echo(
-                    json.dumps(
-                        {
-                            "path": str(item.path),
-                            "ok": item.ok,
-                            "kind": item.kind,
-                            "reason": item.reason,
-                        }
-                    )
-                )
+                data = item.to_json()
+                typer.echo(json.dumps({key: data[key] for key in _JSON_KEYS}))
             elif not item.ok:
                 typer.echo(f"{item.path}: {item.kind}: {item.reason}")
         typer.echo(report.summary(), err=as_json)

@@ -161,8 +161,6 @@ def save_classifier(
     Returns:
         The written checkpoint's information.
     """
-    from ckptkit._save import write_checkpoint
-
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     input_dim, hidden_dim, num_class = _dims(state_dict)
     full_metadata = {
@@ -173,7 +171,7 @@ def save_classifier(
         "labels": list(LABELS),
         **(metadata or {}),
     }
-    return write_checkpoint(
+    return ckptkit.save(
         path,
         {"state_dict": state_dict},
         version=CLASSIFIER_VERSION,

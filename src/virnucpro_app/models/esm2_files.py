@@ -3,7 +3,7 @@
 The published file (``esm2_t36_3B_UR50D.pt`` and its smaller siblings) is a
 ``torch.save`` dict ``{"model": state_dict, "cfg": {"model": Namespace(...)},
 ...}``. It is read with ``torch.load(weights_only=True)`` through
-``ckptkit._legacy.safe_torch_load`` and an allowlist of exactly the globals such
+``ckptkit.legacy.safe_torch_load`` and an allowlist of exactly the globals such
 files hold beyond plain tensors and containers: :data:`ESM2_SAFE_GLOBALS`
 (found by experiment: torch names ``argparse.Namespace`` as the only unsupported
 global of a file written in the published layout). A file that needs anything

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ckptkit._legacy import ZIP_MAGIC, SafeGlobal, safe_torch_load
 from ckptkit.errors import CheckpointError
+from ckptkit.legacy import ZIP_MAGIC, SafeGlobal, safe_torch_load
 from virnucpro_app.errors import ModelLoadError
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""docs/cli.md and the ledger section of docs/format.md agree with the code."""
+"""docs/ckptkit/cli.md and the ledger section of docs/ckptkit/format.md agree with
+the code."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ckptkit.cli import app
 from ckptkit.ledger import LedgerEntry, parse_line
 from ckptkit.types import ExitCode
 
-DOCS = Path(__file__).resolve().parents[3] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "ckptkit"
 
 
 def _section(text: str, heading: str) -> str:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import ckptkit
-from ckptkit._discovery import FileKind, classify_file, discover
-from ckptkit._format import LEDGER_FILENAME
+from ckptkit._file.discovery import FileKind, classify_file, discover
+from ckptkit._file.format import LEDGER_FILENAME
 
 from ...support.checkpoint_zoo import build_zoo
 from ...support.corrupt import flip_bit

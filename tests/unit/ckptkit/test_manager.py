@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import ckptkit
-import ckptkit._save as save_module
-import ckptkit.manager as manager_module
-from ckptkit._format import KEY_HEADER, METADATA_KEY, temp_name
+import ckptkit._file.writer as save_module
+import ckptkit.manager._manager as manager_module
+from ckptkit._file.format import KEY_HEADER, METADATA_KEY, temp_name
 
 from ...strategies import assert_same_state
 from ...support.corrupt import flip_tensor_bit, truncate
@@ -473,7 +473,7 @@ def test_interpreter_exit_waits_for_the_save_in_flight(tmp_path: Path) -> None:
 def test_a_background_error_at_exit_is_printed_not_lost(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
-        import errno, sys, ckptkit, ckptkit.manager as m
+        import errno, sys, ckptkit, ckptkit.manager._manager as m
         def full_disk(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
         m.write_encoded = full_disk

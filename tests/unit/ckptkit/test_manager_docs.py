@@ -1,4 +1,4 @@
-"""Every Python example in docs/manager.md runs, in order, in one fresh folder."""
+"""Every Python example in docs/ckptkit/manager.md runs, in order, in one folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "manager.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "ckptkit" / "manager.md"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -24,5 +24,5 @@ def test_every_example_in_manager_md_runs(
 
 
 def test_manager_md_is_linked_from_the_index() -> None:
-    index = (DOC.parent / "index.md").read_text(encoding="utf-8")
-    assert "(manager.md)" in index
+    index = (DOC.parents[1] / "index.md").read_text(encoding="utf-8")
+    assert "(ckptkit/manager.md)" in index

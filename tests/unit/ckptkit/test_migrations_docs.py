@@ -1,4 +1,4 @@
-"""Every example in docs/migrations.md runs, in order, in one fresh folder.
+"""Every example in docs/ckptkit/migrations.md runs, in order, in one fresh folder.
 
 A Python block whose first line is ``# NAME.py`` is written to that file (test
 files among them are imported and their ``test_*`` functions run); other Python
@@ -18,7 +18,7 @@ import pytest
 
 from ckptkit.cli import main
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "migrations.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "ckptkit" / "migrations.md"
 _BLOCK = re.compile(r"^```(python|bash)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 

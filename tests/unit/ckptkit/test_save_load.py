@@ -15,7 +15,7 @@ import safetensors.torch
 import torch
 
 import ckptkit
-from ckptkit._format import KEY_HEADER
+from ckptkit._file.format import KEY_HEADER
 
 from ...strategies import assert_same_state
 
@@ -152,7 +152,7 @@ def test_missing_file_raises_not_found(tmp_path: Path) -> None:
 
 def _rewrite_header(path: Path, change: object) -> None:
     """Edit the ckptkit header JSON and recompute the header checksum."""
-    from ckptkit._digest import header_checksum_span, header_digest
+    from ckptkit._file.digest import header_checksum_span, header_digest
 
     raw = path.read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])

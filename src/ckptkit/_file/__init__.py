@@ -1,0 +1,9 @@
+"""The on-disk format and its I/O (private): what a file is, how it is written and read.
+
+``format`` (names, constants, timestamps: the contract of docs/ckptkit/format.md),
+``versions``, ``digest`` (xxh3 checksums), ``codec`` (state <-> JSON skeleton and
+tensors), ``header`` (parse and check a header), ``tensors`` (read tensor bytes),
+``reader`` (whole files, legacy ones included), ``writer``, ``atomic`` (atomic
+replace, temporary files) and ``discovery`` (classify files in folders).
+Nothing here imports the layers above (migrations, manager, validation, CLI).
+"""

@@ -1,0 +1,314 @@
+"""Parse and check a checkpoint's header (no tensor bytes). Never writes.
+
+All structural checks of the "quick" validation level live here: header length
+and checksum, format and version, tensor offsets that tile the data exactly and
+match the file size, and a tree that agrees with the tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ckptkit._file import fs
+from ckptkit._file.digest import header_checksum_span, header_digest
+from ckptkit._file.format import (
+    FORMAT_MAGIC,
+    FORMAT_VERSION,
+    KEY_FORMAT,
+    KEY_FORMAT_VERSION,
+    KEY_HEADER,
+    KEY_HEADER_CHECKSUM,
+    KEY_MIN_READER,
+    KEY_PREFIX,
+    LENGTH_PREFIX_BYTES,
+    MAX_HEADER_BYTES,
+    METADATA_KEY,
+    TORCH_DTYPES,
+    parse_temp_name,
+)
+from ckptkit._file.versions import parse_version
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointNotFoundError,
+    ChecksumMismatchError,
+    TruncatedCheckpointError,
+    UnsupportedVersionError,
+)
+from ckptkit.info import MigrationRecord
+from ckptkit.legacy import is_torch_pickle
+
+if TYPE_CHECKING:
+    import os
+    from io import FileIO
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    """Where one tensor's bytes lie (offsets relative to the data start)."""
+
+    name: str
+    dtype: torch.dtype
+    dtype_name: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A checkpoint's header, checked for internal consistency."""
+
+    path: Path
+    kind: str  # "ckptkit", "safetensors" (legacy) or "torch" (legacy pickle)
+    file_size: int
+    data_start: int
+    entries: dict[str, EntrySpec]
+    header: dict[str, Any]  # ckptkit header ({} for legacy files)
+    raw_metadata: dict[str, str]
+    mtime_s: float  # of the file opened (what a legacy file's created_at shows)
+
+    @property
+    def is_legacy(self) -> bool:
+        """True for files without a ckptkit header."""
+        return self.kind != "ckptkit"
+
+
+def _corrupt(path: Path, reason: str) -> CheckpointCorruptError:
+    return CheckpointCorruptError(path, reason)
+
+
+def open_checkpoint(path: Path) -> FileIO:
+    """Open a checkpoint for reading; missing files and folders are errors.
+
+    Every later read goes through this one handle, so a concurrent writer that
+    renames a new file over ``path`` can never mix two files' bytes.
+    """
+    if parse_temp_name(path.name) is not None:
+        raise CheckpointNotFoundError(
+            path, "is a temporary file of an interrupted writer, not a checkpoint"
+        )
+    try:
+        return fs.open_read(path)
+    except FileNotFoundError as error:
+        raise CheckpointNotFoundError(path, "file does not exist") from error
+    except IsADirectoryError as error:
+        raise CheckpointNotFoundError(path, "is a directory, not a file") from error
+
+
+def _read_head(path: Path, handle: FileIO) -> tuple[os.stat_result, bytes]:
+    """Return the file's status and first bytes; an empty file is damaged."""
+    status = fs.fstat(handle)
+    if status.st_size == 0:
+        raise TruncatedCheckpointError(
+            path, "file is empty (a failed copy or write); restore or recompute it"
+        )
+    fs.seek(handle, 0)
+    return status, _read_exactly(handle, LENGTH_PREFIX_BYTES + 1)
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) <= LENGTH_PREFIX_BYTES:
+        return False
+    (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
+    # No check against the file size: a truncated safetensors file must still be
+    # recognised as one (and reported truncated), not taken for a pickle.
+    del size
+    return 0 < header_len <= MAX_HEADER_BYTES and head[-1:] == b"{"
+
+
+def parse_open(path: Path, handle: FileIO) -> ParsedFile:
+    """Read and check a checkpoint's header from an open file (no tensor bytes).
+
+    Raises:
+        CheckpointNotFoundError: Missing file.
+        CheckpointCorruptError: Any structural damage (an empty file included).
+        UnsupportedVersionError: A newer container format or an invalid version.
+    """
+    status, head = _read_head(path, handle)
+    size, mtime_s = status.st_size, status.st_mtime
+    # safetensors first: a valid length prefix can begin with a pickle's bytes.
+    if not _looks_like_safetensors(head, size) and is_torch_pickle(head):
+        return ParsedFile(path, "torch", size, 0, {}, {}, {}, mtime_s)
+    if len(head) < LENGTH_PREFIX_BYTES:
+        raise TruncatedCheckpointError(path, f"file has only {size} bytes")
+    (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
+    if header_len > min(MAX_HEADER_BYTES, size - LENGTH_PREFIX_BYTES):
+        raise TruncatedCheckpointError(
+            path,
+            f"header claims {header_len} bytes but the file has {size}: "
+            "truncated or damaged; restore it from a copy or recompute it",
+        )
+    fs.seek(handle, 0)
+    region = _read_exactly(handle, LENGTH_PREFIX_BYTES + header_len)
+    is_ckptkit = f'"{KEY_PREFIX}'.encode() in region
+    if is_ckptkit:
+        _check_header_checksum(path, region)
+    try:
+        top = json.loads(region[LENGTH_PREFIX_BYTES:].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _corrupt(
+            path, f"header is not valid JSON ({error}); the file is damaged"
+        ) from error
+    if not isinstance(top, dict):
+        raise _corrupt(path, "header is not a JSON object; not a checkpoint")
+    raw_metadata = top.pop(METADATA_KEY, None) or {}
+    if not isinstance(raw_metadata, dict):
+        raise _corrupt(path, "header __metadata__ is not an object")
+    data_start = LENGTH_PREFIX_BYTES + header_len
+    entries = _check_entries(path, top, size - data_start)
+    header: dict[str, Any] = {}
+    if is_ckptkit:
+        header = _check_ckptkit_metadata(path, raw_metadata)
+        _check_tree_agrees(path, header, entries)
+    kind = "ckptkit" if is_ckptkit else "safetensors"
+    return ParsedFile(
+        path, kind, size, data_start, entries, header, raw_metadata, mtime_s
+    )
+
+
+def _read_exactly(handle: FileIO, count: int) -> bytes:
+    """Up to ``count`` bytes: fewer only at the end of the file."""
+    chunks: list[bytes] = []
+    while count > 0:
+        chunk = fs.read(handle, count)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _check_header_checksum(path: Path, region: bytes) -> None:
+    span = header_checksum_span(region)
+    if span is None:
+        raise _corrupt(path, "ckptkit header checksum field is missing or damaged")
+    stored = region[span[0] : span[1]].decode("ascii", errors="replace")
+    if header_digest(region, span) != stored:
+        raise ChecksumMismatchError(
+            path,
+            "header checksum mismatch: the header is damaged; restore or recompute",
+        )
+
+
+def _check_entries(
+    path: Path, top: dict[str, Any], data_len: int
+) -> dict[str, EntrySpec]:
+    entries: dict[str, EntrySpec] = {}
+    for name, spec in top.items():
+        try:
+            dtype_name = TORCH_DTYPES[spec["dtype"]]
+            shape = tuple(int(n) for n in spec["shape"])
+            begin, end = (int(x) for x in spec["data_offsets"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise _corrupt(
+                path, f"tensor {name!r} has a malformed header entry"
+            ) from error
+        dtype = getattr(torch, dtype_name)
+        expected = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+        if any(n < 0 for n in shape) or end - begin != expected or begin < 0:
+            raise _corrupt(
+                path, f"tensor {name!r}: offsets do not match its dtype and shape"
+            )
+        entries[name] = EntrySpec(name, dtype, dtype_name, shape, begin, end)
+    position = 0
+    for spec in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
+        if spec.begin != position:
+            raise _corrupt(
+                path, f"tensor {spec.name!r} overlaps another or leaves a gap"
+            )
+        position = spec.end
+    if position != data_len:
+        raise TruncatedCheckpointError(
+            path,
+            f"tensor data should be {position} bytes but the file holds {data_len}: "
+            "truncated or damaged; restore it from a copy or recompute it",
+        )
+    return entries
+
+
+def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    for key in (
+        KEY_FORMAT,
+        KEY_FORMAT_VERSION,
+        KEY_MIN_READER,
+        KEY_HEADER,
+        KEY_HEADER_CHECKSUM,
+    ):
+        if not isinstance(raw.get(key), str):
+            raise _corrupt(path, f"ckptkit header field {key!r} is missing")
+    if raw[KEY_FORMAT] != FORMAT_MAGIC:
+        raise _corrupt(path, f"unknown container {raw[KEY_FORMAT]!r}")
+    try:
+        format_version = int(raw[KEY_FORMAT_VERSION])
+    except ValueError as error:
+        raise _corrupt(path, "ckptkit format version is not a number") from error
+    if format_version > FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            path,
+            f"container format {format_version} is newer than this ckptkit understands "
+            f"({FORMAT_VERSION}); upgrade ckptkit to >= {raw[KEY_MIN_READER]}",
+        )
+    try:
+        header = json.loads(raw[KEY_HEADER])
+        parse_version(header["version"])
+        history = [MigrationRecord.from_json(r) for r in header.get("history", [])]
+        checks = (
+            isinstance(header["tree"], (dict, str, bool, type(None))),
+            isinstance(header["leaves"], list),
+            isinstance(header["checksums"], dict),
+            isinstance(header["metadata"], dict),
+            header["status"] in ("in_progress", "complete"),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise _corrupt(path, f"ckptkit header is malformed ({error})") from error
+    if not all(checks):
+        raise _corrupt(path, "ckptkit header is malformed")
+    header["format_version"] = format_version
+    header["history_records"] = tuple(history)
+    checked: dict[str, Any] = header
+    return checked
+
+
+def _check_tree_agrees(
+    path: Path, header: dict[str, Any], entries: dict[str, EntrySpec]
+) -> None:
+    if set(header["checksums"]) != set(entries):
+        raise _corrupt(
+            path, "the header's checksums do not list exactly the stored tensors"
+        )
+    used: set[str] = set()
+    for index, leaf in enumerate(header["leaves"]):
+        name = leaf.get("entry") if isinstance(leaf, dict) else None
+        entry = entries.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise _corrupt(
+                path, f"state leaf {index} refers to a tensor that is not stored"
+            )
+        used.add(entry.name)
+        view = leaf.get("view")
+        if view is not None and not _view_fits(view, entry):
+            raise _corrupt(path, f"state leaf {index} reaches outside its stored bytes")
+    if used != set(entries):
+        raise _corrupt(path, "some stored tensors belong to no part of the state")
+
+
+def _view_fits(view: dict[str, Any], entry: EntrySpec) -> bool:
+    try:
+        dtype = getattr(torch, view["dtype"])
+        size = torch.empty(0, dtype=dtype).element_size()
+        shape, stride, offset = view["shape"], view["stride"], int(view["offset"])
+        if len(shape) != len(stride) or offset < 0 or any(s < 0 for s in stride):
+            return False
+        if math.prod(shape) == 0:
+            return True
+        last = offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
+        return bool((last + 1) * size <= entry.end - entry.begin)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False

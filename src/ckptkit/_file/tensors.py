@@ -1,0 +1,166 @@
+"""Reading a checkpoint's tensor bytes, checked against their checksums.
+
+Every read goes through the handle the caller opened (see ``header.open_checkpoint``),
+in slices, into fresh memory or a private copy-on-write mapping.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ckptkit._file import fs
+from ckptkit._file.digest import StreamingDigest, digest
+from ckptkit.errors import ChecksumMismatchError, TruncatedCheckpointError
+
+if TYPE_CHECKING:
+    from io import FileIO
+
+    from ckptkit._file.header import EntrySpec, ParsedFile
+
+_READ_SLICE_BYTES = 64 << 20
+VERIFY_SLICE_BYTES = 16 << 20
+
+
+def read_entry(
+    handle: FileIO,
+    parsed: ParsedFile,
+    spec: EntrySpec,
+    *,
+    verify: bool,
+) -> torch.Tensor:
+    """Read one tensor's bytes into fresh memory, checking its checksum if asked.
+
+    Raises:
+        ChecksumMismatchError: ``verify`` and the bytes do not match.
+        TruncatedCheckpointError: The file ended early.
+    """
+    tensor = torch.empty(spec.shape, dtype=spec.dtype)
+    flat = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
+    digest = StreamingDigest()
+    if flat is not None:
+        view = flat.numpy().data
+        fs.seek(handle, parsed.data_start + spec.begin)
+        position = 0
+        while position < len(view):
+            count = fs.read_into(handle, view[position : position + _READ_SLICE_BYTES])
+            if not count:
+                raise TruncatedCheckpointError(
+                    parsed.path, f"file ends inside tensor {spec.name!r}"
+                )
+            if verify:
+                digest.update(view[position : position + count])
+            position += count
+    if verify:
+        check_digest(parsed, spec, digest.hexdigest())
+    return tensor
+
+
+def verify_entry(
+    handle: FileIO, parsed: ParsedFile, spec: EntrySpec, buffer: memoryview
+) -> None:
+    """Check one tensor's checksum by streaming its bytes through ``buffer``.
+
+    Raises:
+        ChecksumMismatchError: The bytes do not match the header's checksum.
+        TruncatedCheckpointError: The file ended early.
+    """
+    stream = StreamingDigest()
+    fs.seek(handle, parsed.data_start + spec.begin)
+    remaining = spec.end - spec.begin
+    while remaining:
+        count = fs.read_into(handle, buffer[: min(remaining, len(buffer))])
+        if not count:
+            reason = f"file ends inside tensor {spec.name!r}"
+            raise TruncatedCheckpointError(parsed.path, reason)
+        stream.update(buffer[:count])
+        remaining -= count
+    check_digest(parsed, spec, stream.hexdigest())
+
+
+def verify_buffer() -> memoryview:
+    """A reusable read buffer: fresh allocations per slice would cost page faults."""
+    return memoryview(bytearray(VERIFY_SLICE_BYTES))
+
+
+def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:
+    """Compare a tensor's checksum with the header's (ckptkit files only)."""
+    if parsed.is_legacy:
+        return
+    if parsed.header["checksums"].get(spec.name) != actual:
+        raise ChecksumMismatchError(
+            parsed.path,
+            f"checksum mismatch in tensor {spec.name!r}: the file is damaged; "
+            "restore it from a copy or recompute it",
+        )
+
+
+class TensorSource:
+    """Materialises a file's stored tensors on demand, each read (and checked) once.
+
+    Args:
+        parsed: The file's checked header.
+        handle: The file, open for reading (kept open by the caller).
+        verify: Check each tensor's checksum as it is read.
+        use_mmap: Map tensor bytes (a private copy-on-write mapping) instead of
+            reading them.
+    """
+
+    def __init__(
+        self, parsed: ParsedFile, handle: FileIO, *, verify: bool, use_mmap: bool
+    ) -> None:
+        self._parsed = parsed
+        self._verify = verify
+        self._cache: dict[str, torch.Tensor] = {}
+        self._handle = handle
+        self._buffer: memoryview | None = None
+        self._mmap: fs.MappedFile | None = None
+        if use_mmap and parsed.file_size > 0:
+            self._mmap = fs.map_private(self._handle)
+
+    def verify_only(self, name: str) -> None:
+        """Check one tensor's checksum without keeping its bytes."""
+        if self._buffer is None:
+            self._buffer = verify_buffer()
+        spec = self._parsed.entries[name]
+        verify_entry(self._handle, self._parsed, spec, self._buffer)
+
+    def entry(self, name: str) -> torch.Tensor:
+        """The stored tensor ``name``, read on first use."""
+        if name not in self._cache:
+            spec = self._parsed.entries[name]
+            self._cache[name] = self._read(spec)
+        return self._cache[name]
+
+    def _read(self, spec: EntrySpec) -> torch.Tensor:
+        if self._mmap is None or spec.end == spec.begin:
+            return read_entry(self._handle, self._parsed, spec, verify=self._verify)
+        start = self._parsed.data_start + spec.begin
+        if self._verify:
+            window = memoryview(self._mmap)[start : self._parsed.data_start + spec.end]
+            check_digest(self._parsed, spec, digest(window))
+            window.release()
+        flat = torch.frombuffer(
+            self._mmap, dtype=torch.uint8, count=spec.end - spec.begin, offset=start
+        )
+        return flat.view(spec.dtype).reshape(spec.shape)
+
+
+def build_leaf(source: TensorSource, leaf: dict[str, Any], kind: str) -> object:
+    """Rebuild one state leaf (tensor, view, numpy array or scalar) from its entry."""
+    tensor = source.entry(leaf["entry"])
+    view = leaf.get("view")
+    if view is not None:
+        dtype = getattr(torch, view["dtype"])
+        # The blob entry is a fresh 1-D uint8 tensor at storage offset 0.
+        tensor = torch.empty(0, dtype=dtype).set_(
+            tensor.untyped_storage(), int(view["offset"]), view["shape"], view["stride"]
+        )
+    if leaf.get("complex128"):
+        tensor = torch.view_as_complex(tensor)
+    if kind == "ndarray":
+        return tensor.numpy()
+    if kind == "npscalar":
+        return tensor.numpy()[()]
+    return tensor

@@ -1,0 +1,252 @@
+"""Writing a checkpoint: encode the state, lay out the container, write atomically."""
+
+from __future__ import annotations
+
+import errno
+import json
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+from ckptkit._file import fs
+from ckptkit._file.atomic import atomic_write
+from ckptkit._file.codec import Encoded, Entry, encode_state
+from ckptkit._file.digest import StreamingDigest, header_checksum_span, header_digest
+from ckptkit._file.format import (
+    CHECKSUM_PLACEHOLDER,
+    FORMAT_MAGIC,
+    FORMAT_VERSION,
+    HEADER_ALIGNMENT,
+    KEY_FORMAT,
+    KEY_FORMAT_VERSION,
+    KEY_HEADER,
+    KEY_HEADER_CHECKSUM,
+    KEY_MIN_READER,
+    METADATA_KEY,
+    MIN_READER,
+    SAFETENSORS_DTYPES,
+    utc_now_iso,
+)
+from ckptkit._file.versions import library_version, parse_version
+from ckptkit.errors import SerializationError
+from ckptkit.info import CheckpointInfo, MigrationRecord, TensorInfo
+from ckptkit.types import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ckptkit.types import PathLike, StateTree
+
+# Write big tensors in slices so a CUDA tensor never needs a full host copy.
+_WRITE_SLICE_BYTES = 64 << 20
+# Below this, handing a slice to the hashing thread costs more than it saves.
+_THREADED_HASH_BYTES = 1 << 20
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not all(isinstance(k, str) for k in metadata):
+        msg = "metadata must be a dict with str keys"
+        raise SerializationError(msg)
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        msg = (
+            "metadata must be plain JSON (dict, list, str, finite numbers, bool, "
+            f"None): {error}"
+        )
+        raise SerializationError(msg) from error
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _layout(entries: list[Entry]) -> list[Entry]:
+    # Largest items first: every tensor then starts at a multiple of its itemsize,
+    # so readers can map it without copying (safetensors does the same).
+    return sorted(entries, key=lambda e: -e.tensor.element_size())
+
+
+def _header_bytes(
+    ordered: list[Entry],
+    checksums: dict[str, str],
+    ckpt_header: dict[str, Any],
+) -> bytes:
+    body: dict[str, Any] = {}
+    offset = 0
+    for entry in ordered:
+        body[entry.name] = {
+            "dtype": SAFETENSORS_DTYPES[entry.dtype],
+            "shape": entry.shape,
+            "data_offsets": [offset, offset + entry.nbytes],
+        }
+        offset += entry.nbytes
+    ckpt_header = {**ckpt_header, "checksums": checksums}
+    metadata = {
+        KEY_FORMAT: FORMAT_MAGIC,
+        KEY_FORMAT_VERSION: str(FORMAT_VERSION),
+        KEY_MIN_READER: MIN_READER,
+        KEY_HEADER: json.dumps(ckpt_header, separators=(",", ":"), allow_nan=False),
+        KEY_HEADER_CHECKSUM: CHECKSUM_PLACEHOLDER,
+    }
+    text = json.dumps({METADATA_KEY: metadata, **body}, separators=(",", ":"))
+    raw = text.encode("utf-8")
+    return raw + b" " * (-len(raw) % HEADER_ALIGNMENT)
+
+
+def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) -> str:
+    """Write one tensor's bytes and return their checksum.
+
+    Large slices are hashed on a second thread while they are written: both
+    xxhash and ``write`` release the GIL, so hashing costs no wall time.
+    """
+    digest = StreamingDigest()
+    if not entry.tensor.numel():
+        return digest.hexdigest()
+    flat = entry.tensor.reshape(-1).view(torch.uint8)
+    for start in range(0, flat.numel(), _WRITE_SLICE_BYTES):
+        piece = flat[start : start + _WRITE_SLICE_BYTES]
+        host = piece.cpu() if piece.device.type != "cpu" else piece
+        buffer = host.contiguous().numpy().data
+        if len(buffer) >= _THREADED_HASH_BYTES:
+            pending = hasher.submit(digest.update, buffer)
+            fs.write_all(handle, buffer)
+            pending.result()
+        else:
+            digest.update(buffer)
+            fs.write_all(handle, buffer)
+    return digest.hexdigest()
+
+
+def _final_header(
+    ordered: list[Entry], checksums: dict[str, str], ckpt_header: dict[str, Any]
+) -> bytes:
+    """Length prefix and header with the real checksums, the header's own included."""
+    header = _header_bytes(ordered, checksums, ckpt_header)
+    final = struct.pack("<Q", len(header)) + header
+    span = header_checksum_span(final)
+    if span is None:  # pragma: no cover - we just wrote the field
+        msg = "internal error: header checksum field not found"
+        raise RuntimeError(msg)
+    value = header_digest(final, span).encode("ascii")
+    return final[: span[0]] + value + final[span[1] :]
+
+
+def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
+    """Refuse to commit a file shorter or longer than its layout says.
+
+    ``fs.write_all`` already never takes a short write as done; this checks the
+    result itself before the file may replace an older checkpoint.
+    """
+    actual = fs.fstat(handle).st_size
+    if actual != expected:
+        reason = f"wrote {actual} of {expected} bytes; the old file is untouched"
+        raise OSError(errno.EIO, reason, str(path))
+
+
+def _checked_history(
+    history: Sequence[MigrationRecord],
+) -> tuple[MigrationRecord, ...]:
+    records: tuple[object, ...] = tuple(history)  # untyped callers pass anything
+    checked: list[MigrationRecord] = []
+    for record in records:
+        if not isinstance(record, MigrationRecord):
+            msg = (
+                "history must hold ckptkit.MigrationRecord objects, not "
+                f"{type(record).__name__} ({record!r})"
+            )
+            raise TypeError(msg)
+        checked.append(record)
+    return tuple(checked)
+
+
+def _checked_status(version: str, status: str) -> str:
+    status_value = Status(status).value
+    if parse_version(version).is_legacy:
+        msg = "version '0.x' is legacy, read-only; save with a real one (e.g. '1.0')"
+        raise ValueError(msg)
+    return status_value
+
+
+@dataclass(frozen=True)
+class HeaderFields:
+    """What the caller says about a state, written into its header.
+
+    These are ``save``'s keyword arguments; ``status`` and ``version`` are
+    checked when the file is written.
+    """
+
+    version: str
+    schema: str | None = None
+    status: str = "complete"
+    metadata: dict[str, Any] | None = None
+    history: Sequence[MigrationRecord] = ()
+
+
+def write_checkpoint(
+    path: PathLike, state: StateTree, fields: HeaderFields
+) -> CheckpointInfo:
+    """Write ``state`` to ``path`` atomically (the engine behind ``save``)."""
+    _checked_status(fields.version, fields.status)
+    return write_encoded(path, encode_state(state), fields)
+
+
+def write_encoded(
+    path: PathLike, encoded: Encoded, fields: HeaderFields
+) -> CheckpointInfo:
+    """Write a state already split by ``encode_state`` to ``path`` atomically.
+
+    The split lets a caller encode (and type-check) a state at once and write it
+    later from copies of its entries (``CheckpointManager``'s asynchronous saves).
+    """
+    version, schema, status = fields.version, fields.schema, fields.status
+    target = Path(path)
+    status_value = _checked_status(version, status)
+    history = _checked_history(fields.history)
+    created_at = utc_now_iso()
+    ckpt_header = {
+        "version": version,
+        "schema": schema,
+        "status": status_value,
+        "created_at": created_at,
+        "metadata": _check_metadata(fields.metadata),
+        "writer": {"library": "ckptkit", "version": library_version()},
+        "history": [record.to_json() for record in history],
+        "tree": encoded.tree,
+        "leaves": encoded.leaves,
+    }
+    ordered = _layout(encoded.entries)
+    placeholder = dict.fromkeys((e.name for e in ordered), CHECKSUM_PLACEHOLDER)
+    header = _header_bytes(ordered, placeholder, ckpt_header)
+    file_size = 8 + len(header) + sum(e.nbytes for e in ordered)
+    with atomic_write(target) as handle, ThreadPoolExecutor(1) as hasher:
+        fs.write_all(handle, struct.pack("<Q", len(header)) + header)
+        checksums = {e.name: _write_entry(handle, e, hasher) for e in ordered}
+        final = _final_header(ordered, checksums, ckpt_header)
+        if len(final) != len(header) + 8:  # pragma: no cover - fixed-width fields
+            msg = "internal error: header length changed while writing"
+            raise RuntimeError(msg)
+        fs.seek(handle, 0)
+        fs.write_all(handle, final)
+        _check_size(handle, target, file_size)
+    return CheckpointInfo(
+        path=target,
+        format_version=FORMAT_VERSION,
+        version=version,
+        schema=schema,
+        status=status_value,
+        created_at=created_at,
+        metadata=ckpt_header["metadata"],
+        tensor_count=len(ordered),
+        nbytes=sum(e.nbytes for e in ordered),
+        legacy=False,
+        history=tuple(history),
+        tensors=tuple(
+            TensorInfo(e.name, e.dtype, tuple(e.shape), e.nbytes) for e in ordered
+        ),
+        file_size=file_size,
+    )

@@ -1,0 +1,120 @@
+"""``ckptkit migrate``: upgrade checkpoint files with a project's registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import ckptkit
+from ckptkit._file import fs
+from ckptkit._file.versions import parse_version
+from ckptkit.cli._app import (
+    JsonOption,
+    VerboseOption,
+    app,
+    echo_json,
+    exit_on_error,
+    printable,
+)
+from ckptkit.types import ExitCode
+
+
+def _import_registry(reference: str) -> ckptkit.MigrationRegistry:
+    """Import the user's registry; a broken one is a code problem (exit 1)."""
+    # As with `python -m`: modules in the current folder are found first.
+    here = str(Path.cwd())
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
+    registry = ckptkit.MigrationRegistry.from_reference(reference)
+    try:
+        registry.check()
+    except ckptkit.MigrationError as error:
+        raise ValueError(str(error)) from error
+    return registry
+
+
+def _check_migrate_arguments(
+    paths: list[Path], output: Path | None, to_version: str | None
+) -> None:
+    if output is not None and len(paths) != 1:
+        msg = "--output takes exactly one PATH"
+        raise ValueError(msg)
+    if to_version is not None:
+        parse_version(to_version)
+    for path in paths:
+        if fs.is_dir(path):
+            msg = f"{path}: is a folder; pass its checkpoint files ({path}/*.ckpt)"
+            raise ValueError(msg)
+
+
+@app.command()
+def migrate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Checkpoint files to upgrade.", metavar="PATH..."),
+    ],
+    *,
+    registry_reference: Annotated[
+        str,
+        typer.Option(
+            "--registry",
+            help="Your project's registry as package.module:attribute; that module "
+            "is imported (run), from the current folder or the environment.",
+            metavar="MODULE:ATTRIBUTE",
+        ),
+    ],
+    to_version: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Target version (default: the registry's current).",
+            metavar="VERSION",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show steps and changes; write nothing.")
+    ] = False,
+    no_backup: Annotated[
+        bool,
+        typer.Option("--no-backup", help="Keep no copy of files migrated in place."),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Write the result here (one PATH only).", metavar="PATH"
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Upgrade checkpoints with a migration registry; exit 3 if any could not be."""
+    with exit_on_error(verbose=verbose):
+        _check_migrate_arguments(paths, output, to_version)
+        registry = _import_registry(registry_reference)
+    code: int = ExitCode.OK
+    results = []
+    for path in paths:  # every file is tried; each failure is one line
+        try:
+            with exit_on_error(verbose=verbose):
+                result = ckptkit.migrate(
+                    path,
+                    registry,
+                    to_version,
+                    output=output,
+                    backup=not no_backup,
+                    dry_run=dry_run,
+                )
+        except typer.Exit as stop:
+            code = max(code, stop.exit_code)
+            continue
+        results.append(result)
+        if not json_output:
+            typer.echo(
+                "\n".join(printable(line) for line in result.describe().splitlines())
+            )
+    if json_output:
+        echo_json([result.to_json() for result in results])
+    raise typer.Exit(code=code)

@@ -1,0 +1,135 @@
+"""Safe, read-only loading of legacy ``torch.save`` files (public).
+
+The only module allowed to call ``torch.load``: always with ``weights_only=True``
+(torch's restricted unpickler) plus an explicit allowlist of extra globals that a
+caller names. A pickle that needs anything else is refused before any of its code
+runs; ckptkit never falls back to ``weights_only=False``. ``ckptkit.load`` reads
+legacy files through :func:`safe_torch_load`; use it directly for files that are
+not checkpoints (model weights). docs/ckptkit/format.md, section 7, has the rules.
+
+Example:
+    >>> import collections, pathlib, tempfile, torch
+    >>> from ckptkit.legacy import is_torch_pickle, safe_torch_load
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "weights.pt"
+    >>> torch.save(collections.OrderedDict(w=torch.ones(2)), path)
+    >>> is_torch_pickle(path.read_bytes()[:8])
+    True
+    >>> safe_torch_load(path, extra_globals=[collections.OrderedDict])["w"]
+    tensor([1., 1.])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Final, TypeAlias
+
+from ckptkit._file import fs
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointNotFoundError,
+    UnsafeCheckpointError,
+)
+
+#: An allowlist entry: a class or function, or ``(object, "module.qualname")`` to
+#: map the name found in the pickle onto an object of ours.
+SafeGlobal: TypeAlias = Callable[..., Any] | tuple[Callable[..., Any], str]
+
+#: First bytes of a zip archive: the container ``torch.save`` writes since 1.6.
+ZIP_MAGIC: Final = b"PK\x03\x04"
+# Older torch.save files are a bare pickle: protocol opcode, then version 2..5.
+_PICKLE_PROTOCOL_BYTE = 0x80
+_PICKLE_VERSIONS = range(2, 6)
+
+
+def is_torch_pickle(head: bytes) -> bool:
+    """Tell whether the first bytes of a file look like a ``torch.save`` file.
+
+    Args:
+        head: The file's first bytes (two are enough).
+
+    Returns:
+        True for a zip archive or a bare pickle of protocol 2 to 5.
+    """
+    return head.startswith(ZIP_MAGIC) or (
+        len(head) > 1
+        and head[0] == _PICKLE_PROTOCOL_BYTE
+        and head[1] in _PICKLE_VERSIONS
+    )
+
+
+def _unsafe_reason(message: str) -> str:
+    first = next(
+        (line.strip() for line in message.splitlines() if "GLOBAL" in line),
+        message.strip().splitlines()[0] if message.strip() else "unknown global",
+    )
+    return (
+        f"legacy pickle needs a global outside the safe allowlist ({first}); it was "
+        "not unpickled. If you trust the file, convert it once in a trusted "
+        "environment to a plain tensor dict (or a ckptkit checkpoint) and load that"
+    )
+
+
+def safe_torch_load(
+    path: str | os.PathLike[str],
+    *,
+    extra_globals: Sequence[SafeGlobal] = (),
+    map_location: str | None = "cpu",
+    mmap: bool = False,
+    handle: BinaryIO | None = None,
+) -> Any:  # a pickle holds whatever its writer put there
+    """Load a ``torch.save`` file with ``weights_only=True`` and an allowlist.
+
+    Args:
+        path: The legacy file.
+        extra_globals: Globals allowed beyond torch's own weights-only set.
+        map_location: Where tensors go.
+        mmap: Memory-map tensor storage (zip files only; ignored with ``handle``).
+        handle: An already open file of ``path`` to read instead of reopening it.
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        CheckpointNotFoundError: The file does not exist.
+        UnsafeCheckpointError: The pickle needs a global outside the allowlist.
+        CheckpointCorruptError: The file is not a readable torch pickle.
+    """
+    import pickle  # only for its exception type
+
+    import torch
+
+    path = os.fspath(path)
+    try:
+        with contextlib.ExitStack() as stack:
+            if handle is None:
+                # Opened through the I/O seam even when torch reopens the path to
+                # map it: a missing or unreadable file fails here, in one place.
+                handle = stack.enter_context(fs.open_read(Path(path)))
+            elif mmap:
+                mmap = False  # a given handle is read, not mapped
+            with torch.serialization.safe_globals(list(extra_globals)):
+                if mmap:
+                    return torch.load(
+                        path, map_location=map_location, weights_only=True, mmap=True
+                    )
+                fs.seek(handle, 0)
+                return torch.load(handle, map_location=map_location, weights_only=True)
+    except FileNotFoundError as error:
+        raise CheckpointNotFoundError(path, "file does not exist") from error
+    except pickle.UnpicklingError as error:
+        message = str(error)
+        if "GLOBAL" in message:
+            raise UnsafeCheckpointError(path, _unsafe_reason(message)) from error
+        reason = f"unreadable torch pickle: {error}"
+        raise CheckpointCorruptError(path, reason) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointCorruptError(
+            path, f"unreadable torch pickle: {str(error).splitlines()[0]}"
+        ) from error
+
+
+__all__ = ["ZIP_MAGIC", "SafeGlobal", "is_torch_pickle", "safe_torch_load"]
