@@ -89,20 +89,29 @@ if True:  # keep the helper below out of the import block for readability
 def cleanup(directory: PathLike) -> list[_Path]:
     """Remove temporary files left in ``directory`` by killed writers.
 
-    A temporary file whose writer process is still alive is left alone.
+    Also finishes sharded saves (``ckptkit.distributed``) interrupted by a crash:
+    a staging folder is removed, or, when the checkpoint it was replacing is
+    gone, renamed into its place (the old checkpoint, moved aside, likewise).
+    A temporary file or folder whose writer process is still alive is left alone.
 
     Args:
         directory: The folder holding checkpoints.
 
     Returns:
-        The files removed.
+        The files and folders removed, and the folders renamed back into place
+        (under their temporary names).
 
     Example:
         >>> import ckptkit, tempfile
         >>> ckptkit.cleanup(tempfile.mkdtemp())
         []
     """
-    return _remove_stale_temp_files(_Path(directory))
+    from ckptkit.distributed._commit import recover
+
+    folder = _Path(directory)
+    removed = _remove_stale_temp_files(folder)
+    removed += [a.path for a in recover(folder) if a.action != "kept"]
+    return removed
 
 
 __all__ = [

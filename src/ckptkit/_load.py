@@ -84,7 +84,8 @@ def inspect(path: PathLike) -> CheckpointInfo:
     """Read a checkpoint's header: version, schema, status, tensors. No tensor bytes.
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder
+            (``ckptkit.distributed``: its global view, a ``ShardedCheckpointInfo``).
 
     Returns:
         What the file says about itself (``legacy=True`` for 0.x files).
@@ -101,7 +102,14 @@ def inspect(path: PathLike) -> CheckpointInfo:
         >>> ckptkit.inspect(target).schema
         'demo'
     """
-    parsed = parse_file(Path(path))
+    target = Path(path)
+    if target.is_dir() or not target.exists():  # maybe a sharded checkpoint folder
+        from ckptkit.distributed._hooks import inspect_folder
+
+        sharded = inspect_folder(target)
+        if sharded is not None:
+            return sharded
+    parsed = parse_file(target)
     if parsed.kind == "torch":
         return torch_pickle_info(parsed.path, parsed.file_size)
     return info_from_parsed(parsed)
@@ -290,7 +298,8 @@ def load(  # noqa: PLR0913 - the documented public signature
     writer replacing ``path`` meanwhile can never make ``load`` mix two files.
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder
+            (``ckptkit.distributed``), read whole into this process.
         map_location: Device for the tensors (``"cpu"``, ``"cuda:0"``, a
             ``torch.device``).
         verify: ``"none"`` trusts the file; ``"quick"`` checks the header and the
@@ -342,6 +351,14 @@ def load(  # noqa: PLR0913 - the documented public signature
         )
     request = _Request(verify == "full", mmap, keys, map_location)
     file_path = Path(path)
+    if file_path.is_dir() or not file_path.exists():  # maybe a sharded folder
+        from ckptkit.distributed._hooks import load_folder
+
+        sharded = load_folder(
+            file_path, map_location=map_location, verify=verify, mmap=mmap, keys=keys
+        )
+        if sharded is not None:
+            return sharded
     with open_checkpoint(file_path) as handle:
         parsed = parse_open(file_path, handle)
         if parsed.kind == "torch":

@@ -1,4 +1,4 @@
-"""The ``ckptkit`` command line: validate, inspect, ledger, cleanup (docs/cli.md).
+"""The ``ckptkit`` command line: validate, inspect, ledger, cleanup, consolidate ...
 
 The only ckptkit module that imports typer. Each command is a thin layer over the
 library; :func:`exit_on_error` is the one place that turns expected errors into
@@ -23,6 +23,7 @@ import ckptkit
 from ckptkit._atomic import _is_process_alive as is_process_alive
 from ckptkit._atomic import find_temp_files, remove_stale_temp_files
 from ckptkit._format import LEDGER_FILENAME, parse_temp_name
+from ckptkit.distributed._commit import RecoveryAction, recover
 from ckptkit.errors import CheckpointError
 from ckptkit.ledger import FailureLedger, escape_field
 from ckptkit.types import ExitCode
@@ -139,7 +140,7 @@ def _report_json(report: ValidationReport) -> dict[str, Any]:
         "kind": report.kind,
         "reason": report.reason,
         "level": report.level,
-        "format": None if info is None else info.legacy_kind or "ckptkit",
+        "format": None if info is None else _format_name(info),
         "version": None if info is None else info.version,
         "schema": None if info is None else info.schema,
         "status": None if info is None else info.status,
@@ -167,6 +168,13 @@ def _tree_json(tree: ckptkit.TreeReport) -> dict[str, Any]:
     }
 
 
+def _format_name(info: CheckpointInfo) -> str:
+    """``ckptkit``, ``ckptkit-sharded`` (a folder), ``safetensors`` or ``torch``."""
+    if getattr(info, "world_size", None) is not None:  # ckptkit.distributed
+        return "ckptkit-sharded"
+    return info.legacy_kind or "ckptkit"
+
+
 def _report_line(report: ValidationReport) -> str:
     if not report.ok:
         return f"{(report.kind or 'failed').upper():<12} {_text(report.path)}: " + (
@@ -175,8 +183,7 @@ def _report_line(report: ValidationReport) -> str:
     info = report.info
     details = ""
     if info is not None:
-        kind = info.legacy_kind or "ckptkit"
-        details = f" ({kind}, version {info.version}, {info.status})"
+        details = f" ({_format_name(info)}, version {info.version}, {info.status})"
     return f"{'ok':<12} {_text(report.path)}{details}"
 
 
@@ -293,10 +300,20 @@ def validate(
 # --- inspect -------------------------------------------------------------------
 
 
+def _sharded_json(info: CheckpointInfo) -> dict[str, Any]:
+    shards = getattr(info, "shards", None)
+    if shards is None:
+        return {}
+    return {
+        "world_size": getattr(info, "world_size", None),
+        "shards": [{"file": s.file, "rank": s.rank, "size": s.size} for s in shards],
+    }
+
+
 def _info_json(info: CheckpointInfo) -> dict[str, Any]:
     return {
         "path": str(info.path),
-        "format": info.legacy_kind or "ckptkit",
+        "format": _format_name(info),
         "format_version": info.format_version,
         "version": info.version,
         "schema": info.schema,
@@ -317,11 +334,15 @@ def _info_json(info: CheckpointInfo) -> dict[str, Any]:
         ],
         "metadata": info.metadata,
         "history": [record.to_json() for record in info.history],
+        **_sharded_json(info),
     }
 
 
 def _print_info(info: CheckpointInfo) -> None:
     kind = f"legacy {info.legacy_kind}" if info.legacy else "ckptkit"
+    shards = getattr(info, "shards", None)
+    if shards is not None:
+        kind = "ckptkit sharded folder"
     lines = [
         f"path:         {_text(info.path)}",
         f"format:       {kind} (container format {info.format_version})",
@@ -330,8 +351,16 @@ def _print_info(info: CheckpointInfo) -> None:
         f"status:       {info.status}",
         f"created_at:   {info.created_at}",
         f"file size:    {info.file_size} bytes",
-        f"tensors:      {info.tensor_count} ({info.nbytes} bytes)",
     ]
+    if shards is not None:
+        lines.append(
+            f"saved by:     {getattr(info, 'world_size', '?')} ranks, "
+            f"{len(shards)} shard files"
+        )
+        lines.extend(
+            f"  {_text(s.file)}  rank {s.rank}  {s.size} bytes" for s in shards
+        )
+    lines += [f"tensors:      {info.tensor_count} ({info.nbytes} bytes)"]
     lines.extend(f"  {_text(t.name)}  {t.dtype}  {list(t.shape)}" for t in info.tensors)
     lines.append(f"metadata:     {json.dumps(info.metadata, sort_keys=True)}")
     lines.append(f"history:      {len(info.history)} migration steps")
@@ -345,7 +374,12 @@ def _print_info(info: CheckpointInfo) -> None:
 
 @app.command()
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A checkpoint file.", metavar="PATH")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint file or sharded checkpoint folder.", metavar="PATH"
+        ),
+    ],
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -434,6 +468,7 @@ def cleanup(
     with exit_on_error(verbose=verbose):
         removed: list[Path] = []
         kept: list[Path] = []
+        sharded: list[RecoveryAction] = []
         for folder in _folders(directory, recursive=recursive):
             found = find_temp_files(folder)
             if dry_run:
@@ -442,17 +477,69 @@ def cleanup(
                 gone = remove_stale_temp_files(folder)
             removed.extend(gone)
             kept.extend(path for path in found if path not in gone)
+            sharded.extend(recover(folder, dry_run=dry_run))
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         typer.echo(f"{verb} {_text(path)}")
     for path in kept:
         typer.echo(f"kept {_text(path)}: its writer is still running")
-    typer.echo(f"{verb} {len(removed)} temporary files")
+    _print_recovery(sharded, dry_run=dry_run)
+    typer.echo(f"{verb} {len(removed)} temporary files" + _recovery_summary(sharded))
+
+
+def _print_recovery(actions: list[RecoveryAction], *, dry_run: bool) -> None:
+    """One line per staging or aside folder of an interrupted sharded save."""
+    for action in actions:
+        path = _text(action.path)
+        if action.action == "kept":
+            typer.echo(f"kept {path}: its writer is still running")
+        elif action.action == "removed":
+            verb = "would remove" if dry_run else "removed"
+            typer.echo(f"{verb} {path} (unfinished sharded save)")
+        else:
+            verb = "would restore" if dry_run else "restored"
+            typer.echo(f"{verb} {_text(action.target)} from {path}")
+
+
+def _recovery_summary(actions: list[RecoveryAction]) -> str:
+    folders = sum(action.action == "removed" for action in actions)
+    restored = sum(action.action == "restored" for action in actions)
+    parts = [f"{folders} unfinished sharded saves"] if folders else []
+    parts += [f"{restored} checkpoints restored"] if restored else []
+    return "".join(f", {part}" for part in parts)
 
 
 def _writer_alive(path: Path) -> bool:
     parsed = parse_temp_name(path.name)
     return parsed is not None and is_process_alive(parsed[1])
+
+
+# --- consolidate ---------------------------------------------------------------
+
+
+@app.command()
+def consolidate(
+    sharded_dir: Annotated[
+        Path,
+        typer.Argument(help="A sharded checkpoint folder.", metavar="SHARDED_DIR"),
+    ],
+    output: Annotated[
+        Path, typer.Argument(help="The single-file checkpoint to write.", metavar="OUT")
+    ],
+    verbose: VerboseOption = False,
+) -> None:
+    """Write a sharded checkpoint as one ordinary checkpoint file (all checked)."""
+    with exit_on_error(verbose=verbose):
+        if output.exists():
+            msg = f"{output}: exists; remove it or choose another output"
+            raise ValueError(msg)
+        from ckptkit.distributed import consolidate as consolidate_folder
+
+        info = consolidate_folder(sharded_dir, output)
+    typer.echo(
+        f"wrote {_text(info.path)}: {info.tensor_count} tensors, "
+        f"{info.file_size} bytes (version {info.version}, {info.status})"
+    )
 
 
 # --- migrate -------------------------------------------------------------------

@@ -84,6 +84,12 @@ def _legacy_has(state: object, key: str) -> bool:
 def _run_checks(
     path: Path, level: Level, required_keys: Sequence[str]
 ) -> CheckpointInfo | None:
+    if path.is_dir() or not path.exists():  # maybe a sharded checkpoint folder
+        from ckptkit.distributed._hooks import validate_folder
+
+        sharded, info = validate_folder(path, level, required_keys)
+        if sharded:
+            return info
     with open_checkpoint(path) as handle:
         if level == "exists":
             if not handle.read(1):
@@ -124,7 +130,8 @@ def validate(
     overlap, tree and tensors agree) < ``"full"`` (quick plus every checksum).
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder
+            (``ckptkit.distributed``; a failure's reason names the shard file).
         level: How deep to check.
         required_keys: Dotted paths that must exist in the state.
         ledger: Where a failure is recorded (``ckptkit.FailureLedger``), if given.
