@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
+    import torch.distributed as dist
+
+    from ckptkit._retention import StepRecord
+    from ckptkit.distributed._manager import ShardedSteps
     from ckptkit.info import Checkpoint
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
@@ -111,6 +115,12 @@ class CheckpointManager:
         best_metric: Name of the metric (in ``save(..., metrics=)``) that ranks steps.
         mode: ``"min"`` (lower is better, e.g. a loss) or ``"max"``.
         async_save: Write in a background thread from a host-memory copy.
+        sharded: Each step is a sharded checkpoint folder written by every rank
+            of ``process_group`` (``ckptkit.distributed``): every rank constructs
+            the manager and calls ``save``/``restore`` together; ``restore``
+            fills a ``state`` in place (docs/manager.md, "Sharded training").
+        process_group: The group of a sharded manager (default: the default
+            group; none initialised: this process alone).
 
     Raises:
         ValueError: Inconsistent options (``keep_best`` without ``best_metric``,
@@ -137,6 +147,8 @@ class CheckpointManager:
         best_metric: str | None = None,
         mode: Mode = "min",
         async_save: bool = False,
+        sharded: bool = False,
+        process_group: dist.ProcessGroup | None = None,
     ) -> None:
         _check_options(
             keep_last=keep_last,
@@ -154,11 +166,18 @@ class CheckpointManager:
                 raise ValueError(msg)
             schema = registry.schema
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(self.directory)
         self.schema, self.version, self.registry = schema, version, registry
         self.keep_last, self.keep_best = keep_last, keep_best
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
+        self._sharded: ShardedSteps | None = None
+        if sharded:  # step storage by ckptkit.distributed (collective)
+            self._sharded = self._sharded_steps(process_group)
+        elif process_group is not None:
+            msg = "process_group is for sharded managers: pass sharded=True"
+            raise ValueError(msg)
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.directory)
         self._folder = StepFolder(self.directory)
         self._buffer = HostSnapshotBuffer()
         self._background = BackgroundSave()
@@ -166,7 +185,26 @@ class CheckpointManager:
         self._closed = False
         # Runs at garbage collection or interpreter exit, whichever comes first:
         # waits for the save in flight and prints an error nobody collected.
-        self._finalizer = weakref.finalize(self, self._background.finish)
+        self._finalizer = weakref.finalize(
+            self,
+            self._background.finish if self._sharded is None else self._sharded.close,
+        )
+
+    def _sharded_steps(self, process_group: dist.ProcessGroup | None) -> ShardedSteps:
+        from ckptkit.distributed._manager import ShardedSteps
+
+        return ShardedSteps(
+            self.directory,
+            process_group=process_group,
+            schema=self.schema,
+            version=self.version,
+            registry=self.registry,
+            keep_last=self.keep_last,
+            keep_best=self.keep_best,
+            best_metric=self.best_metric,
+            mode=self.mode,
+            async_save=self.async_save,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -215,6 +253,9 @@ class CheckpointManager:
             RuntimeError: The manager is closed.
         """
         self._check_open()
+        if self._sharded is not None:
+            self._sharded.save(_check_step(step), state, metrics=metrics, status=status)
+            return
         self.wait()
         step = _check_step(step)
         status = Status(status).value
@@ -273,6 +314,8 @@ class CheckpointManager:
             Exception: Whatever the background save raised (``CheckpointError``,
                 ``OSError``, ...), once.
         """
+        if self._sharded is not None:
+            self._sharded.wait()
         self._background.finish()
 
     def steps(self) -> list[int]:
@@ -284,7 +327,12 @@ class CheckpointManager:
         Returns:
             The step numbers.
         """
-        return [r.step for r in self._folder.records(exclude=self._in_flight)]
+        return [r.step for r in self._records()]
+
+    def _records(self) -> list[StepRecord]:
+        if self._sharded is not None:
+            return self._sharded.records()
+        return self._folder.records(exclude=self._in_flight)
 
     def latest(self) -> int | None:
         """The highest step (see :meth:`steps`), or None in an empty folder."""
@@ -303,12 +351,15 @@ class CheckpointManager:
         if self.best_metric is None:
             msg = "best() needs best_metric (CheckpointManager(..., best_metric=...))"
             raise ValueError(msg)
-        records = self._folder.records(exclude=self._in_flight)
-        ranked = best_steps(records, self.best_metric, self.mode, 1)
+        ranked = best_steps(self._records(), self.best_metric, self.mode, 1)
         return ranked[0] if ranked else None
 
     def restore(
-        self, step: int | None = None, *, map_location: Any = "cpu"
+        self,
+        step: int | None = None,
+        *,
+        map_location: Any = "cpu",
+        state: StateTree | None = None,
     ) -> Checkpoint:
         """Load a step after checking every byte; by default the newest good one.
 
@@ -320,6 +371,8 @@ class CheckpointManager:
         Args:
             step: The step to load (no fallback: a damaged one raises).
             map_location: Device for the tensors.
+            state: Sharded managers only, and required there: the state to fill
+                in place (as ``ckptkit.distributed.load``), on every rank.
 
         Returns:
             The checkpoint, migrated to ``version`` when the manager has a registry.
@@ -331,6 +384,8 @@ class CheckpointManager:
                 version (never skipped: it needs another reader, not a fallback).
             MigrationError: A migration step failed.
         """
+        if self._sharded is not None or state is not None:
+            return self._restore_sharded(step, state, map_location)
         self._background.join()
         if step is not None:
             return self._load_checked(
@@ -364,6 +419,19 @@ class CheckpointManager:
             self.directory, f"no valid step to restore{detail}"
         )
 
+    def _restore_sharded(
+        self, step: int | None, state: StateTree | None, map_location: Any
+    ) -> Checkpoint:
+        if self._sharded is None or state is None:
+            msg = (
+                "restore(state=...) fills a state in place and needs sharded=True; "
+                "a sharded manager needs the state to fill"
+            )
+            raise ValueError(msg)
+        if step is not None:
+            step = _check_step(step)
+        return self._sharded.restore(step, state=state, map_location=map_location)
+
     def _load_checked(self, path: Path, map_location: Any) -> Checkpoint:
         try:
             checkpoint = load(
@@ -396,6 +464,8 @@ class CheckpointManager:
         self._closed = True
         self._finalizer.detach()
         try:
+            if self._sharded is not None:
+                self._sharded.close()
             self._background.finish()
         finally:
             self._buffer.release()

@@ -241,6 +241,9 @@ def load(  # noqa: PLR0913 - the documented public signature
         raise RankFailedError(
             str(target), {_rank(): one_line(error)}, "load"
         ) from error
+    # Values are set only now that every rank has read its tensors: a load that
+    # failed anywhere changes no value anywhere.
+    planner.finish_values()
     _give_back(state, loaded)
     return Checkpoint(state=state, info=reader.open().info, applied=planner.applied)
 

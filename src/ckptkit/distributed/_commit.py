@@ -20,6 +20,7 @@ no ``path`` + complete staging        staging renamed to ``path`` (new one)
 no ``path`` + aside, no complete      aside renamed back to ``path`` (old one)
 staging
 ``path`` + aside                      aside removed
+a trash folder (a deletion)           removed
 ====================================  ==========================================
 
 A staging folder is complete when its index is intact and lists shard files of
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -42,6 +44,7 @@ from ckptkit.distributed._layout import (
     aside_name,
     is_sharded_checkpoint,
     parse_work_name,
+    trash_name,
 )
 from ckptkit.errors import CheckpointError
 
@@ -134,7 +137,7 @@ def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
             work.append((kind, directory / name, directory / target_name, writer_pid))
     actions: list[RecoveryAction] = []
     present = {target for _, _, target, _ in work if os.path.lexists(target)}
-    stagings = [w for w in work if w[0] == STAGING_SUFFIX]
+    stagings = [w for w in work if w[0] == STAGING_SUFFIX]  # trash: always removed
     complete = sorted(
         (w for w in stagings if w[2] not in present and _is_complete(w[1])),
         key=lambda w: _created_at(w[1]),
@@ -165,6 +168,14 @@ def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
         if not dry_run:
             _fileops.remove_tree(folder)
     return actions
+
+
+def delete_checkpoint(path: Path) -> None:
+    """Delete a sharded checkpoint folder: renamed away at once, then removed."""
+    trash = path.parent / trash_name(path.name, secrets.token_hex(6), os.getpid())
+    _fileops.rename(path, trash)
+    _fileops.fsync_dir(path.parent)
+    _fileops.remove_tree(trash)
 
 
 def pending_recovery(path: Path) -> Path | None:

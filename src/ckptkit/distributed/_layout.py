@@ -34,9 +34,12 @@ _SHARD_PATTERN = re.compile(r"^shard-(?P<rank>[0-9]{5,})\.ckpt$")
 STAGING_SUFFIX: Final = ".ckptkit-staging"
 #: A committed checkpoint being replaced waits in ``.{name}.{hex}.{pid}.ckptkit-old``.
 ASIDE_SUFFIX: Final = ".ckptkit-old"
+#: A sharded checkpoint being deleted is renamed ``.{name}.{hex}.{pid}.ckptkit-trash``
+#: first, so that it disappears at once and no half-deleted folder is ever read.
+TRASH_SUFFIX: Final = ".ckptkit-trash"
 _WORK_PATTERN = re.compile(
     r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{12})\.(?P<pid>\d+)"
-    r"(?P<suffix>\.ckptkit-staging|\.ckptkit-old)$"
+    r"(?P<suffix>\.ckptkit-staging|\.ckptkit-old|\.ckptkit-trash)$"
 )
 
 #: A sharded ``CheckpointManager`` step: ``step-000000000123`` (a folder).
@@ -66,6 +69,11 @@ def aside_name(target_name: str, token: str, pid: int) -> str:
     return f".{target_name}.{token}.{pid}{ASIDE_SUFFIX}"
 
 
+def trash_name(target_name: str, token: str, pid: int) -> str:
+    """Name a sharded checkpoint takes while it is deleted."""
+    return f".{target_name}.{token}.{pid}{TRASH_SUFFIX}"
+
+
 def parse_work_name(name: str) -> tuple[str, int, str] | None:
     """``(target name, pid, suffix)`` of a staging or aside name, else None."""
     match = _WORK_PATTERN.match(name)
@@ -75,7 +83,7 @@ def parse_work_name(name: str) -> tuple[str, int, str] | None:
 
 
 def is_work_name(name: str) -> bool:
-    """Whether ``name`` is a staging or aside folder (never a checkpoint)."""
+    """Whether ``name`` is a staging, aside or trash folder (never a checkpoint)."""
     return _WORK_PATTERN.match(name) is not None
 
 

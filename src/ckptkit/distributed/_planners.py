@@ -128,5 +128,5 @@ class LoadPlanner(DefaultLoadPlanner):
         return super().create_local_plan()
 
     def finish_values(self) -> None:
-        """Set every value of the state (the reader calls it after the tensors)."""
+        """Set every value of the state (``ckd.load`` calls it after the read)."""
         self.fill.apply()

@@ -258,9 +258,6 @@ class StorageReader(_DcpStorageReader):
                 item.dest_index.fqn,
                 copy.deepcopy(catalogue.values[item.storage_index.fqn]),
             )
-        finish = getattr(planner, "finish_values", None)
-        if callable(finish):
-            finish()
         future: Future[None] = Future()
         future.set_result(None)
         return future
