@@ -54,12 +54,11 @@ def move_tensors(state: Any, device: Any) -> Any:
 def _check_shards(folder: Path, index: Index, *, full: bool) -> None:
     with ChunkReader(folder, index, verify=False) as chunks:
         specs = []
-        for key, record in index.tensors.items():
+        for record in index.tensors.values():
             for chunk in record.chunks:
                 shard = chunks.shard(chunk.rank)
                 dtype, shape = stored_geometry(record, chunk.sizes)
                 specs.append((shard, shard.entry(chunk.entry, dtype, shape)))
-                del key
         if not full:
             return
         buffer = verify_buffer()
