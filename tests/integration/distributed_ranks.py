@@ -246,7 +246,27 @@ def _scenario_load(rank: int, world: int, out: Path) -> dict[str, Any]:
     if rank == 0:
         loaded = {**full, "epoch": target["epoch"], "rng": target["rng"]}
         ckptkit.save(out / f"loaded{world}.ckpt", loaded)
-    return {"info": [checkpoint.info.world_size, checkpoint.info.schema]}
+    result: dict[str, Any] = {
+        "info": [checkpoint.info.world_size, checkpoint.info.schema]
+    }
+    if world == 2:  # a migration that adds a tensor a DTensor of the state takes
+        target, _, _ = _fresh_target(world, seed=13)
+        migrated = ckd.load(out / "ck4", target, registry=_registry())
+        bias = target["model"]["0.bias"].full_tensor()
+        result["migrated"] = [len(migrated.applied), bias.tolist()]
+    return result
+
+
+def _new_bias(state: dict[str, Any]) -> dict[str, Any]:
+    """1.0 -> 1.1: the first layer's bias starts at 0, 1, 2, ... (a new tensor)."""
+    state["model"]["0.bias"] = torch.arange(16.0)
+    return state
+
+
+def _registry() -> ckptkit.MigrationRegistry:
+    registry = ckptkit.MigrationRegistry(schema="fsdp-demo", current="1.1")
+    registry.register("1.0", "1.1", _new_bias)
+    return registry
 
 
 def _kill_state(rank: int, world: int, epoch: int) -> dict[str, Any]:

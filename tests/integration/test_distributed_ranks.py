@@ -97,6 +97,14 @@ def test_fsdp_load_on_any_world_size_gives_the_saved_state(
         assert_same(loaded[part], reference[part], part)
 
 
+def test_a_migration_adding_a_tensor_fills_the_dtensor_shards_of_each_rank(
+    ranks: tuple[Path, dict[str, Any]],
+) -> None:
+    _, report = ranks
+    expected = [1, [float(n) for n in range(16)]]
+    assert [report[f"load2-{r}"]["migrated"] for r in range(2)] == [expected] * 2
+
+
 def test_load_without_a_process_group_into_plain_tensors(
     ranks: tuple[Path, dict[str, Any]],
 ) -> None:

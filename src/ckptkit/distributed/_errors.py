@@ -4,8 +4,8 @@ DCP runs each phase of a save or load on every rank, gathers what each rank
 raised, and raises one ``CheckpointException`` (a ``BaseException`` listing every
 rank's error) on all ranks. ckptkit turns that into a documented error, the same
 on every rank: the error of the lowest failing rank, rebuilt with its class when
-it is a ckptkit error or a ``KeyError``/``ValueError``/``TypeError`` (a bad
-request), else :class:`RankFailedError`.
+it is a ckptkit error or a ``KeyError``/``ValueError``/``TypeError``/
+``FileExistsError`` (a bad request), else :class:`RankFailedError`.
 
 ckptkit's errors take ``(path, reason)`` and do not survive pickling (DCP's
 collectives pickle the exceptions they gather), so inside DCP's phases they
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: Built-in errors that mean "the request is wrong" and are re-raised as they are.
-_REQUEST_ERRORS = (KeyError, ValueError, TypeError)
+#: Built-in errors that mean "the request is wrong" and are re-raised as they are
+#: (``FileExistsError``: the target path holds something that is no checkpoint).
+_REQUEST_ERRORS = (KeyError, ValueError, TypeError, FileExistsError)
 
 
 class RankFailedError(RuntimeError):
