@@ -24,6 +24,7 @@ from ckptkit._atomic import _is_process_alive as is_process_alive
 from ckptkit._atomic import find_temp_files, remove_stale_temp_files
 from ckptkit._format import LEDGER_FILENAME, parse_temp_name
 from ckptkit.distributed._commit import RecoveryAction, recover
+from ckptkit.distributed._layout import is_sharded_checkpoint
 from ckptkit.errors import CheckpointError
 from ckptkit.ledger import FailureLedger, escape_field
 from ckptkit.types import ExitCode
@@ -570,6 +571,12 @@ def _check_migrate_arguments(
     if to_version is not None:
         parse_version(to_version)
     for path in paths:
+        if is_sharded_checkpoint(path):
+            msg = (
+                f"{path}: is a sharded checkpoint; migrate it on load "
+                "(ckptkit.distributed.load(..., registry=)) or consolidate it first"
+            )
+            raise ValueError(msg)
         if path.is_dir():
             msg = f"{path}: is a folder; pass its checkpoint files ({path}/*.ckpt)"
             raise ValueError(msg)

@@ -274,3 +274,18 @@ def test_one_flipped_bit_in_a_shard_names_that_shard(tmp_path: Path) -> None:
     assert (report.ok, report.kind) == (False, "corrupted")
     assert report.reason.startswith("shard-00000.ckpt: checksum mismatch")
     assert ckptkit.validate(tmp_path / "ck", level="quick").ok
+
+
+def test_migrate_cli_points_a_sharded_folder_to_migration_on_load(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from ckptkit.cli import app
+
+    ckd.save(tmp_path / "ck", {"w": torch.zeros(2)})
+    result = CliRunner().invoke(
+        app, ["migrate", "--registry", "nowhere:registry", str(tmp_path / "ck")]
+    )
+    assert result.exit_code == 1
+    assert "is a sharded checkpoint; migrate it on load" in result.output
