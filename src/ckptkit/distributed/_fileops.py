@@ -12,6 +12,8 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
+from ckptkit._atomic import fsync_directory
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -49,14 +51,7 @@ def read_file(path: Path) -> bytes:
 
 def fsync_dir(path: Path) -> None:
     """Flush a folder's entries: a rename is not durable until its folder is."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms that cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(path)
 
 
 def rename(source: Path, target: Path) -> None:
