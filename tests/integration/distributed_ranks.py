@@ -249,11 +249,18 @@ def _scenario_load(rank: int, world: int, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
         "info": [checkpoint.info.world_size, checkpoint.info.schema]
     }
-    if world == 2:  # a migration that adds a tensor a DTensor of the state takes
+    if world == 2:
+        # A migration that adds a tensor, which a DTensor of the state takes.
         target, _, _ = _fresh_target(world, seed=13)
         migrated = ckd.load(out / "ck4", target, registry=_registry())
         bias = target["model"]["0.bias"].full_tensor()
         result["migrated"] = [len(migrated.applied), bias.tolist()]
+        # The single file (consolidated) into a sharded state.
+        target, model, optim = _fresh_target(world, seed=17)
+        ckd.load(out / "ref.ckpt", target)
+        full = _loaded_full(target, model, optim)
+        if rank == 0:
+            ckptkit.save(out / "from_single2.ckpt", {**full, "rng": target["rng"]})
     return result
 
 

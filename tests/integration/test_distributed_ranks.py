@@ -105,6 +105,17 @@ def test_a_migration_adding_a_tensor_fills_the_dtensor_shards_of_each_rank(
     assert [report[f"load2-{r}"]["migrated"] for r in range(2)] == [expected] * 2
 
 
+def test_a_single_file_loads_into_an_fsdp_state_on_2_ranks(
+    ranks: tuple[Path, dict[str, Any]],
+) -> None:
+    """The inverse of consolidate: the whole-state file filled into DTensors."""
+    out, _ = ranks
+    loaded = ckptkit.load(out / "from_single2.ckpt").state
+    reference = _reference(out)
+    for part in ("model", "optim", "rng"):
+        assert_same(loaded[part], reference[part], part)
+
+
 def test_load_without_a_process_group_into_plain_tensors(
     ranks: tuple[Path, dict[str, Any]],
 ) -> None:

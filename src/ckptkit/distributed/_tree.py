@@ -20,6 +20,7 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from ckptkit._codec import _Encoder, _path_text
+from ckptkit.distributed._index import ITEMSIZES
 from ckptkit.errors import SerializationError
 
 if TYPE_CHECKING:
@@ -85,8 +86,6 @@ def _check_tensor(tensor: torch.Tensor, path: tuple[object, ...]) -> None:
     if local.device.type == "meta":
         msg = f"{_path_text(path)} is a meta tensor (no data); materialise it first"
         raise SerializationError(msg)
-    from ckptkit.distributed._index import ITEMSIZES
-
     if str(tensor.dtype).removeprefix("torch.") not in ITEMSIZES:
         msg = (
             f"{_path_text(path)} has dtype {tensor.dtype}, which ckptkit does not store"
