@@ -59,13 +59,17 @@ def check_target(path: Path) -> None:
         FileExistsError: ``path`` is a file, or a folder that is not a sharded
             checkpoint and not empty (never deleted: it may hold anything).
     """
-    if not os.path.lexists(path):
+    if not _fileops.exists(path):
         return
     if _fileops.is_dir(path) and (
         is_sharded_checkpoint(path) or not _fileops.list_names(path)
     ):
         return
-    what = "a folder that is not a sharded checkpoint" if path.is_dir() else "a file"
+    what = (
+        "a folder that is not a sharded checkpoint"
+        if _fileops.is_dir(path)
+        else "a file"
+    )
     raise FileExistsError(
         errno.EEXIST,
         f"{path} exists and is {what}; remove it or save to another path",
@@ -77,7 +81,7 @@ def commit(staging: Path, path: Path, token: str) -> None:
     """Make the complete ``staging`` folder the checkpoint at ``path``, durably."""
     parent = path.parent
     _fileops.fsync_dir(staging)
-    if not os.path.lexists(path):
+    if not _fileops.exists(path):
         _fileops.rename(staging, path)
         _fileops.fsync_dir(parent)
         return
@@ -136,7 +140,7 @@ def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
             target_name, writer_pid, kind = parsed
             work.append((kind, directory / name, directory / target_name, writer_pid))
     actions: list[RecoveryAction] = []
-    present = {target for _, _, target, _ in work if os.path.lexists(target)}
+    present = {target for _, _, target, _ in work if _fileops.exists(target)}
     stagings = [w for w in work if w[0] == STAGING_SUFFIX]  # trash: always removed
     complete = sorted(
         (w for w in stagings if w[2] not in present and _is_complete(w[1])),
@@ -180,7 +184,7 @@ def delete_checkpoint(path: Path) -> None:
 
 def pending_recovery(path: Path) -> Path | None:
     """A staging or aside folder next to a missing ``path`` that recovery would use."""
-    if os.path.lexists(path) or not _fileops.is_dir(path.parent):
+    if _fileops.exists(path) or not _fileops.is_dir(path.parent):
         return None
     for action in recover(path.parent, dry_run=True):
         if action.target == path and action.action != "removed":

@@ -81,6 +81,20 @@ def list_names(path: Path) -> list[str]:
     return sorted(entry.name for entry in path.iterdir())
 
 
+def exists(path: Path) -> bool:
+    """Whether anything (a file, a folder, even a broken link) is at ``path``."""
+    return os.path.lexists(path)
+
+
+def version_key(path: Path) -> tuple[int, int, int] | None:
+    """``(size, mtime, inode)`` of a file (every rewrite changes it); None if absent."""
+    try:
+        stat = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
 def file_size(path: Path) -> int | None:
     """Size of a regular file, or None when it does not exist."""
     try:

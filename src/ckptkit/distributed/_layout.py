@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
+from ckptkit.distributed import _fileops
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -91,8 +93,8 @@ def is_sharded_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a committed sharded checkpoint folder (no content check)."""
     return (
         not is_work_name(path.name)
-        and path.is_dir()
-        and (path / INDEX_FILENAME).exists()
+        and _fileops.is_dir(path)
+        and _fileops.exists(path / INDEX_FILENAME)
     )
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ckptkit._codec import decode_tree
 from ckptkit._reader import verify_buffer, verify_entry
+from ckptkit.distributed import _fileops
 from ckptkit.distributed._chunks import ChunkReader, stored_geometry
 from ckptkit.distributed._index import read_index
 from ckptkit.distributed._info import info_from_index
@@ -89,7 +90,7 @@ def validate_sharded(
     """
     try:
         if level == "exists":
-            if not (folder / INDEX_FILENAME).stat().st_size:
+            if not _fileops.file_size(folder / INDEX_FILENAME):
                 raise CheckpointCorruptError(folder, f"{INDEX_FILENAME} is empty")
             return None
         index = read_index(folder)

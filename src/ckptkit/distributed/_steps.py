@@ -8,7 +8,6 @@ version of its file (size, mtime, inode: a commit renames a new folder in).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from ckptkit._format import STEP_METADATA_METRICS, STEP_METADATA_STEP
@@ -32,11 +31,7 @@ _FileKey = tuple[int, int, int]
 
 
 def _index_key(folder: Path) -> _FileKey | None:
-    try:
-        stat = (folder / INDEX_FILENAME).stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return _fileops.version_key(folder / INDEX_FILENAME)
 
 
 def _read_record(folder: Path, step: int) -> StepRecord | None:
@@ -108,7 +103,7 @@ class ShardedStepFolder:
         deleted = []
         for step in steps:
             folder = self.path_of(step)
-            if not os.path.lexists(folder):
+            if not _fileops.exists(folder):
                 continue
             delete_checkpoint(folder)
             self._records.pop(folder.name, None)
