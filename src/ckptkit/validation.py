@@ -16,7 +16,7 @@ from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.reader import info_from_parsed, torch_pickle_info
 from ckptkit._file.sharded import may_be_sharded
-from ckptkit._file.tensors import verify_buffer, verify_entry
+from ckptkit._file.tensors import verify_all
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
 from ckptkit.ledger import FailureLedger, FailureRecorder
@@ -25,7 +25,6 @@ from ckptkit.types import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-    from io import FileIO
 
     from ckptkit.info import CheckpointInfo
     from ckptkit.types import PathLike
@@ -84,12 +83,6 @@ class ValidationReport:
         }
 
 
-def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
-    buffer = verify_buffer()
-    for spec in sorted(parsed.entries.values(), key=lambda e: e.begin):
-        verify_entry(handle, parsed, spec, buffer)
-
-
 def _missing_keys(
     parsed: ParsedFile, legacy_state: object, required_keys: Sequence[str]
 ) -> list[str]:
@@ -130,7 +123,7 @@ def _run_checks(
             leaves = parsed.header["leaves"]
             decode_tree(parsed.header["tree"], lambda _kind, index: leaves[index])
         if level == "full" and parsed.kind != "torch":
-            _verify_tensors(parsed, handle)
+            verify_all(handle, parsed)
         missing = _missing_keys(parsed, legacy_state, required_keys)
         if missing:
             reason = f"required keys missing from the state: {', '.join(missing)}"

@@ -15,7 +15,7 @@ import torch
 from ckptkit._file import fs
 from ckptkit._file.atomic import atomic_write
 from ckptkit._file.codec import Encoded, Entry, encode_state
-from ckptkit._file.digest import StreamingDigest, header_checksum_span, header_digest
+from ckptkit._file.digest import StreamingDigest, with_header_checksum
 from ckptkit._file.format import (
     CHECKSUM_PLACEHOLDER,
     FORMAT_MAGIC,
@@ -135,13 +135,7 @@ def _final_header(
 ) -> bytes:
     """Length prefix and header with the real checksums, the header's own included."""
     header = _header_bytes(ordered, checksums, ckpt_header)
-    final = struct.pack("<Q", len(header)) + header
-    span = header_checksum_span(final)
-    if span is None:  # pragma: no cover - we just wrote the field
-        msg = "internal error: header checksum field not found"
-        raise RuntimeError(msg)
-    value = header_digest(final, span).encode("ascii")
-    return final[: span[0]] + value + final[span[1] :]
+    return with_header_checksum(struct.pack("<Q", len(header)) + header)
 
 
 def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:

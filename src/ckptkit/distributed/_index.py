@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ckptkit._file import fs
-from ckptkit._file.digest import header_checksum_span, header_digest
+from ckptkit._file.digest import check_header_checksum, with_header_checksum
 from ckptkit._file.format import (
     CHECKSUM_PLACEHOLDER,
     KEY_FORMAT,
@@ -40,7 +40,6 @@ from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointNotFoundError,
-    ChecksumMismatchError,
     UnsupportedVersionError,
 )
 from ckptkit.info import MigrationRecord
@@ -175,12 +174,7 @@ def encode_index(index: Index) -> bytes:
         KEY_HEADER_CHECKSUM: CHECKSUM_PLACEHOLDER,
     }
     raw = (json.dumps(top, separators=(",", ":")) + "\n").encode("utf-8")
-    span = header_checksum_span(raw)
-    if span is None:  # pragma: no cover - the header is a string: one field
-        msg = "internal error: index checksum field not found"
-        raise RuntimeError(msg)
-    value = header_digest(raw, span).encode("ascii")
-    return raw[: span[0]] + value + raw[span[1] :]
+    return with_header_checksum(raw)
 
 
 def decode_index(path: Path, data: bytes) -> Index:
@@ -190,15 +184,9 @@ def decode_index(path: Path, data: bytes) -> Index:
         CheckpointCorruptError: Damage of any kind (checksum, JSON, structure).
         UnsupportedVersionError: An index format newer than this ckptkit.
     """
-    span = header_checksum_span(data)
-    if span is None:
-        raise CheckpointCorruptError(path, "index checksum field is missing or damaged")
-    stored = data[span[0] : span[1]].decode("ascii", errors="replace")
-    if header_digest(data, span) != stored:
-        raise ChecksumMismatchError(
-            path,
-            "index checksum mismatch: the index is damaged; restore it or save again",
-        )
+    check_header_checksum(
+        path, data, what=("index", "index"), fix="restore it or save again"
+    )
     try:
         top = json.loads(data.decode("utf-8"))
         _check_format(path, top)

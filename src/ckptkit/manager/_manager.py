@@ -133,8 +133,18 @@ class CheckpointManager:
         self.keep_last, self.keep_best = keep_last, keep_best
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
         self._sharded: ShardedSteps | None = None
-        if sharded:  # step storage by ckptkit.distributed (collective)
-            self._sharded = self._sharded_steps(process_group)
+        if sharded:  # collective step storage by ckptkit.distributed (imports torch)
+            from ckptkit.manager._sharded import ShardedSteps
+
+            self._sharded = ShardedSteps(
+                self.directory,
+                process_group=process_group,
+                schema=schema,
+                version=version,
+                registry=registry,
+                rule=self._rule,
+                async_save=async_save,
+            )
         elif process_group is not None:
             msg = "process_group is for sharded managers: pass sharded=True"
             raise ValueError(msg)
@@ -151,19 +161,6 @@ class CheckpointManager:
         self._finalizer = weakref.finalize(
             self,
             self._background.finish if self._sharded is None else self._sharded.close,
-        )
-
-    def _sharded_steps(self, process_group: dist.ProcessGroup | None) -> ShardedSteps:
-        from ckptkit.manager._sharded import ShardedSteps  # imports torch.distributed
-
-        return ShardedSteps(
-            self.directory,
-            process_group=process_group,
-            schema=self.schema,
-            version=self.version,
-            registry=self.registry,
-            rule=self._rule,
-            async_save=self.async_save,
         )
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from torch.distributed.tensor import DTensor
 
 from ckptkit._file import fs
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
-from ckptkit._file.tensors import verify_buffer, verify_entry
+from ckptkit._file.tensors import verify_all
 from ckptkit.distributed._api import load, save
 from ckptkit.distributed._chunks import ChunkReader
 from ckptkit.distributed._commit import recover
@@ -214,9 +214,7 @@ def _own_shard_problem(path: Path, rank: int) -> str | None:
             return None  # this rank held no tensor
         with ChunkReader(path, index, verify=True) as chunks:
             shard = chunks.shard(rank)
-            buffer = verify_buffer()
-            for spec in sorted(shard.parsed.entries.values(), key=lambda s: s.begin):
-                verify_entry(shard.handle, shard.parsed, spec, buffer)
+            verify_all(shard.handle, shard.parsed)
     except (CheckpointCorruptError, CheckpointNotFoundError, OSError) as error:
         return str(error)
     return None
