@@ -46,7 +46,7 @@ from ckptkit._file.sharded import (
     trash_name,
 )
 from ckptkit.distributed._index import file_size, read_index
-from ckptkit.errors import CheckpointError
+from ckptkit.errors import CheckpointError, CheckpointNotFoundError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -182,3 +182,18 @@ def pending_recovery(path: Path) -> Path | None:
         if action.target == path and action.action != "removed":
             return action.path
     return None
+
+
+def refuse_pending(path: Path) -> None:
+    """Raise when a missing ``path`` waits for ``ckptkit cleanup`` to restore it.
+
+    Raises:
+        CheckpointNotFoundError: Naming the staging or aside folder to restore.
+    """
+    pending = pending_recovery(path)
+    if pending is not None:
+        raise CheckpointNotFoundError(
+            path,
+            "does not exist: a sharded save was interrupted while replacing it; "
+            f"`ckptkit cleanup {path.parent}` restores it from {pending.name}",
+        )

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ckptkit._file.sharded import is_sharded_checkpoint
-from ckptkit.distributed._commit import pending_recovery
-from ckptkit.errors import CheckpointNotFoundError
+from ckptkit.distributed._commit import refuse_pending
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,13 +25,7 @@ if TYPE_CHECKING:
 def _applies(path: Path) -> bool:
     if is_sharded_checkpoint(path):
         return True
-    pending = pending_recovery(path)
-    if pending is not None:
-        raise CheckpointNotFoundError(
-            path,
-            "does not exist: a sharded save was interrupted while replacing it; "
-            f"`ckptkit cleanup {path.parent}` restores it from {pending.name}",
-        )
+    refuse_pending(path)
     return False
 
 

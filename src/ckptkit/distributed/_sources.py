@@ -18,7 +18,7 @@ from ckptkit._file.header import open_checkpoint, parse_open
 from ckptkit._file.reader import info_from_parsed
 from ckptkit._file.sharded import is_sharded_checkpoint
 from ckptkit.distributed._chunks import ChunkReader, SingleFileReader
-from ckptkit.distributed._commit import pending_recovery
+from ckptkit.distributed._commit import refuse_pending
 from ckptkit.distributed._index import ChunkRecord, Index, TensorRecord, read_index
 from ckptkit.distributed._info import info_from_index
 from ckptkit.distributed._tree import LEAF_NODE_KINDS
@@ -60,13 +60,7 @@ def open_source(path: Path) -> Source:
         index = read_index(path)
         return Source(path, index, info_from_index(path, index))
     if not fs.is_dir(path):
-        pending = pending_recovery(path)
-        if pending is not None:
-            raise CheckpointNotFoundError(
-                path,
-                f"does not exist: a sharded save was interrupted while replacing it; "
-                f"`ckptkit cleanup {path.parent}` restores it from {pending.name}",
-            )
+        refuse_pending(path)
         return _single_file_source(path)
     raise CheckpointNotFoundError(
         path, "is a folder without ckptkit-sharded.json: not a sharded checkpoint"
