@@ -2,7 +2,9 @@
 
 Each is a thin, documented layer over the file engine in ``ckptkit._file``;
 ``load`` also migrates in memory through ``ckptkit.migrations`` when given a
-registry (which is why these verbs sit above both).
+registry. ``load``, ``inspect`` and ``cleanup`` also take sharded checkpoint
+folders, handed to ``ckptkit.distributed`` (imported only then: it imports
+torch.distributed). These verbs sit above all three.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.format import CHECKPOINT_VERSION
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
+from ckptkit._file.sharded import may_be_sharded
 from ckptkit._file.writer import HeaderFields, write_checkpoint
 from ckptkit.migrations._checkpoints import migrate_loaded, refuse_incompatible
 
@@ -97,7 +100,8 @@ def load(  # noqa: PLR0913 - the documented public signature
     writer replacing ``path`` meanwhile can never make ``load`` mix two files.
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder
+            (``ckptkit.distributed``), read whole into this process.
         map_location: Device for the tensors (``"cpu"``, ``"cuda:0"``, a
             ``torch.device``).
         verify: ``"none"`` trusts the file; ``"quick"`` checks the header and the
@@ -145,7 +149,27 @@ def load(  # noqa: PLR0913 - the documented public signature
     )
     if registry is not None:
         return _load_migrated(Path(path), registry, to_version, request)
-    return read_checkpoint(Path(path), request)
+    return _read(Path(path), request)
+
+
+def _read(path: Path, request: ReadRequest) -> Checkpoint:
+    if may_be_sharded(path):
+        from ckptkit.distributed._hooks import load_folder
+
+        sharded = load_folder(path, request)
+        if sharded is not None:
+            return sharded
+    return read_checkpoint(path, request)
+
+
+def _inspect(path: Path) -> CheckpointInfo:
+    if may_be_sharded(path):
+        from ckptkit.distributed._hooks import inspect_folder
+
+        sharded = inspect_folder(path)
+        if sharded is not None:
+            return sharded
+    return inspect_file(path)
 
 
 def _load_migrated(
@@ -160,10 +184,10 @@ def _load_migrated(
             "keys= and registry= cannot be combined: a migration needs the whole state"
         )
         raise ValueError(msg)
-    header = inspect_file(path)
+    header = _inspect(path)
     if not header.legacy:  # a legacy dict's own version is known only once read
         refuse_incompatible(header, registry, to_version)
-    checkpoint = read_checkpoint(path, request)
+    checkpoint = _read(path, request)
     return migrate_loaded(checkpoint, registry, to_version)
 
 
@@ -171,7 +195,8 @@ def inspect(path: PathLike) -> CheckpointInfo:
     """Read a checkpoint's header: version, schema, status, tensors. No tensor bytes.
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder
+            (``ckptkit.distributed``: its global view, a ``ShardedCheckpointInfo``).
 
     Returns:
         What the file says about itself (``legacy=True`` for 0.x files).
@@ -188,23 +213,32 @@ def inspect(path: PathLike) -> CheckpointInfo:
         >>> ckptkit.inspect(target).schema
         'demo'
     """
-    return inspect_file(Path(path))
+    return _inspect(Path(path))
 
 
 def cleanup(directory: PathLike) -> list[Path]:
     """Remove temporary files left in ``directory`` by killed writers.
 
-    A temporary file whose writer process is still alive is left alone.
+    Also finishes sharded saves (``ckptkit.distributed``) interrupted by a crash:
+    a staging folder is removed, or, when the checkpoint it was replacing is
+    gone, renamed into its place (the old checkpoint, moved aside, likewise).
+    A temporary file or folder whose writer process is still alive is left alone.
 
     Args:
         directory: The folder holding checkpoints.
 
     Returns:
-        The files removed.
+        The files and folders removed, and the folders renamed back into place
+        (under their temporary names).
 
     Example:
         >>> import ckptkit, tempfile
         >>> ckptkit.cleanup(tempfile.mkdtemp())
         []
     """
-    return remove_stale_temp_files(Path(directory))
+    from ckptkit.distributed._commit import recover  # torch-free
+
+    folder = Path(directory)
+    removed = remove_stale_temp_files(folder)
+    removed += [action.path for action in recover(folder) if action.action != "kept"]
+    return removed

@@ -15,7 +15,8 @@ from ckptkit._file.codec import decode_tree
 from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.reader import info_from_parsed, torch_pickle_info
-from ckptkit._file.tensors import verify_buffer, verify_entry
+from ckptkit._file.sharded import may_be_sharded
+from ckptkit._file.tensors import verify_all
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
 from ckptkit.ledger import FailureLedger, FailureRecorder
@@ -24,7 +25,6 @@ from ckptkit.types import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-    from io import FileIO
 
     from ckptkit.info import CheckpointInfo
     from ckptkit.types import PathLike
@@ -59,7 +59,8 @@ class ValidationReport:
         Returns:
             ``path``, ``ok``, ``kind``, ``reason``, ``level``, and from the header
             (None when it could not be read): ``format`` (``"ckptkit"``,
-            ``"safetensors"`` or ``"torch"``), ``version``, ``schema``, ``status``.
+            ``"ckptkit-sharded"``, ``"safetensors"`` or ``"torch"``), ``version``,
+            ``schema``, ``status``.
 
         Example:
             >>> import ckptkit, tempfile, pathlib
@@ -75,17 +76,11 @@ class ValidationReport:
             "kind": self.kind,
             "reason": self.reason,
             "level": self.level,
-            "format": None if info is None else info.legacy_kind or "ckptkit",
+            "format": None if info is None else info.to_json()["format"],
             "version": None if info is None else info.version,
             "schema": None if info is None else info.schema,
             "status": None if info is None else info.status,
         }
-
-
-def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
-    buffer = verify_buffer()
-    for spec in sorted(parsed.entries.values(), key=lambda e: e.begin):
-        verify_entry(handle, parsed, spec, buffer)
 
 
 def _missing_keys(
@@ -106,6 +101,12 @@ def _legacy_has(state: object, key: str) -> bool:
 def _run_checks(
     path: Path, level: Level, required_keys: Sequence[str]
 ) -> CheckpointInfo | None:
+    if may_be_sharded(path):
+        from ckptkit.distributed._hooks import validate_folder
+
+        sharded, info = validate_folder(path, level, required_keys)
+        if sharded:
+            return info
     with open_checkpoint(path) as handle:
         if level == "exists":
             if not fs.read(handle, 1):
@@ -122,7 +123,7 @@ def _run_checks(
             leaves = parsed.header["leaves"]
             decode_tree(parsed.header["tree"], lambda _kind, index: leaves[index])
         if level == "full" and parsed.kind != "torch":
-            _verify_tensors(parsed, handle)
+            verify_all(handle, parsed)
         missing = _missing_keys(parsed, legacy_state, required_keys)
         if missing:
             reason = f"required keys missing from the state: {', '.join(missing)}"
@@ -146,7 +147,8 @@ def validate(
     overlap, tree and tensors agree) < ``"full"`` (quick plus every checksum).
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder
+            (``ckptkit.distributed``; a failure's reason names the shard file).
         level: How deep to check.
         required_keys: Dotted paths that must exist in the state.
         ledger: Where a failure is recorded (``ckptkit.FailureLedger``), if given.

@@ -59,7 +59,8 @@ def _numpy() -> Any:
     return sys.modules.get("numpy")
 
 
-def _path_text(path: tuple[object, ...]) -> str:
+def path_text(path: tuple[object, ...]) -> str:
+    """How error messages name a place in the state: ``state['model'][0]``."""
     return "state" + "".join(f"[{part!r}]" for part in path)
 
 
@@ -67,7 +68,13 @@ def _entry_name(path: tuple[object, ...]) -> str:
     return ".".join(str(part) for part in path) or "state"
 
 
-class _Encoder:
+class Encoder:
+    """Splits a state into a JSON tree, leaf records and tensor entries.
+
+    One encoder per state (``encode_state``); ``ckptkit.distributed`` subclasses
+    it to encode sharded tensors and migrated trees the same way.
+    """
+
     def __init__(self) -> None:
         self.result = Encoded(tree=None)
         self._leaf_by_id: dict[int, int] = {}
@@ -109,7 +116,7 @@ class _Encoder:
         if key is None or type(key) in (bool, str, int, float):
             return self.encode(key, path)
         msg = (
-            f"{_path_text(path)} has a key of type {type(key).__name__} ({key!r}); "
+            f"{path_text(path)} has a key of type {type(key).__name__} ({key!r}); "
             "keys must be str, int, float, bool or None"
         )
         raise SerializationError(msg)
@@ -122,7 +129,7 @@ class _Encoder:
             return {"npscalar": self._numpy_leaf(np.asarray(value), path)}
         kind = type(value)
         msg = (
-            f"{_path_text(path)} is of type {kind.__module__}.{kind.__qualname__}, "
+            f"{path_text(path)} is of type {kind.__module__}.{kind.__qualname__}, "
             "which ckptkit does not store (supported: dict, OrderedDict, list, tuple, "
             "None, bool, int, float, str, bytes, torch.Tensor, torch.dtype, "
             "torch.Size, "
@@ -137,7 +144,7 @@ class _Encoder:
             or array.dtype.kind in "USVOMm"
         ):
             msg = (
-                f"{_path_text(path)} is a numpy array of dtype {array.dtype}, "
+                f"{path_text(path)} is a numpy array of dtype {array.dtype}, "
                 "which ckptkit does not store"
             )
             raise SerializationError(msg)
@@ -162,7 +169,7 @@ class _Encoder:
             or tensor.device.type == "meta"
         ):
             msg = (
-                f"{_path_text(path)} is a {tensor.layout} / quantized / meta tensor; "
+                f"{path_text(path)} is a {tensor.layout} / quantized / meta tensor; "
                 "only dense tensors are stored"
             )
             raise SerializationError(msg)
@@ -172,7 +179,7 @@ class _Encoder:
             and tensor.dtype is not torch.complex128
         ):
             msg = (
-                f"{_path_text(path)} has dtype {tensor.dtype}, "
+                f"{path_text(path)} has dtype {tensor.dtype}, "
                 "which ckptkit does not store"
             )
             raise SerializationError(msg)
@@ -294,7 +301,7 @@ def encode_state(state: object) -> Encoded:
         SerializationError: A leaf or key of an unsupported type (the message names
             its path inside the state).
     """
-    encoder = _Encoder()
+    encoder = Encoder()
     encoder.result.tree = encoder.encode(state, ())
     return encoder.finish()
 

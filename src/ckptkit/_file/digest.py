@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 import xxhash
 
 from ckptkit._file.format import CHECKSUM_HEX_WIDTH, KEY_HEADER_CHECKSUM
+from ckptkit.errors import CheckpointCorruptError, ChecksumMismatchError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from typing_extensions import Buffer
 
 
@@ -55,3 +58,38 @@ def header_digest(prefix_and_header: bytes, span: tuple[int, int]) -> str:
         (prefix_and_header[:begin], b"0" * (end - begin), prefix_and_header[end:])
     )
     return digest(zeroed)
+
+
+def with_header_checksum(region: bytes) -> bytes:
+    """``region`` with its checksum field (written as zeros) set to its xxh3."""
+    span = header_checksum_span(region)
+    if span is None:  # pragma: no cover - the writers just wrote the field once
+        msg = "internal error: header checksum field not found"
+        raise RuntimeError(msg)
+    value = header_digest(region, span).encode("ascii")
+    return region[: span[0]] + value + region[span[1] :]
+
+
+def check_header_checksum(
+    path: Path, region: bytes, *, what: tuple[str, str], fix: str
+) -> None:
+    """Check the xxh3 a header (or a sharded checkpoint's index) carries of itself.
+
+    Args:
+        path: The file, named in the error.
+        region: The bytes the checksum covers, its own field included.
+        what: How the messages name the field's owner, then the damaged thing.
+        fix: What the message tells the reader to do.
+
+    Raises:
+        CheckpointCorruptError: The checksum field is missing or damaged.
+        ChecksumMismatchError: The bytes do not match it.
+    """
+    span = header_checksum_span(region)
+    if span is None:
+        reason = f"{what[0]} checksum field is missing or damaged"
+        raise CheckpointCorruptError(path, reason)
+    stored = region[span[0] : span[1]].decode("ascii", errors="replace")
+    if header_digest(region, span) != stored:
+        reason = f"{what[1]} checksum mismatch: the {what[1]} is damaged; {fix}"
+        raise ChecksumMismatchError(path, reason)

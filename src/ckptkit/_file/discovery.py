@@ -25,6 +25,7 @@ from ckptkit._file.format import (
     MAX_HEADER_BYTES,
     parse_temp_name,
 )
+from ckptkit._file.sharded import is_sharded_checkpoint, is_work_name
 from ckptkit.legacy import ZIP_MAGIC
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ def _walk_folder(folder: Path, found: Discovery) -> None:
 
     for root, dirs, files in fs.walk(folder, on_error):
         dirs.sort(key=_natural_key)  # os.walk descends in this order
+        dirs[:] = _sharded_folders(Path(root), dirs, found)
         for name in sorted(files, key=_natural_key):
             if name == LEDGER_FILENAME:
                 continue  # ckptkit's own audit trail, not a candidate
@@ -155,6 +157,23 @@ def _walk_folder(folder: Path, found: Discovery) -> None:
                 found.errors.append(_unreadable(path, error))
                 continue
             found.add(path, kind)
+
+
+def _sharded_folders(root: Path, dirs: list[str], found: Discovery) -> list[str]:
+    """File sharded checkpoint folders and their staging folders; return the rest.
+
+    A sharded checkpoint (``ckptkit.distributed``) is one checkpoint, however
+    many shard files it holds; its staging and aside folders are temporary.
+    """
+    rest: list[str] = []
+    for name in dirs:
+        if is_work_name(name):
+            found.temporary.append(root / name)
+        elif is_sharded_checkpoint(root / name):
+            found.checkpoints.append(root / name)
+        else:
+            rest.append(name)
+    return rest
 
 
 def discover(paths: Iterable[PathLike]) -> Discovery:
@@ -173,7 +192,7 @@ def discover(paths: Iterable[PathLike]) -> Discovery:
     found = Discovery()
     for raw in paths:
         path = Path(raw)
-        if fs.is_dir(path):
+        if fs.is_dir(path) and not is_sharded_checkpoint(path):
             _walk_folder(path, found)
         else:
             found.checkpoints.append(path)  # missing ones are reported by validate

@@ -15,10 +15,12 @@ Kinds and their functions:
 - sync: :func:`fsync`, :func:`fsync_directory`
 - close: :func:`close` (of handles that were written; read-only handles are
   closed by their ``with`` block: a failing close after reading loses nothing)
-- rename and delete: :func:`replace`, :func:`link`, :func:`unlink`, :func:`mkdir`
-- list and stat: :func:`list_files`, :func:`walk`, :func:`stat`, :func:`fstat`,
-  :func:`exists`, :func:`is_dir`, :func:`is_file`, :func:`is_symlink`,
-  :func:`readlink`, :func:`realpath`, :func:`same_file`
+- rename and delete: :func:`replace`, :func:`link`, :func:`unlink`, :func:`mkdir`,
+  :func:`remove_tree` (a sharded checkpoint folder, ``ckptkit.distributed``)
+- list and stat: :func:`list_files`, :func:`list_names`, :func:`walk`,
+  :func:`stat`, :func:`fstat`, :func:`exists`, :func:`lexists`, :func:`is_dir`,
+  :func:`is_file`, :func:`is_symlink`, :func:`readlink`, :func:`realpath`,
+  :func:`same_file`
 - lock: :func:`lock` (``flock``; ckptkit has no lock files)
 
 Reads done by libraries (``torch.load`` of legacy pickles, ``zipfile``) read
@@ -32,6 +34,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import shutil
 from typing import IO, TYPE_CHECKING, Final, TypeAlias
 
 try:
@@ -53,13 +56,15 @@ OPERATIONS: Final = {
     "write": ("write", "write_all"),
     "sync": ("fsync", "fsync_directory"),
     "close": ("close",),
-    "rename": ("replace", "link", "unlink", "mkdir"),
+    "rename": ("replace", "link", "unlink", "mkdir", "remove_tree"),
     "list": (
         "list_files",
+        "list_names",
         "walk",
         "stat",
         "fstat",
         "exists",
+        "lexists",
         "is_dir",
         "is_file",
         "is_symlink",
@@ -205,6 +210,14 @@ def mkdir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+def remove_tree(path: Path) -> None:
+    """Delete a folder and everything in it; a folder already gone is fine."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+
+
 # --- list and stat -------------------------------------------------------------
 
 
@@ -215,6 +228,12 @@ def list_files(directory: Path) -> list[str]:
     """
     with os.scandir(directory) as entries:
         return [entry.name for entry in entries if entry.is_file()]
+
+
+def list_names(directory: Path) -> list[str]:
+    """Names of every entry (files, folders, links) directly in one folder, sorted."""
+    with os.scandir(directory) as entries:
+        return sorted(entry.name for entry in entries)
 
 
 def walk(
@@ -237,6 +256,11 @@ def fstat(handle: Handle) -> os.stat_result:
 def exists(path: Path) -> bool:
     """Whether the path exists (following links)."""
     return path.exists()
+
+
+def lexists(path: Path) -> bool:
+    """Whether anything is at ``path``: a file, a folder, even a broken link."""
+    return os.path.lexists(path)
 
 
 def is_dir(path: Path) -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ckptkit._file import fs
-from ckptkit._file.digest import header_checksum_span, header_digest
+from ckptkit._file.digest import check_header_checksum
 from ckptkit._file.format import (
     FORMAT_MAGIC,
     FORMAT_VERSION,
@@ -36,7 +36,6 @@ from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointNotFoundError,
-    ChecksumMismatchError,
     TruncatedCheckpointError,
     UnsupportedVersionError,
 )
@@ -149,7 +148,9 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
     region = _read_exactly(handle, LENGTH_PREFIX_BYTES + header_len)
     is_ckptkit = f'"{KEY_PREFIX}'.encode() in region
     if is_ckptkit:
-        _check_header_checksum(path, region)
+        check_header_checksum(
+            path, region, what=("ckptkit header", "header"), fix="restore or recompute"
+        )
     try:
         top = json.loads(region[LENGTH_PREFIX_BYTES:].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -183,18 +184,6 @@ def _read_exactly(handle: FileIO, count: int) -> bytes:
         chunks.append(chunk)
         count -= len(chunk)
     return b"".join(chunks)
-
-
-def _check_header_checksum(path: Path, region: bytes) -> None:
-    span = header_checksum_span(region)
-    if span is None:
-        raise _corrupt(path, "ckptkit header checksum field is missing or damaged")
-    stored = region[span[0] : span[1]].decode("ascii", errors="replace")
-    if header_digest(region, span) != stored:
-        raise ChecksumMismatchError(
-            path,
-            "header checksum mismatch: the header is damaged; restore or recompute",
-        )
 
 
 def _check_entries(

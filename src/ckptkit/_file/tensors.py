@@ -84,6 +84,18 @@ def verify_buffer() -> memoryview:
     return memoryview(bytearray(VERIFY_SLICE_BYTES))
 
 
+def verify_all(handle: FileIO, parsed: ParsedFile) -> None:
+    """Check every tensor's checksum, in file order (one sequential read).
+
+    Raises:
+        ChecksumMismatchError: A tensor's bytes do not match (the first found).
+        TruncatedCheckpointError: The file ended early.
+    """
+    buffer = verify_buffer()
+    for spec in sorted(parsed.entries.values(), key=lambda e: e.begin):
+        verify_entry(handle, parsed, spec, buffer)
+
+
 def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:
     """Compare a tensor's checksum with the header's (ckptkit files only)."""
     if parsed.is_legacy:

@@ -15,7 +15,7 @@ import torch
 from ckptkit._file import fs
 from ckptkit._file.atomic import atomic_write
 from ckptkit._file.codec import Encoded, Entry, encode_state
-from ckptkit._file.digest import StreamingDigest, header_checksum_span, header_digest
+from ckptkit._file.digest import StreamingDigest, with_header_checksum
 from ckptkit._file.format import (
     CHECKSUM_PLACEHOLDER,
     FORMAT_MAGIC,
@@ -47,7 +47,12 @@ _WRITE_SLICE_BYTES = 64 << 20
 _THREADED_HASH_BYTES = 1 << 20
 
 
-def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """``metadata`` as plain JSON data (a copy); None is ``{}``.
+
+    Raises:
+        SerializationError: Keys that are not str, or values that are not JSON.
+    """
     if metadata is None:
         return {}
     if not all(isinstance(k, str) for k in metadata):
@@ -107,7 +112,10 @@ def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) ->
     digest = StreamingDigest()
     if not entry.tensor.numel():
         return digest.hexdigest()
-    flat = entry.tensor.reshape(-1).view(torch.uint8)
+    flat = entry.tensor.reshape(-1)
+    if flat.stride(0) != 1:  # a strided view (t[:, 1:2]) reshapes without a copy
+        flat = flat.contiguous()
+    flat = flat.view(torch.uint8)
     for start in range(0, flat.numel(), _WRITE_SLICE_BYTES):
         piece = flat[start : start + _WRITE_SLICE_BYTES]
         host = piece.cpu() if piece.device.type != "cpu" else piece
@@ -127,13 +135,7 @@ def _final_header(
 ) -> bytes:
     """Length prefix and header with the real checksums, the header's own included."""
     header = _header_bytes(ordered, checksums, ckpt_header)
-    final = struct.pack("<Q", len(header)) + header
-    span = header_checksum_span(final)
-    if span is None:  # pragma: no cover - we just wrote the field
-        msg = "internal error: header checksum field not found"
-        raise RuntimeError(msg)
-    value = header_digest(final, span).encode("ascii")
-    return final[: span[0]] + value + final[span[1] :]
+    return with_header_checksum(struct.pack("<Q", len(header)) + header)
 
 
 def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
@@ -164,7 +166,12 @@ def _checked_history(
     return tuple(checked)
 
 
-def _checked_status(version: str, status: str) -> str:
+def checked_status(version: str, status: str) -> str:
+    """The status value, once ``status`` and ``version`` are known to be writable.
+
+    Raises:
+        ValueError: An unknown status, or the read-only legacy version ``0.x``.
+    """
     status_value = Status(status).value
     if parse_version(version).is_legacy:
         msg = "version '0.x' is legacy, read-only; save with a real one (e.g. '1.0')"
@@ -191,7 +198,7 @@ def write_checkpoint(
     path: PathLike, state: StateTree, fields: HeaderFields
 ) -> CheckpointInfo:
     """Write ``state`` to ``path`` atomically (the engine behind ``save``)."""
-    _checked_status(fields.version, fields.status)
+    checked_status(fields.version, fields.status)
     return write_encoded(path, encode_state(state), fields)
 
 
@@ -205,7 +212,7 @@ def write_encoded(
     """
     version, schema, status = fields.version, fields.schema, fields.status
     target = Path(path)
-    status_value = _checked_status(version, status)
+    status_value = checked_status(version, status)
     history = _checked_history(fields.history)
     created_at = utc_now_iso()
     ckpt_header = {
@@ -213,7 +220,7 @@ def write_encoded(
         "schema": schema,
         "status": status_value,
         "created_at": created_at,
-        "metadata": _check_metadata(fields.metadata),
+        "metadata": check_metadata(fields.metadata),
         "writer": {"library": "ckptkit", "version": library_version()},
         "history": [record.to_json() for record in history],
         "tree": encoded.tree,

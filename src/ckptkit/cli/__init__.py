@@ -1,4 +1,4 @@
-"""The ``ckptkit`` command line: validate, inspect, ledger, cleanup, migrate.
+"""The ``ckptkit`` command line: validate, inspect, ledger, cleanup, consolidate ...
 
 docs/ckptkit/cli.md is its reference. The only ckptkit package that imports
 typer; each command is a thin layer over the library, in one module per job

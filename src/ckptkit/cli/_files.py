@@ -1,4 +1,4 @@
-"""``ckptkit inspect``, ``ledger`` and ``cleanup``: one file or folder at a time."""
+"""``ckptkit inspect``, ``ledger``, ``cleanup``, ``consolidate``: one file or folder."""
 
 from __future__ import annotations
 
@@ -24,14 +24,25 @@ from ckptkit.cli._app import (
     exit_on_error,
     printable,
 )
+from ckptkit.distributed._commit import RecoveryAction, recover
+from ckptkit.distributed._info import ShardedCheckpointInfo
 from ckptkit.ledger import FailureLedger
 
 if TYPE_CHECKING:
     from ckptkit.info import CheckpointInfo
 
 
+def _shard_lines(info: ShardedCheckpointInfo) -> list[str]:
+    return [
+        f"saved by:     {info.world_size} ranks, {len(info.shards)} shard files",
+        *(f"  {printable(s.file)}  rank {s.rank}  {s.size} bytes" for s in info.shards),
+    ]
+
+
 def _print_info(info: CheckpointInfo) -> None:
     kind = f"legacy {info.legacy_kind}" if info.legacy else "ckptkit"
+    if isinstance(info, ShardedCheckpointInfo):
+        kind = "ckptkit sharded folder"
     lines = [
         f"path:         {printable(info.path)}",
         f"format:       {kind} (container format {info.format_version})",
@@ -40,6 +51,7 @@ def _print_info(info: CheckpointInfo) -> None:
         f"status:       {info.status}",
         f"created_at:   {info.created_at}",
         f"file size:    {info.file_size} bytes",
+        *(_shard_lines(info) if isinstance(info, ShardedCheckpointInfo) else []),
         f"tensors:      {info.tensor_count} ({info.nbytes} bytes)",
     ]
     lines.extend(
@@ -57,7 +69,12 @@ def _print_info(info: CheckpointInfo) -> None:
 
 @app.command()
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A checkpoint file.", metavar="PATH")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint file or sharded checkpoint folder.", metavar="PATH"
+        ),
+    ],
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -141,6 +158,7 @@ def cleanup(
     with exit_on_error(verbose=verbose):
         removed: list[Path] = []
         kept: list[Path] = []
+        sharded: list[RecoveryAction] = []
         for folder in _folders(directory, recursive=recursive):
             found = find_temp_files(folder)
             if dry_run:
@@ -149,14 +167,63 @@ def cleanup(
                 gone = remove_stale_temp_files(folder)
             removed.extend(gone)
             kept.extend(path for path in found if path not in gone)
+            sharded.extend(recover(folder, dry_run=dry_run))
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         typer.echo(f"{verb} {printable(path)}")
     for path in kept:
         typer.echo(f"kept {printable(path)}: its writer is still running")
-    typer.echo(f"{verb} {len(removed)} temporary files")
+    _print_recovery(sharded, dry_run=dry_run)
+    typer.echo(f"{verb} {len(removed)} temporary files" + _recovery_summary(sharded))
+
+
+def _print_recovery(actions: list[RecoveryAction], *, dry_run: bool) -> None:
+    """One line per staging or aside folder of an interrupted sharded save."""
+    for action in actions:
+        path = printable(action.path)
+        if action.action == "kept":
+            typer.echo(f"kept {path}: its writer is still running")
+        elif action.action == "removed":
+            verb = "would remove" if dry_run else "removed"
+            typer.echo(f"{verb} {path} (unfinished sharded save)")
+        else:
+            verb = "would restore" if dry_run else "restored"
+            typer.echo(f"{verb} {printable(action.target)} from {path}")
+
+
+def _recovery_summary(actions: list[RecoveryAction]) -> str:
+    folders = sum(action.action == "removed" for action in actions)
+    restored = sum(action.action == "restored" for action in actions)
+    parts = [f"{folders} unfinished sharded saves"] if folders else []
+    parts += [f"{restored} checkpoints restored"] if restored else []
+    return "".join(f", {part}" for part in parts)
 
 
 def _writer_alive(path: Path) -> bool:
     parsed = parse_temp_name(path.name)
     return parsed is not None and is_process_alive(parsed[1])
+
+
+@app.command()
+def consolidate(
+    sharded_dir: Annotated[
+        Path,
+        typer.Argument(help="A sharded checkpoint folder.", metavar="SHARDED_DIR"),
+    ],
+    output: Annotated[
+        Path, typer.Argument(help="The single-file checkpoint to write.", metavar="OUT")
+    ],
+    verbose: VerboseOption = False,
+) -> None:
+    """Write a sharded checkpoint as one ordinary checkpoint file (all checked)."""
+    with exit_on_error(verbose=verbose):
+        if fs.exists(output):
+            msg = f"{output}: exists; remove it or choose another output"
+            raise ValueError(msg)
+        from ckptkit.distributed import consolidate as consolidate_folder
+
+        info = consolidate_folder(sharded_dir, output)
+    typer.echo(
+        f"wrote {printable(info.path)}: {info.tensor_count} tensors, "
+        f"{info.file_size} bytes (version {info.version}, {info.status})"
+    )

@@ -10,6 +10,7 @@ import typer
 
 import ckptkit
 from ckptkit._file import fs
+from ckptkit._file.sharded import is_sharded_checkpoint
 from ckptkit._file.versions import parse_version
 from ckptkit.cli._app import (
     JsonOption,
@@ -45,6 +46,12 @@ def _check_migrate_arguments(
     if to_version is not None:
         parse_version(to_version)
     for path in paths:
+        if is_sharded_checkpoint(path):
+            msg = (
+                f"{path}: is a sharded checkpoint; migrate it on load "
+                "(ckptkit.distributed.load(..., registry=)) or consolidate it first"
+            )
+            raise ValueError(msg)
         if fs.is_dir(path):
             msg = f"{path}: is a folder; pass its checkpoint files ({path}/*.ckpt)"
             raise ValueError(msg)

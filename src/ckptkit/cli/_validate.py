@@ -47,7 +47,7 @@ def _report_line(report: ValidationReport) -> str:
     info = report.info
     details = ""
     if info is not None:
-        kind = info.legacy_kind or "ckptkit"
+        kind = info.to_json()["format"]  # ckptkit-sharded for a sharded folder
         details = f" ({kind}, version {info.version}, {info.status})"
     return f"{'ok':<12} {printable(report.path)}{details}"
 

@@ -9,7 +9,6 @@ docs/ckptkit/manager.md is the guide.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -21,12 +20,9 @@ from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.versions import parse_version
 from ckptkit._file.writer import HeaderFields, write_encoded
-from ckptkit.errors import (
-    CheckpointCorruptError,
-    CheckpointNotFoundError,
-    SchemaMismatchError,
-)
+from ckptkit.errors import CheckpointCorruptError, SchemaMismatchError
 from ckptkit.manager._background import BackgroundSave
+from ckptkit.manager._fallback import restore_newest
 from ckptkit.manager._retention import (
     Mode,
     RetentionRule,
@@ -44,13 +40,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
+    import torch.distributed as dist
+
     from ckptkit.info import Checkpoint
+    from ckptkit.manager._retention import StepRecord
+    from ckptkit.manager._sharded import ShardedSteps
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
-
-
-class CheckpointFallbackWarning(UserWarning):
-    """``CheckpointManager.restore`` skipped damaged steps and restored an older one."""
 
 
 def _checked_schema(
@@ -94,6 +90,13 @@ class CheckpointManager:
         best_metric: Name of the metric (in ``save(..., metrics=)``) that ranks steps.
         mode: ``"min"`` (lower is better, e.g. a loss) or ``"max"``.
         async_save: Write in a background thread from a host-memory copy.
+        sharded: Each step is a sharded checkpoint folder written by every rank
+            of ``process_group`` (``ckptkit.distributed``): every rank constructs
+            the manager and calls ``save``/``restore`` together; ``restore``
+            fills a ``state`` in place (docs/ckptkit/manager.md, "Sharded
+            training").
+        process_group: The group of a sharded manager (default: the default
+            group; none initialised: this process alone).
 
     Raises:
         ValueError: Inconsistent options (``keep_best`` without ``best_metric``,
@@ -120,15 +123,34 @@ class CheckpointManager:
         best_metric: str | None = None,
         mode: Mode = "min",
         async_save: bool = False,
+        sharded: bool = False,
+        process_group: dist.ProcessGroup | None = None,
     ) -> None:
-        RetentionRule(keep_last, keep_best, best_metric, mode)  # refuses a bad rule
+        self._rule = RetentionRule(keep_last, keep_best, best_metric, mode)
         schema = _checked_schema(version, schema, registry)
         self.directory = Path(directory)
-        fs.mkdir(self.directory)
-        remove_stale_temp_files(self.directory)
         self.schema, self.version, self.registry = schema, version, registry
         self.keep_last, self.keep_best = keep_last, keep_best
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
+        self._sharded: ShardedSteps | None = None
+        if sharded:  # collective step storage by ckptkit.distributed (imports torch)
+            from ckptkit.manager._sharded import ShardedSteps
+
+            self._sharded = ShardedSteps(
+                self.directory,
+                process_group=process_group,
+                schema=schema,
+                version=version,
+                registry=registry,
+                rule=self._rule,
+                async_save=async_save,
+            )
+        elif process_group is not None:
+            msg = "process_group is for sharded managers: pass sharded=True"
+            raise ValueError(msg)
+        else:
+            fs.mkdir(self.directory)
+            remove_stale_temp_files(self.directory)
         self._folder = StepFolder(self.directory)
         self._buffer = HostSnapshotBuffer()
         self._background = BackgroundSave()
@@ -136,7 +158,10 @@ class CheckpointManager:
         self._closed = False
         # Runs at garbage collection or interpreter exit, whichever comes first:
         # waits for the save in flight and prints an error nobody collected.
-        self._finalizer = weakref.finalize(self, self._background.finish)
+        self._finalizer = weakref.finalize(
+            self,
+            self._background.finish if self._sharded is None else self._sharded.close,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -185,6 +210,9 @@ class CheckpointManager:
             RuntimeError: The manager is closed.
         """
         self._check_open()
+        if self._sharded is not None:
+            self._sharded.save(check_step(step), state, metrics=metrics, status=status)
+            return
         self.wait()
         step = check_step(step)
         status = Status(status).value
@@ -220,10 +248,7 @@ class CheckpointManager:
         finally:
             self._in_flight = None
         records = self._folder.records()
-        rule = RetentionRule(
-            self.keep_last, self.keep_best, self.best_metric, self.mode
-        )
-        doomed = steps_to_delete(records, new_step=step, rule=rule)
+        doomed = steps_to_delete(records, new_step=step, rule=self._rule)
         self._folder.delete(doomed)
 
     def wait(self) -> None:
@@ -233,6 +258,8 @@ class CheckpointManager:
             Exception: Whatever the background save raised (``CheckpointError``,
                 ``OSError``, ...), once.
         """
+        if self._sharded is not None:
+            self._sharded.wait()
         self._background.finish()
 
     def steps(self) -> list[int]:
@@ -244,7 +271,12 @@ class CheckpointManager:
         Returns:
             The step numbers.
         """
-        return [r.step for r in self._folder.records(exclude=self._in_flight)]
+        return [r.step for r in self._records()]
+
+    def _records(self) -> list[StepRecord]:
+        if self._sharded is not None:
+            return self._sharded.records()
+        return self._folder.records(exclude=self._in_flight)
 
     def latest(self) -> int | None:
         """The highest step (see :meth:`steps`), or None in an empty folder."""
@@ -263,12 +295,15 @@ class CheckpointManager:
         if self.best_metric is None:
             msg = "best() needs best_metric (CheckpointManager(..., best_metric=...))"
             raise ValueError(msg)
-        records = self._folder.records(exclude=self._in_flight)
-        ranked = best_steps(records, self.best_metric, self.mode, 1)
+        ranked = best_steps(self._records(), self.best_metric, self.mode, 1)
         return ranked[0] if ranked else None
 
     def restore(
-        self, step: int | None = None, *, map_location: Any = "cpu"
+        self,
+        step: int | None = None,
+        *,
+        map_location: Any = "cpu",
+        state: StateTree | None = None,
     ) -> Checkpoint:
         """Load a step after checking every byte; by default the newest good one.
 
@@ -280,6 +315,8 @@ class CheckpointManager:
         Args:
             step: The step to load (no fallback: a damaged one raises).
             map_location: Device for the tensors.
+            state: Sharded managers only, and required there: the state to fill
+                in place (as ``ckptkit.distributed.load``), on every rank.
 
         Returns:
             The checkpoint, migrated to ``version`` when the manager has a registry.
@@ -291,38 +328,33 @@ class CheckpointManager:
                 version (never skipped: it needs another reader, not a fallback).
             MigrationError: A migration step failed.
         """
+        if self._sharded is not None or state is not None:
+            return self._restore_sharded(step, state, map_location)
         self._background.join()
         if step is not None:
             return self._load_checked(
                 self._folder.path_of(check_step(step)), map_location
             )
-        skipped: list[str] = []
-        for found, path in reversed(self._folder.step_files()):
-            if self._folder.is_known_damaged(path):
-                skipped.append(f"step {found} (damaged, see the ledger)")
-                continue
-            if self._folder.holds_another_step(found, path):
-                continue  # renamed by hand: not a step (steps() agrees)
-            try:
-                checkpoint = self._load_checked(path, map_location)
-            except CheckpointCorruptError as error:
-                skipped.append(f"step {found} ({error.reason})")
-                continue
-            except CheckpointNotFoundError:  # deleted meanwhile by someone else
-                continue
-            if skipped:
-                warnings.warn(
-                    f"{self.directory}: restored step {found}; newer steps failed "
-                    f"validation and were recorded in {self._folder.ledger.path}: "
-                    + "; ".join(skipped),
-                    CheckpointFallbackWarning,
-                    stacklevel=2,
-                )
-            return checkpoint
-        detail = f": {'; '.join(skipped)}" if skipped else ""
-        raise CheckpointNotFoundError(
-            self.directory, f"no valid step to restore{detail}"
+        return restore_newest(
+            self._folder.step_files(),
+            lambda path: self._load_checked(path, map_location),
+            folder=self._folder,
+            is_another_step=self._folder.holds_another_step,
+            stacklevel=2,
         )
+
+    def _restore_sharded(
+        self, step: int | None, state: StateTree | None, map_location: Any
+    ) -> Checkpoint:
+        if self._sharded is None or state is None:
+            msg = (
+                "restore(state=...) fills a state in place and needs sharded=True; "
+                "a sharded manager needs the state to fill"
+            )
+            raise ValueError(msg)
+        if step is not None:
+            step = check_step(step)
+        return self._sharded.restore(step, state=state, map_location=map_location)
 
     def _load_checked(self, path: Path, map_location: Any) -> Checkpoint:
         try:
@@ -356,6 +388,8 @@ class CheckpointManager:
         self._closed = True
         self._finalizer.detach()
         try:
+            if self._sharded is not None:
+                self._sharded.close()
             self._background.finish()
         finally:
             self._buffer.release()

@@ -29,15 +29,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-_FileKey = tuple[int, int, int]
+#: What changes whenever a file is rewritten: (size, mtime in ns, inode).
+FileKey = tuple[int, int, int]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _file_key(path: Path) -> _FileKey | None:
+def file_key(path: Path) -> FileKey | None:
+    """The :data:`FileKey` of ``path``; None when it (or its folder) is gone."""
     try:
         stat = fs.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
@@ -93,8 +95,8 @@ class StepFolder:
         self.directory = directory
         self.ledger = FailureLedger(directory)
         self._lock = threading.Lock()
-        self._headers: dict[str, tuple[_FileKey, StepRecord | None, bool]] = {}
-        self._damaged: dict[str, _FileKey] = {}
+        self._headers: dict[str, tuple[FileKey, StepRecord | None, bool]] = {}
+        self._damaged: dict[str, FileKey] = {}
 
     def path_of(self, step: int) -> Path:
         """The file of ``step`` (whether or not it exists)."""
@@ -126,13 +128,13 @@ class StepFolder:
             return records
 
     def _record(self, step: int, path: Path) -> StepRecord | None:
-        key = _file_key(path)
+        key = file_key(path)
         if key is None or self._damaged.get(path.name) == key:
             return None
         return self._header(step, path, key)[0]
 
     def _header(
-        self, step: int, path: Path, key: _FileKey
+        self, step: int, path: Path, key: FileKey
     ) -> tuple[StepRecord | None, bool]:
         cached = self._headers.get(path.name)
         if cached is not None and cached[0] == key:
@@ -145,7 +147,7 @@ class StepFolder:
 
     def holds_another_step(self, step: int, path: Path) -> bool:
         """Whether ``path`` is an intact checkpoint of a step other than ``step``."""
-        key = _file_key(path)
+        key = file_key(path)
         if key is None:
             return False
         with self._lock:
@@ -153,7 +155,7 @@ class StepFolder:
 
     def is_known_damaged(self, path: Path) -> bool:
         """Whether this version of ``path`` was already found damaged."""
-        key = _file_key(path)
+        key = file_key(path)
         with self._lock:
             return key is not None and self._damaged.get(path.name) == key
 
@@ -163,7 +165,7 @@ class StepFolder:
         A ledger line already written for this file version with the same reason
         (by an earlier process) is not repeated.
         """
-        key = _file_key(path)
+        key = file_key(path)
         if key is not None:
             with self._lock:
                 self._damaged[path.name] = key

@@ -16,4 +16,11 @@ def test_help_lists_commands_in_the_order_of_cli_md() -> None:
         timeout=120,
     )
     listed = re.findall(r"^  (\w+)  ", done.stdout, re.MULTILINE)
-    assert listed == ["validate", "inspect", "ledger", "cleanup", "migrate"]
+    assert listed == [
+        "validate",
+        "inspect",
+        "ledger",
+        "cleanup",
+        "consolidate",
+        "migrate",
+    ]

@@ -99,6 +99,14 @@ def test_requires_grad_is_not_kept(tmp_path: Path) -> None:
     assert not loaded.requires_grad
 
 
+def test_a_lone_strided_view_is_saved_as_its_own_values(tmp_path: Path) -> None:
+    """A column view reshapes to a strided 1-D view: it must be copied, not cast."""
+    column = torch.arange(12.0).reshape(3, 4)[:, 1:2]
+    ckptkit.save(tmp_path / "a.ckpt", {"column": column})
+    loaded = ckptkit.load(tmp_path / "a.ckpt", verify="full").state["column"]
+    assert loaded.tolist() == [[1.0], [5.0], [9.0]]
+
+
 def test_container_types_and_key_order_are_kept(tmp_path: Path) -> None:
     state = {
         "z": 1,

@@ -1,0 +1,107 @@
+"""Checks of a sharded checkpoint from one process (``ckptkit.validate``).
+
+Levels as for single files (docs/ckptkit/format.md, section 6): ``exists`` (the index is
+there and not empty), ``quick`` (index checksum and structure; every shard file
+present, of the recorded size, with an intact header of this save holding every
+chunk the index names; the tree decodes), ``full`` (quick plus the xxh3 of
+every chunk of every shard). A failure names the shard file in its reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ckptkit._file.codec import decode_tree
+from ckptkit._file.sharded import INDEX_FILENAME
+from ckptkit._file.tensors import verify_buffer, verify_entry
+from ckptkit.distributed._chunks import ChunkReader, stored_geometry
+from ckptkit.distributed._index import file_size, read_index
+from ckptkit.distributed._info import info_from_index
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    MigrationError,
+)
+from ckptkit.keys import has_key
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ckptkit.distributed._index import Index
+    from ckptkit.info import CheckpointInfo
+
+
+def move_tensors(state: Any, device: Any) -> Any:
+    """``state`` with every tensor moved to ``device`` (containers rebuilt)."""
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    if isinstance(state, dict):
+        moved = type(state)()
+        for key, value in state.items():
+            moved[key] = move_tensors(value, device)
+        return moved
+    if isinstance(state, list):
+        return [move_tensors(value, device) for value in state]
+    if type(state) is tuple:
+        return tuple(move_tensors(value, device) for value in state)
+    return state
+
+
+def _check_shards(folder: Path, index: Index, *, full: bool) -> None:
+    with ChunkReader(folder, index, verify=False) as chunks:
+        specs = []
+        for record in index.tensors.values():
+            for chunk in record.chunks:
+                shard = chunks.shard(chunk.rank)
+                dtype, shape = stored_geometry(record, chunk.sizes)
+                specs.append((shard, shard.entry(chunk.entry, dtype, shape)))
+        if not full:
+            return
+        buffer = verify_buffer()
+        for shard, spec in sorted(specs, key=lambda s: (str(s[0].path), s[1].begin)):
+            verify_entry(shard.handle, shard.parsed, spec, buffer)
+
+
+def _located(folder: Path, error: CheckpointError) -> CheckpointError:
+    """The error re-addressed to the folder, its reason naming the shard file."""
+    if error.path is None or Path(error.path) == folder:
+        return error
+    name = Path(error.path).name
+    if isinstance(error, (CheckpointNotFoundError, MigrationError)):
+        return CheckpointCorruptError(folder, f"{name}: {error.reason}")
+    return type(error)(folder, f"{name}: {error.reason}")
+
+
+def validate_sharded(
+    folder: Path, level: str, required_keys: Sequence[str]
+) -> CheckpointInfo | None:
+    """Check a sharded checkpoint folder at ``level``.
+
+    Returns:
+        Its information (None at level ``exists``).
+
+    Raises:
+        CheckpointError: The first problem found (reason names the shard file).
+    """
+    try:
+        if level == "exists":
+            if not file_size(folder / INDEX_FILENAME):
+                raise CheckpointCorruptError(folder, f"{INDEX_FILENAME} is empty")
+            return None
+        index = read_index(folder)
+        decode_tree(index.tree, lambda _kind, number: index.leaves[number])
+        _check_shards(folder, index, full=level == "full")
+    except CheckpointError as error:
+        raise _located(folder, error) from error
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        reason = f"state tree cannot be rebuilt: {error}".splitlines()[0]
+        raise CheckpointCorruptError(folder, reason) from error
+    missing = [key for key in required_keys if not has_key(index.tree, key)]
+    if missing:
+        reason = f"required keys missing from the state: {', '.join(missing)}"
+        raise CheckpointCorruptError(folder, reason)
+    return info_from_index(folder, index)

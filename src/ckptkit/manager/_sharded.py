@@ -1,0 +1,220 @@
+"""``CheckpointManager(..., sharded=True)``: numbered sharded steps, collectively.
+
+Every rank of the group constructs the manager and calls ``save`` and
+``restore`` together (like ``ckd.save``/``ckd.load``). One rank (rank 0 of the
+group) recovers interrupted saves at start, writes the failure ledger and
+deletes steps; every decision reaches all ranks (``_group.Group.run``), so all
+take the same branch. After a save every rank checks every checksum of its own
+shard (the read-back is spread over the ranks), and only when all agree does
+rank 0 apply retention. docs/ckptkit/manager.md ("Sharded training") is the guide.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.distributed.tensor import DTensor
+
+from ckptkit._file import fs
+from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
+from ckptkit._file.tensors import verify_all
+from ckptkit.distributed._api import load, save
+from ckptkit.distributed._chunks import ChunkReader
+from ckptkit.distributed._commit import recover
+from ckptkit.distributed._group import Group
+from ckptkit.distributed._index import read_index
+from ckptkit.errors import CheckpointCorruptError, CheckpointNotFoundError
+from ckptkit.manager._background import BackgroundSave
+from ckptkit.manager._fallback import restore_newest
+from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
+from ckptkit.manager._sharded_steps import ShardedStepFolder
+from ckptkit.types import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from ckptkit.info import Checkpoint
+    from ckptkit.manager._retention import RetentionRule, StepRecord
+    from ckptkit.migrations import MigrationRegistry
+    from ckptkit.types import StateTree
+
+
+def _host_copy(state: Any) -> Any:
+    """A copy of ``state`` in host memory that the caller's changes cannot reach."""
+    if isinstance(state, DTensor):
+        local = state.to_local().detach().to("cpu", copy=True)
+        return DTensor.from_local(
+            local,
+            state.device_mesh,
+            state.placements,
+            run_check=False,
+            shape=state.shape,
+            stride=state.stride(),
+        )
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        twin = copy.copy(state)
+        for key, value in state.items():
+            twin[key] = _host_copy(value)
+        return twin
+    if isinstance(state, list):
+        return [_host_copy(value) for value in state]
+    if type(state) is tuple:
+        return tuple(_host_copy(value) for value in state)
+    return copy.deepcopy(state)  # numpy arrays and other mutable leaves
+
+
+class ShardedSteps:
+    """The sharded engine behind ``CheckpointManager(..., sharded=True)``."""
+
+    def __init__(  # noqa: PLR0913 - the manager's own options
+        self,
+        directory: Path,
+        *,
+        process_group: dist.ProcessGroup | None,
+        schema: str | None,
+        version: str,
+        registry: MigrationRegistry | None,
+        rule: RetentionRule,
+        async_save: bool,
+    ) -> None:
+        self.directory = directory
+        self.group = Group(process_group)
+        self.schema, self.version, self.registry = schema, version, registry
+        self.rule, self.async_save = rule, async_save
+        self.folder = ShardedStepFolder(directory)
+        self.group.run(self._start, str(directory), "start")
+        # Background saves meet in collectives of their own: on the training
+        # group they could interleave with the training loop's collectives.
+        self._save_group = Group(self.group.new_group()) if async_save else self.group
+        self._background = BackgroundSave()
+        self._in_flight: int | None = None
+
+    def _start(self) -> None:
+        fs.mkdir(self.directory)
+        if self.group.is_coordinator:
+            recover(self.directory)
+
+    def save(
+        self,
+        step: int,
+        state: StateTree,
+        *,
+        metrics: Mapping[str, float] | None,
+        status: str,
+    ) -> None:
+        """Save ``state`` as ``step`` on every rank (see ``CheckpointManager.save``)."""
+        self.wait()
+        status = Status(status).value
+        metadata = {
+            STEP_METADATA_STEP: step,
+            STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
+        }
+        if not self.async_save:
+            self._commit(step, state, status, metadata, self.group)
+            return
+        snapshot = _host_copy(state)
+        self._in_flight = step
+        self._background.start(
+            lambda: self._commit(step, snapshot, status, metadata, self._save_group),
+            name=f"ckptkit-sharded-save-{step}",
+        )
+
+    def _commit(
+        self,
+        step: int,
+        state: StateTree,
+        status: str,
+        metadata: dict[str, Any],
+        group: Group,
+    ) -> None:
+        """Save, verify every shard (each rank its own), then apply retention."""
+        path = self.folder.path_of(step)
+        try:
+            save(
+                path,
+                state,
+                process_group=group.process_group,
+                version=self.version,
+                schema=self.schema,
+                status=status,
+                metadata=metadata,
+            )
+            reasons = group.gather(_own_shard_problem(path, group.rank))
+            problems = [reason for reason in reasons if reason is not None]
+            if problems:
+                self.folder.mark_damaged(path, problems[0], record=group.is_coordinator)
+                reason = f"failed validation right after writing: {problems[0]}"
+                raise CheckpointCorruptError(path, reason)
+        finally:
+            self._in_flight = None
+        group.run(lambda: self._retain(step, group), str(path), "retention")
+
+    def _retain(self, step: int, group: Group) -> None:
+        if group.is_coordinator:
+            doomed = steps_to_delete(
+                self.folder.records(), new_step=step, rule=self.rule
+            )
+            self.folder.delete(doomed)
+
+    def wait(self) -> None:
+        """Block until the save in flight is done; raise its error, if any."""
+        self._background.finish()
+
+    def records(self) -> list[StepRecord]:
+        """Durable steps with an intact index, oldest first."""
+        return self.folder.records(exclude=self._in_flight)
+
+    def restore(
+        self, step: int | None, *, state: StateTree, map_location: Any
+    ) -> Checkpoint:
+        """Fill ``state`` from a step; by default the newest good one (collective)."""
+        del map_location  # the state's own tensors decide where data goes
+        self._background.join()
+        if step is not None:
+            return self._load(self.folder.path_of(step), state)
+        return restore_newest(
+            self.folder.step_folders(),
+            lambda path: self._load(path, state),
+            folder=self.folder,
+            stacklevel=3,
+        )
+
+    def _load(self, path: Path, state: StateTree) -> Checkpoint:
+        try:
+            return load(
+                path,
+                state,
+                process_group=self.group.process_group,
+                registry=self.registry,
+                to_version=None if self.registry is None else self.version,
+            )
+        except CheckpointCorruptError as error:
+            self.folder.mark_damaged(
+                path, error.reason, record=self.group.is_coordinator
+            )
+            raise
+
+    def close(self) -> None:
+        """Wait for the save in flight; raise its error once."""
+        self._background.finish()
+
+
+def _own_shard_problem(path: Path, rank: int) -> str | None:
+    """Every checksum of this rank's shard, read back; the problem found, if any."""
+    try:
+        index = read_index(path)
+        if all(shard.rank != rank for shard in index.shards):
+            return None  # this rank held no tensor
+        with ChunkReader(path, index, verify=True) as chunks:
+            shard = chunks.shard(rank)
+            verify_all(shard.handle, shard.parsed)
+    except (CheckpointCorruptError, CheckpointNotFoundError, OSError) as error:
+        return str(error)
+    return None
