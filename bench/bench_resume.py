@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -25,46 +24,29 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_predict import write_input as write_contigs
+
 from virnucpro_app.demo import make_demo_models
 from virnucpro_app.fasta import read_records
 from virnucpro_app.prepare import prepare_records
 
-STOPS = {"TAA", "TAG", "TGA"}
-CODONS = [
-    a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if a + b + c not in STOPS
-]
 MODEL_TYPE = 300
 
 
-def _contig(rng: random.Random, length: int) -> str:
-    sequence = ""
-    while len(sequence) < length:
-        codons = rng.randint(150, 400)
-        sequence += "ATG" + "".join(rng.choice(CODONS) for _ in range(codons)) + "TAA"
-    return sequence[:length]
+def _frames(path: Path) -> int:
+    batches = prepare_records(read_records([path]), chunk_size_bp=MODEL_TYPE)
+    return sum(len(batch.frame_ids) for batch in batches)
 
 
-def write_input(path: Path, frames: int, seed: int = 5) -> int:
-    """Coding-rich contigs until about ``frames`` frames are kept; returns the count."""
-    rng = random.Random(seed)
-    kept = 0
-    with path.open("w") as handle:
-        index = 0
-        while kept < frames:
-            batch = path.with_suffix(".part.fa")
-            records = [
-                (f"contig{index + i}", _contig(rng, rng.randint(1000, 5000)))
-                for i in range(20)
-            ]
-            index += len(records)
-            batch.write_text("".join(f">{n}\n{s}\n" for n, s in records))
-            for prepared in prepare_records(
-                read_records([batch]), chunk_size_bp=MODEL_TYPE
-            ):
-                kept += len(prepared.frame_ids)
-            handle.write(batch.read_text())
-            batch.unlink()
-    return kept
+def write_input(path: Path, frames: int) -> int:
+    """bench_predict's coding-rich contigs, as many as give ``frames`` kept frames."""
+    records = 20
+    while True:
+        write_contigs(path, records)
+        kept = _frames(path)
+        if kept >= frames:
+            return kept
+        records = int(records * frames / max(kept, 1)) + 1
 
 
 def _predict(

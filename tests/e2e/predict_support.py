@@ -111,6 +111,14 @@ class Prediction:
     score2: float
 
 
+def damage(path: Path) -> bytes:
+    """Flip a bit near the end (tensor bytes, or a tensor-free file's header)."""
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x10
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
 def read_predictions(output: Path) -> dict[str, Prediction]:
     lines = (output / "prediction_results.txt").read_text().splitlines()
     assert lines[0] == "Sequence_ID\tPrediction\tscore1\tscore2"

@@ -17,6 +17,7 @@ from virnucpro_app.report import chunk_id_of
 
 from .predict_support import (
     assert_same_outputs,
+    damage,
     read_consensus,
     read_predictions,
     read_summary,
@@ -120,9 +121,7 @@ def test_flipped_byte_stops_with_exit_3_and_force_resume_recovers(
     output = tmp_path / "damaged"
     shutil.copytree(reference, output)
     victim = output / "checkpoints" / "shard-00002.esm.ckpt"
-    data = bytearray(victim.read_bytes())
-    data[-5] ^= 0x10
-    victim.write_bytes(bytes(data))
+    data = damage(victim)
     result = run_predict([sample], output, demo_cache, "--resume")
     assert result.returncode == 3, result.stderr
     assert str(victim) in result.stderr

@@ -18,6 +18,7 @@ import ckptkit
 from ..support.subprocess_runner import run_cli
 from .predict_support import (
     APP,
+    damage,
     make_input,
     predict_args,
     read_summary,
@@ -212,10 +213,7 @@ def test_a_damaged_checkpoint_under_ranks_gives_3_and_force_resume_recovers(
     checkpoints = output / "checkpoints"
     for index in (1, 2):
         (checkpoints / f"shard-0000{index}.scores.ckpt").unlink()
-        victim = checkpoints / f"shard-0000{index}.esm.ckpt"
-        data = bytearray(victim.read_bytes())
-        data[-5] ^= 0x10
-        victim.write_bytes(bytes(data))
+        damage(checkpoints / f"shard-0000{index}.esm.ckpt")
     args = [*predict_args([sample], output), "--resume"]
     assert _ranks_by_hand(args, demo_cache, 2) == [3, 3]  # the user's own torchrun
     result = run_app([*args, "--gpus", "0,1"], env=_env(demo_cache), timeout_s=300)

@@ -13,6 +13,7 @@ import ckptkit
 
 from .predict_support import (
     assert_same_outputs,
+    damage,
     demo_env,
     predict_args,
     read_summary,
@@ -21,14 +22,6 @@ from .predict_support import (
 
 HERE = Path(__file__).resolve().parent
 SHARDS = 3  # the session's sample: 19 frames in shards of 7
-
-
-def _damage(path: Path) -> bytes:
-    """Flip a bit near the end (tensor bytes, or the header of a tensor-free file)."""
-    data = bytearray(path.read_bytes())
-    data[-5] ^= 0x10
-    path.write_bytes(bytes(data))
-    return bytes(data)
 
 
 def _stage(index: int, stage: str) -> str:
@@ -59,7 +52,7 @@ def test_force_resume_recovers_damage_in_every_stage_recomputing_only_that(
         _stage(2, "dnabert"),
         _stage(3, "esm"),
     ]
-    damaged = {name: _damage(checkpoints / name) for name in victims}
+    damaged = {name: damage(checkpoints / name) for name in victims}
     untouched = [
         _stage(2, "frames"),
         _stage(3, "frames"),
@@ -104,7 +97,7 @@ def test_force_resume_after_a_damaged_manifest_recomputes_everything(
 ) -> None:
     output = tmp_path / "no-manifest"
     shutil.copytree(reference, output)
-    _damage(output / "checkpoints" / "manifest.ckpt")
+    damage(output / "checkpoints" / "manifest.ckpt")
     result = run_predict([sample], output, demo_cache, "--resume")
     assert result.returncode == 3, result.stderr
     result = run_predict([sample], output, demo_cache, "--resume", "--force-resume")

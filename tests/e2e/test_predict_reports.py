@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .predict_support import read_consensus, run_app, run_predict
+from .predict_support import damage, read_consensus, run_app, run_predict
 
 CKPTKIT = Path(sys.executable).with_name("ckptkit")
 SCORE_COLUMNS = [
@@ -121,9 +121,7 @@ def test_validate_checkpoints_prints_the_ledger_and_ckptkits_json(
     output = tmp_path / "run"
     shutil.copytree(reference, output)
     victim = output / "checkpoints" / "shard-00002.esm.ckpt"
-    data = bytearray(victim.read_bytes())
-    data[-5] ^= 0x10
-    victim.write_bytes(bytes(data))
+    damage(victim)
     result = run_app(["validate-checkpoints", output])
     assert result.returncode == 3
     lines = result.stdout.splitlines()
