@@ -30,11 +30,11 @@ import ckptkit
 from virnucpro_app import __version__
 from virnucpro_app.demo import DEMO_CLASSIFIER_NAME, DNABERT_DEMO_DIR, ESM_DEMO_NAME
 from virnucpro_app.fasta import read_records
-from virnucpro_app.models import load_encoder
 from virnucpro_app.models.classifier import load_classifier
 from virnucpro_app.prepare import prepare_records
 
 from ..support.legacy_features import write_dnabert_features, write_esm_features
+from ..support.tiny_models import load_quietly
 from .predict_support import (
     coding_contig,
     demo_env,
@@ -46,6 +46,9 @@ from .predict_support import (
 )
 from .test_import_classifier import ORIGINAL_TRAIN
 
+#: The walkthrough is the whole page (about 20 commands, a training among them)
+#: in one fixture: more than pytest's per-test limit for one command.
+pytestmark = pytest.mark.timeout(1200)
 TESTS = Path(__file__).resolve().parents[1]
 USAGE = TESTS.parent / "docs" / "app" / "usage.md"
 _PREPARE_EXAMPLE = (
@@ -106,12 +109,8 @@ def _write_legacy_features(folder: Path, contigs: Path) -> None:
         ids += batch.frame_ids
         nucleotides += batch.frame_nucleotides
         proteins += batch.frame_proteins
-    dnabert = load_encoder(
-        "dnabert", folder / "DNABERT-S", device="cpu", precision="fp32"
-    )
-    esm = load_encoder(
-        "esm", folder / "esm2_t36_3B_UR50D.pt", device="cpu", precision="fp32"
-    )
+    dnabert = load_quietly("dnabert", folder / "DNABERT-S")
+    esm = load_quietly("esm", folder / "esm2_t36_3B_UR50D.pt")
     root = folder / "contigs_merged"
     write_dnabert_features(
         root / "contigs_nucleotide/output_1_DNABERT_S.pt",
