@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ckptkit
@@ -101,12 +102,16 @@ def _attach_logs(layout: RunLayout, world: World) -> None:
 
 @dataclass(frozen=True)
 class _Plan:
-    """Rank 0's word to every rank: the shards and who computes which."""
+    """Rank 0's word to every rank: the shards and who computes which.
+
+    ``fresh``: the checkpoints rank 0 wrote in this invocation (prepared
+    frames, adopted features), which no rank counts as reused.
+    """
 
     num_shards: int
     shard_costs: list[int]
     assignment: list[list[int]]
-    fresh: list[int]
+    fresh: list[str]
     adopted: bool
 
 
@@ -132,6 +137,7 @@ def _check_before_writing(config: RunConfig) -> None:
 def _prepare_on_main(
     config: RunConfig, store: RunCheckpoints, world: World
 ) -> tuple[_Main, _Plan]:
+    from virnucpro_app.legacy_features import find_legacy_files
     from virnucpro_app.stages import adopt
     from virnucpro_app.stages.manifest import (
         ModelIdentities,
@@ -140,7 +146,7 @@ def _prepare_on_main(
     )
 
     _check_before_writing(config)
-    legacy = adopt.find_legacy_files(config.adopt_dir) if config.adopt_dir else ()
+    legacy = find_legacy_files(config.adopt_dir) if config.adopt_dir else ()
     manifest = build_manifest(
         config,
         ModelIdentities.of(config.models),
@@ -170,7 +176,7 @@ def _prepare_on_main(
         prepared.num_shards,
         costs,
         assign_shards(costs, unfinished, world.size),
-        sorted(prepared.fresh),
+        sorted(str(path) for path in store.written),
         adoption is not None and adoption.num_adopted > 0,
     )
     return _Main(manifest, prepared, finished, adoption), plan
@@ -294,8 +300,8 @@ def run_predict(
         )
     else:
         prepared = main.prepared
-    for index in plan.fresh:
-        store.mark_fresh(config.layout.shard_path(index, ShardStage.FRAMES))
+    for path in plan.fresh:  # rank 0 wrote them now: no rank counts them as reused
+        store.mark_fresh(Path(path))
     adopted = None
     if plan.adopted:
         from virnucpro_app.stages.adopt import AdoptedFeatures

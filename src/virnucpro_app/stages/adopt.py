@@ -1,13 +1,8 @@
 """``predict --adopt LEGACY_DIR``: take the features older runs already computed.
 
-The original VirNucPro and its earlier GPU refactor (legacy 0.x) leave, per
-file of 10,000 frames, ``output_N_DNABERT_S.pt`` (``{'nucleotide': [ids],
-'data': [{'label', 'mean_representation': [768 floats]}]}``),
-``output_N_ESM.pt`` (``{'proteins': [ids], 'data': [Tensor(2560)]}``) and
-``output_N_merged.pt`` (``{'ids': [ids], 'data': Tensor[N, 3328]}``; the
-refactor adds ``version`` and ``status``). These files are pickles: they are
-read only through ckptkit's safe loader (``weights_only=True``, no extra
-global allowed), never written.
+The feature files of the original VirNucPro and its earlier GPU refactor
+(legacy 0.x) are read by :mod:`virnucpro_app.legacy_features`, only through
+ckptkit's safe loader, and never written.
 
 Features are matched to this run's frames by frame ID (``{record}_chunk_{k}F1``
 ...: the legacy run must have used the same input files and chunk size). A
@@ -22,79 +17,29 @@ once per run folder) and goes into ``run_summary.json``.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-import ckptkit
-from ckptkit.legacy import safe_torch_load
-from virnucpro_app.errors import InputError
-from virnucpro_app.identity import file_identity
 from virnucpro_app.layout import ADOPTED_SCHEMA, ADOPTION_SCHEMA
+from virnucpro_app.legacy_features import (
+    DAMAGED,
+    WRONG_WIDTH,
+    LegacyFile,
+    LegacyFileError,
+    read_legacy_features,
+)
 from virnucpro_app.stages.embed import AdoptedRows
 from virnucpro_app.stages.prepare import iter_shards
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from virnucpro_app.config import RunConfig
     from virnucpro_app.models import EncoderKind
     from virnucpro_app.stages.prepare import PreparedRun
     from virnucpro_app.stages.store import RunCheckpoints
 
 LOG = logging.getLogger("virnucpro_app")
-#: ``output_N_DNABERT_S.pt``, ``output_N_ESM.pt``, ``output_N_merged.pt``.
-LEGACY_NAME = re.compile(r"^output_(\d+)_(DNABERT_S|ESM|merged)\.pt$")
-_KINDS = {"DNABERT_S": "dnabert", "ESM": "esm", "merged": "merged"}
-_ORDER = {"dnabert": 0, "esm": 1, "merged": 2}
-DAMAGED = "damaged file"
-WRONG_WIDTH = "wrong width"
-
-
-@dataclass(frozen=True)
-class LegacyFile:
-    """One legacy feature file found under ``--adopt``.
-
-    Attributes:
-        path: The file.
-        name: Its path relative to the ``--adopt`` folder.
-        kind: ``dnabert``, ``esm`` or ``merged``.
-        identity: Its content hash (goes into the run manifest).
-    """
-
-    path: Path
-    name: str
-    kind: str
-    identity: str
-
-
-def find_legacy_files(folder: Path) -> tuple[LegacyFile, ...]:
-    """Every legacy feature file under ``folder``, in the original's file order.
-
-    Raises:
-        InputError: The folder does not exist or holds no such file.
-    """
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise InputError(f"--adopt {folder} {what}")
-    found = []
-    for path in folder.rglob("output_*.pt"):
-        match = LEGACY_NAME.match(path.name)
-        if match and path.is_file():
-            kind = _KINDS[match.group(2)]
-            key = (int(match.group(1)), _ORDER[kind], path.as_posix())
-            found.append((key, path, kind))
-    if not found:
-        raise InputError(
-            f"--adopt {folder}: no legacy feature files (output_N_DNABERT_S.pt, "
-            "output_N_ESM.pt, output_N_merged.pt) found in it"
-        )
-    return tuple(
-        LegacyFile(path, path.relative_to(folder).as_posix(), kind, file_identity(path))
-        for _, path, kind in sorted(found)
-    )
 
 
 @dataclass
@@ -190,58 +135,9 @@ class AdoptionReport:
         )
 
 
-class _RefusedError(Exception):
-    """A legacy file that cannot be adopted at all."""
-
-
 def is_pending(store: RunCheckpoints) -> bool:
     """Whether the run folder's adoption has not been done yet."""
     return not store.layout.adoption_path.exists()
-
-
-def _damaged(reason: str) -> _RefusedError:
-    return _RefusedError(f"{DAMAGED}: {reason}")
-
-
-def _first_word(label: object) -> str:
-    words = str(label).split()
-    return words[0] if words else ""
-
-
-def _rows(data: object, width_of: str) -> torch.Tensor:
-    try:
-        if isinstance(data, torch.Tensor):
-            return data.to(torch.float32).reshape(len(data), -1)
-        return torch.stack(
-            [torch.as_tensor(item, dtype=torch.float32).reshape(-1) for item in data]  # type: ignore[attr-defined]
-        )
-    except (TypeError, RuntimeError, ValueError) as error:
-        raise _damaged(f"its {width_of} rows are not numbers of one width") from error
-
-
-def _parse(kind: str, payload: object) -> tuple[list[str], torch.Tensor]:
-    """IDs and feature rows of a legacy payload (refused when not the format)."""
-    if not isinstance(payload, dict):
-        raise _damaged(f"not a legacy feature file ({type(payload).__name__})")
-    status = payload.get("status")
-    if status is not None and status != "complete":
-        raise _damaged(f"status {status!r}: the file was never finished")
-    try:
-        if kind == "dnabert":
-            data = payload["data"]
-            ids = [_first_word(item["label"]) for item in data]
-            rows = _rows([item["mean_representation"] for item in data], "DNABERT-S")
-        elif kind == "esm":
-            ids = [_first_word(label) for label in payload["proteins"]]
-            rows = _rows(payload["data"], "ESM-2")
-        else:
-            ids = [_first_word(label) for label in payload["ids"]]
-            rows = _rows(payload["data"], "merged")
-    except (KeyError, TypeError) as error:
-        raise _damaged(f"not the legacy {kind} layout (no {error})") from error
-    if len(ids) != len(rows):
-        raise _damaged(f"{len(ids)} IDs but {len(rows)} feature rows")
-    return ids, rows
 
 
 @dataclass
@@ -305,13 +201,13 @@ def _split(
         needed = widths["dnabert"] + widths["esm"]
         if width != needed:
             msg = f"{WRONG_WIDTH}: {width} where {needed} (DNABERT-S + ESM-2) is needed"
-            raise _RefusedError(msg)
+            raise LegacyFileError(msg)
         return {
             "dnabert": rows[:, : widths["dnabert"]],
             "esm": rows[:, widths["dnabert"] :],
         }
     if width != widths[kind]:
-        raise _RefusedError(f"{WRONG_WIDTH}: {width} where {widths[kind]} is needed")
+        raise LegacyFileError(f"{WRONG_WIDTH}: {width} where {widths[kind]} is needed")
     return {kind: rows}
 
 
@@ -323,15 +219,10 @@ def _adopt_file(
 ) -> FileOutcome:
     outcome = FileOutcome(legacy.name, legacy.kind)
     try:
-        payload = safe_torch_load(legacy.path)
-    except ckptkit.CheckpointError as error:
-        outcome.refused = f"{DAMAGED}: {error.reason}"
-        return outcome
-    try:
-        ids, rows = _parse(legacy.kind, payload)
+        ids, rows = read_legacy_features(legacy)
         outcome.rows = len(ids)
         parts = _split(legacy.kind, rows, widths)
-    except _RefusedError as refusal:
+    except LegacyFileError as refusal:
         outcome.refused = str(refusal)
         return outcome
     for position, frame_id in enumerate(ids):

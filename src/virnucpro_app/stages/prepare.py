@@ -57,7 +57,6 @@ class PreparedRun:
             than 0, which never need them).
         shard_costs: Work in each shard (bases + residues).
         seconds: Wall time of the prepare stage (0 when reused).
-        fresh: Shards (0-based) whose frames this invocation wrote.
         regenerated: Shards whose missing or damaged frames were prepared
             again on their own.
         frame_ids: With ``collect_ids``: every shard's frame IDs.
@@ -69,7 +68,6 @@ class PreparedRun:
     records: list[RecordRow]
     shard_costs: list[int] = field(default_factory=list)
     seconds: float = 0.0
-    fresh: set[int] = field(default_factory=set)
     regenerated: set[int] = field(default_factory=set)
     frame_ids: list[list[str]] | None = None
 
@@ -207,17 +205,13 @@ class _ShardCollector:
         self.ids, self.nucleotides, self.proteins, self.cost = [], [], [], 0
 
 
-def _save_frames(store: RunCheckpoints, shard: ShardFrames) -> bool:
-    """Save a shard's frames unless the file already holds exactly these frames.
-
-    Returns:
-        Whether the file was written.
-    """
+def _save_frames(store: RunCheckpoints, shard: ShardFrames) -> None:
+    """Save a shard's frames unless the file already holds exactly these frames."""
     path = store.layout.shard_path(shard.index, ShardStage.FRAMES)
     if path.exists():
         try:
             if ckptkit.inspect(path).metadata.get("digest") == shard.digest:
-                return False  # prepared again, same frames: keep the file
+                return  # prepared again, same frames: keep the file
         except ckptkit.CheckpointError:
             pass  # a damaged header: the file is replaced by the frames it held
     store.save_shard(
@@ -230,7 +224,6 @@ def _save_frames(store: RunCheckpoints, shard: ShardFrames) -> bool:
             "digest": shard.digest,
         },
     )
-    return True
 
 
 def _batches(config: RunConfig) -> Iterator[PreparedBatch]:
@@ -309,15 +302,13 @@ def prepare_shards(
     intermediates = _intermediates(layout)
     rows: list[RecordRow] = []
     costs: list[int] = []
-    fresh: set[int] = set()
     frame_ids: list[list[str]] = []
 
     def on_shard(shard: ShardFrames, cost: int) -> None:
         costs.append(cost)
         if collect_ids:
             frame_ids.append(shard.ids)
-        if _save_frames(store, shard):
-            fresh.add(shard.index)
+        _save_frames(store, shard)
 
     with (
         intermediates[0].open("w", encoding="ascii", newline="\n") as chunks_out,
@@ -352,6 +343,5 @@ def prepare_shards(
         rows,
         shard_costs=costs,
         seconds=time.perf_counter() - started,
-        fresh=fresh,
         frame_ids=frame_ids if collect_ids else None,
     )
