@@ -198,6 +198,7 @@ def _launch(nproc: int, args: list[str], run_id: str) -> tuple[int, str] | None:
     """Start the ranks and wait: None when all ended, else (rank, how it died)."""
     import sys
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -212,6 +213,8 @@ def _launch(nproc: int, args: list[str], run_id: str) -> tuple[int, str] | None:
     )
     try:
         elastic_launch(config, sys.executable)(*args)
+    except SignalException as error:  # Ctrl-C or a kill: the agent stopped the ranks
+        raise KeyboardInterrupt from error
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         signal = failure.signal_name() if failure.exitcode < 0 else ""
