@@ -42,6 +42,7 @@ import atexit, json, sys, time
 from pathlib import Path
 import ckptkit
 
+target = Path(sys.argv[1])
 folder = Path(sys.argv[2]) / "checkpoints"
 stats = {"reads": 0, "seconds": 0.0, "files": set()}
 
@@ -61,7 +62,7 @@ ckptkit.load = timed(ckptkit.load)
 ckptkit.validate = timed(ckptkit.validate)
 def report():
     stats["files"] = len(stats["files"])
-    Path(sys.argv[1]).write_text(json.dumps(stats))
+    target.write_text(json.dumps(stats))
 atexit.register(report)
 sys.argv = ["virnucpro-app", *sys.argv[3:]]
 from virnucpro_app.cli import main

@@ -210,14 +210,8 @@ class RunCheckpoints:
         elif not path.exists():
             sound = False
         else:
-            report = ckptkit.validate(path, level="full")
             try:
-                if not report.ok:
-                    raise ckptkit.CheckpointCorruptError(
-                        path, report.reason or "failed full validation"
-                    )
-                if report.info is not None:
-                    _check_schema(path, report.info, schema)
+                _check_schema(path, _verified_info(path), schema)
                 sound = True
             except ckptkit.CheckpointError as error:
                 self._bad(path, error.reason)
@@ -302,6 +296,29 @@ class RunCheckpoints:
         """
         path = self.layout.shard_path(index, stage)
         self.save(path, state, schema=stage.schema, **header)
+
+
+#: Above this size ``ckptkit.validate`` (which streams a file through a fixed
+#: buffer) is the cheaper full check; below it, its fixed cost per file makes
+#: loading and dropping the state cheaper. Measured here: 1 MB 8 ms against
+#: 2 ms, 16 MB 13 against 10 ms, 65 MB 42 against 101 ms.
+VALIDATE_ABOVE_BYTES = 32 << 20
+
+
+def _verified_info(path: Path) -> ckptkit.CheckpointInfo:
+    """The header of ``path`` after every checksum was checked.
+
+    Raises:
+        ckptkit.CheckpointError: The file is damaged.
+    """
+    if path.stat().st_size < VALIDATE_ABOVE_BYTES:
+        return ckptkit.load(path, verify="full").info
+    report = ckptkit.validate(path, level="full")
+    if not report.ok or report.info is None:
+        raise ckptkit.CheckpointCorruptError(
+            path, report.reason or "failed full validation"
+        )
+    return report.info
 
 
 def _check_schema(path: Path, info: ckptkit.CheckpointInfo, schema: str) -> None:
