@@ -218,6 +218,8 @@ class RunConfig:
         models: The model locations.
         options: The run's options, device and precision resolved.
         workers: Processes for sequence preparation.
+        adopt_dir: ``--adopt``: a folder of legacy feature files to take
+            features from (predict only).
     """
 
     inputs: tuple[Path, ...]
@@ -226,14 +228,19 @@ class RunConfig:
     models: ModelPaths
     options: RunOptions = field(default_factory=RunOptions)
     workers: int = 1
+    adopt_dir: Path | None = None
 
     def __post_init__(self) -> None:
         check_model_type(self.model_type)
         if not self.inputs:
             raise InputError("no input FASTA files given")
-        for path in self.inputs:
-            if not path.is_file():
-                raise InputError(f"{path}: input file not found")
+        missing = [str(path) for path in self.inputs if not path.exists()]
+        if missing:
+            raise InputError(
+                f"input file{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                f"{'do' if len(missing) > 1 else 'does'} not exist; check the "
+                "input paths"
+            )
 
     @property
     def layout(self) -> RunLayout:

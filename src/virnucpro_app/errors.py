@@ -17,9 +17,16 @@ from ckptkit.types import ExitCode
 
 
 class AppError(Exception):
-    """Base of every expected virnucpro-app failure; the message says what to do."""
+    """Base of every expected virnucpro-app failure; the message says what to do.
+
+    Attributes:
+        exit_code: The code the command ends with.
+        quiet: Print nothing (another process of the same job prints the
+            message: the other ranks of a torchrun job leave it to rank 0).
+    """
 
     exit_code: ExitCode = ExitCode.FAILURE
+    quiet: bool = False
 
 
 class InputError(AppError):

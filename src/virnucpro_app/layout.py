@@ -31,6 +31,8 @@ RUN_SUMMARY = "run_summary.json"
 CHECKPOINTS_DIR = "checkpoints"
 MANIFEST = "manifest.ckpt"
 PREPARED = "prepared.ckpt"
+#: predict --adopt: the adoption's account (files, counts, refusals).
+ADOPTION = "adoption.ckpt"
 LOG_FILE = "virnucpro.log"
 #: predict under torchrun: one log (and pid) file per rank.
 LOGS_DIR = "logs"
@@ -42,6 +44,9 @@ FRAMES_SCHEMA = "virnucpro.frames"
 #: Also what ``virnucpro-app embed`` writes.
 EMBEDDINGS_SCHEMA = "virnucpro.embeddings"
 SCORES_SCHEMA = "virnucpro.scores"
+ADOPTION_SCHEMA = "virnucpro.adoption"
+#: A shard's rows taken from legacy feature files (``--adopt``), one per encoder.
+ADOPTED_SCHEMA = "virnucpro.adopted"
 
 
 class ShardStage(StrEnum):
@@ -146,6 +151,21 @@ class RunLayout:
         return self.checkpoints_dir / f"shard-{index + 1:05d}.{stage.value}.ckpt"
 
     @property
+    def adoption_path(self) -> Path:
+        """``checkpoints/adoption.ckpt``: what ``--adopt`` took, and refused."""
+        return self.checkpoints_dir / ADOPTION
+
+    def adopted_path(self, index: int, kind: str) -> Path:
+        """``checkpoints/shard-00001.{kind}.adopted.ckpt``: a shard's adopted rows.
+
+        Example:
+            >>> from pathlib import Path
+            >>> RunLayout(Path("out")).adopted_path(0, "esm").name
+            'shard-00001.esm.adopted.ckpt'
+        """
+        return self.checkpoints_dir / f"shard-{index + 1:05d}.{kind}.adopted.ckpt"
+
+    @property
     def predictions_path(self) -> Path:
         """``prediction_results.txt``: one row per kept frame."""
         return self.output_dir / PREDICTIONS
@@ -177,6 +197,23 @@ class RunLayout:
     def rank_pid_path(self, rank: int) -> Path:
         """``logs/rank-N.pid``: the process id of rank N."""
         return self.logs_dir / f"rank-{rank}.pid"
+
+    def has_started(self) -> bool:
+        """Whether a run here finished preparing (or holds any later result).
+
+        A folder whose run never got that far holds nothing worth keeping: the
+        corrected command may take it over.
+        """
+        if self.prepared_path.exists():
+            return True
+        later = [stage.value for stage in ShardStage if stage is not ShardStage.FRAMES]
+        return (
+            any(
+                path.name.split(".")[1] in later
+                for path in self.checkpoints_dir.glob("shard-*.*.ckpt*")
+            )
+            or self.adoption_path.exists()
+        )
 
     def run_paths(self) -> tuple[Path, ...]:
         """Everything a predict run writes here (what ``--force`` removes)."""
@@ -237,6 +274,12 @@ class TrainLayout:
     def summary_path(self) -> Path:
         """``train_summary.json``."""
         return self.checkpoint_dir / TRAIN_SUMMARY
+
+    def has_started(self) -> bool:
+        """Whether a training here got past preparing its inputs."""
+        return self.train_dir.exists() or any(
+            self.features(label).has_started() for label in ("virus", "host")
+        )
 
     def run_paths(self) -> tuple[Path, ...]:
         """Everything a train run writes here (what ``--force`` removes)."""

@@ -32,7 +32,6 @@ from virnucpro_app.fasta import read_records
 from virnucpro_app.layout import RunLayout
 from virnucpro_app.parallel import available_cores, ordered_map
 from virnucpro_app.records import (
-    PREPARE_TABLE,
     RecordRow,
     RecordStatus,
     RecordsWriter,
@@ -340,7 +339,7 @@ def write_prepared(
                 stack.enter_context(path.open("w", encoding="utf-8", newline=""))
                 for path in partials
             )
-            writer = RecordsWriter(report, PREPARE_TABLE)
+            writer = RecordsWriter(report)
             for batch in batches:
                 write_fasta(chunks, batch.chunk_ids, batch.chunk_sequences)
                 write_fasta(nucleotides, batch.frame_ids, batch.frame_nucleotides)

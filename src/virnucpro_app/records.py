@@ -5,20 +5,18 @@ stop-free frame; ``scored`` once predict scored its frames),
 ``no_stop_free_frame`` (chunked, but no frame survived the filter; the original
 drops these without a word) or ``skipped`` with a reason.
 
-One row type, :class:`RecordRow`, carries every field any command reports; a
-:class:`RecordsTable` says which columns a command writes to ``records.tsv`` and
-how, and :class:`RecordsWriter` writes any table. ``prepare`` writes
-:data:`PREPARE_TABLE` and ``predict`` (and train's feature folders)
-:data:`PREDICT_TABLE`, each exactly as before the two shared a type; giving
-both commands one table is a change of these two constants.
+One row type, :class:`RecordRow`, carries every field any command reports, and
+one table, :data:`RECORDS_TABLE`, is what ``prepare``, ``predict`` and train's
+feature folders write to ``records.tsv`` (:class:`RecordsWriter`): the score
+columns are empty until ``predict`` has scored the record. The per-record
+verdict is :func:`record_verdict`'s rule.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from operator import attrgetter
 from typing import IO, TYPE_CHECKING
@@ -54,9 +52,14 @@ class RecordRow:
         reason: For ``skipped``: a short reason code in ``prepare``, the full
             message in ``predict``; empty otherwise.
         detail: For ``skipped`` in ``prepare``: file, line, record and the fix.
-        scored_chunks: predict: chunks with at least one scored frame.
+        scored_chunks: predict: chunks with at least one scored frame (None
+            before predict scored the record).
         virus_chunks: predict: chunks whose verdict is virus.
-        max_virus_score: predict: highest virus score of its frames (nan if none).
+        viral_fraction: predict: ``virus_chunks / scored_chunks`` (None without
+            a scored chunk).
+        max_virus_score: predict: highest virus score of its frames (None if none).
+        verdict: predict: ``virus``, ``non-virus`` or empty (see
+            :func:`record_verdict`).
     """
 
     index: int
@@ -68,9 +71,48 @@ class RecordRow:
     status: str
     reason: str = ""
     detail: str = ""
-    scored_chunks: int = 0
-    virus_chunks: int = 0
-    max_virus_score: float = math.nan
+    scored_chunks: int | None = None
+    virus_chunks: int | None = None
+    viral_fraction: float | None = None
+    max_virus_score: float | None = None
+    verdict: str = ""
+
+
+#: ``--record-threshold``: a record is viral when at least this fraction of its
+#: scored chunks are.
+DEFAULT_RECORD_THRESHOLD = 0.5
+VIRUS = "virus"
+NON_VIRUS = "non-virus"
+
+
+def record_verdict(
+    scored_chunks: int, virus_chunks: int, threshold: float
+) -> tuple[float | None, str]:
+    """A record's viral fraction and verdict from its chunks' verdicts.
+
+    The rule: ``viral_fraction = virus_chunks / scored_chunks``; the record is
+    ``virus`` when ``viral_fraction >= threshold`` (ties count as viral, as the
+    original's per-chunk rule does), else ``non-virus``; no verdict without a
+    scored chunk.
+
+    Args:
+        scored_chunks: Chunks with at least one scored frame.
+        virus_chunks: Those whose ``Is_Virus`` is ``True``.
+        threshold: ``--record-threshold``, between 0 and 1.
+
+    Returns:
+        ``(viral fraction or None, verdict or "")``.
+
+    Example:
+        >>> record_verdict(4, 2, 0.5), record_verdict(3, 1, 0.5)
+        ((0.5, 'virus'), (0.3333333333333333, 'non-virus'))
+        >>> record_verdict(0, 0, 0.5)
+        (None, '')
+    """
+    if scored_chunks <= 0:
+        return None, ""
+    fraction = virus_chunks / scored_chunks
+    return fraction, VIRUS if fraction >= threshold else NON_VIRUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,24 +133,35 @@ class RecordColumn:
         return cls(name, attrgetter(field or name))
 
 
-def _score_text(row: RecordRow) -> str:
-    score = row.max_virus_score
-    return "" if math.isnan(score) else f"{score:.6g}"
+def _number(name: str) -> Callable[[RecordRow], object]:
+    """A float column: six significant digits, empty when None."""
+
+    def cell(row: RecordRow) -> object:
+        value = getattr(row, name)
+        return "" if value is None else f"{value:.6g}"
+
+    return cell
+
+
+def _count(name: str) -> Callable[[RecordRow], object]:
+    """A count only predict fills: empty when None."""
+
+    def cell(row: RecordRow) -> object:
+        value = getattr(row, name)
+        return "" if value is None else value
+
+    return cell
 
 
 @dataclass(frozen=True, slots=True)
 class RecordsTable:
-    """The columns a command writes to ``records.tsv``, and how.
+    """The columns of ``records.tsv``, and how its cells read.
 
     Attributes:
         columns: In order.
-        quoted: Quote cells as the ``csv`` module does (tabs, newlines and
-            quotes in a cell); otherwise cells are written as they are (the
-            rows must then hold no tab or newline).
     """
 
     columns: tuple[RecordColumn, ...]
-    quoted: bool = True
 
     @property
     def header(self) -> list[str]:
@@ -116,35 +169,33 @@ class RecordsTable:
         return [column.name for column in self.columns]
 
 
-#: Fields only ``predict`` fills.
-SCORE_FIELDS = ("scored_chunks", "virus_chunks", "max_virus_score")
-#: ``prepare``: every field but the scores, in field order, csv-quoted.
-PREPARE_TABLE = RecordsTable(
-    tuple(
-        RecordColumn.of(item.name)
-        for item in fields(RecordRow)
-        if item.name not in SCORE_FIELDS
-    )
-)
-#: ``predict``: the account with the scores (reasons hold no tabs or newlines).
-PREDICT_TABLE = RecordsTable(
+#: The one ``records.tsv`` schema of ``prepare`` and ``predict``: the account,
+#: then the scores (empty until ``predict`` scored the record).
+RECORDS_TABLE = RecordsTable(
     (
+        RecordColumn.of("index"),
+        RecordColumn.of("file"),
         RecordColumn.of("record_id"),
         RecordColumn.of("length_bp"),
-        RecordColumn.of("chunks", "num_chunks"),
-        RecordColumn.of("kept_frames", "num_frames"),
-        RecordColumn.of("scored_chunks"),
-        RecordColumn.of("virus_chunks"),
-        RecordColumn("max_virus_score", _score_text),
+        RecordColumn.of("num_chunks"),
+        RecordColumn.of("num_frames"),
         RecordColumn.of("status"),
         RecordColumn.of("reason"),
-    ),
-    quoted=False,
+        RecordColumn.of("detail"),
+        RecordColumn("scored_chunks", _count("scored_chunks")),
+        RecordColumn("virus_chunks", _count("virus_chunks")),
+        RecordColumn("viral_fraction", _number("viral_fraction")),
+        RecordColumn("max_virus_score", _number("max_virus_score")),
+        RecordColumn.of("verdict"),
+    )
 )
 
 
 class RecordsWriter:
     r"""Writes rows as tab-separated lines under the table's header.
+
+    Cells holding a tab, a newline or a double quote are quoted as the ``csv``
+    module does.
 
     Args:
         handle: A text file opened with ``newline=""``.
@@ -153,20 +204,16 @@ class RecordsWriter:
     Example:
         >>> import io
         >>> out = io.StringIO()
-        >>> writer = RecordsWriter(out, PREPARE_TABLE)
+        >>> writer = RecordsWriter(out, RECORDS_TABLE)
         >>> writer.write([RecordRow(0, "a.fa", "c1", 900, 2, 3, "prepared")])
         >>> out.getvalue().splitlines()[1]
-        '0\ta.fa\tc1\t900\t2\t3\tprepared\t\t'
+        '0\ta.fa\tc1\t900\t2\t3\tprepared\t\t\t\t\t\t\t'
     """
 
-    def __init__(self, handle: IO[str], table: RecordsTable) -> None:
+    def __init__(self, handle: IO[str], table: RecordsTable = RECORDS_TABLE) -> None:
         self._cells = [column.cell for column in table.columns]
-        self._line: Callable[[Iterable[object]], object]
-        if table.quoted:
-            quoting = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            self._line = quoting.writerow
-        else:
-            self._line = _plain_writer(handle)
+        quoting = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        self._line: Callable[[Iterable[object]], object] = quoting.writerow
         self._line(table.header)
 
     def write(self, rows: Iterable[RecordRow]) -> None:
@@ -180,23 +227,15 @@ class RecordsWriter:
             self._line([cell(row) for cell in cells])
 
 
-def _plain_writer(handle: IO[str]) -> Callable[[Iterable[object]], object]:
-    def line(cells: Iterable[object]) -> int:
-        return handle.write("\t".join(map(str, cells)) + "\n")
-
-    return line
-
-
-def write_records(path: Path, rows: Iterable[RecordRow], table: RecordsTable) -> None:
-    """Write ``records.tsv`` at ``path``: the table's header, then the rows.
+def write_records(path: Path, rows: Iterable[RecordRow]) -> None:
+    """Write ``records.tsv`` at ``path``: the header, then the rows.
 
     Args:
         path: The file (replaced).
         rows: Rows in input order.
-        table: Which columns, and how.
     """
     with path.open("w", encoding="utf-8", newline="") as handle:
-        RecordsWriter(handle, table).write(rows)
+        RecordsWriter(handle, RECORDS_TABLE).write(rows)
 
 
 @dataclass(frozen=True, slots=True)

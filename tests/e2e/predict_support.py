@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..support.subprocess_runner import run_cli
-
+#: The installed ``virnucpro-app`` console script (next to this interpreter).
+APP = Path(sys.executable).with_name("virnucpro-app")
 STOPS = {"TAA", "TAG", "TGA"}
 CODONS = [
     a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if a + b + c not in STOPS
@@ -66,12 +66,29 @@ def demo_env(cache: Path) -> dict[str, str]:
     return {"VIRNUCPRO_DEMO_CACHE": str(cache)}
 
 
+def run_app(
+    args: list[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``virnucpro-app`` console script."""
+    return subprocess.run(
+        [str(APP), *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def run_predict(
     inputs: list[Path], output: Path, cache: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    return run_cli(
-        "virnucpro_app", predict_args(inputs, output, *extra), env=demo_env(cache)
-    )
+    return run_app(predict_args(inputs, output, *extra), env=demo_env(cache))
 
 
 def start_predict(
@@ -79,7 +96,7 @@ def start_predict(
 ) -> subprocess.Popen[str]:
     env = {**os.environ, **demo_env(cache)}
     return subprocess.Popen(
-        [sys.executable, "-m", "virnucpro_app", *predict_args(inputs, output, *extra)],
+        [str(APP), *predict_args(inputs, output, *extra)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -92,6 +109,14 @@ class Prediction:
     label: str
     score1: float
     score2: float
+
+
+def damage(path: Path) -> bytes:
+    """Flip a bit near the end (tensor bytes, or a tensor-free file's header)."""
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x10
+    path.write_bytes(bytes(data))
+    return bytes(data)
 
 
 def read_predictions(output: Path) -> dict[str, Prediction]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -26,11 +24,9 @@ from ..support.subprocess_runner import run_cli
 from .predict_support import (
     coding_contig,
     demo_env,
-    read_predictions,
     write_fasta,
 )
 
-USAGE = Path(__file__).resolve().parents[2] / "docs" / "app" / "usage.md"
 #: Small inputs, several shards and slices per class, short epochs; a run to be
 #: killed is slowed down a little (--batch-pause-ms changes no number) so that
 #: kills land inside its epochs.
@@ -203,52 +199,6 @@ def test_summary_and_classifier_metadata_describe_the_training(
     assert classifier.chunk_size == 300
     assert classifier.metadata["training"]["best_epoch"] == summary["best_epoch"]
     assert "virnucpro_demo" in classifier.metadata
-
-
-def _documented_commands() -> list[list[str]]:
-    section = USAGE.read_text().split("## train", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
-    assert block is not None
-    return [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
-
-
-def test_usage_commands_train_a_classifier_that_predict_uses(
-    tmp_path: Path, inputs: tuple[Path, Path], demo_cache: Path
-) -> None:
-    """The ``## train`` commands of docs/app/usage.md, as written (default recipe)."""
-    shutil.copy(inputs[0], tmp_path / "virus.fa")
-    shutil.copy(inputs[1], tmp_path / "host.fa")
-    shutil.copy(inputs[0], tmp_path / "contigs.fa")
-    commands = _documented_commands()
-    assert [command[:2] for command in commands] == [
-        ["virnucpro-app", "train"],
-        ["virnucpro-app", "predict"],
-    ]
-    for command in commands:
-        result = run_cli(
-            "virnucpro_app",
-            [*command[1:], "--no-progress"],
-            cwd=tmp_path,
-            env=demo_env(demo_cache),
-        )
-        assert result.returncode == 0, (command, result.stderr)
-    assert (tmp_path / "model.training" / "train_summary.json").is_file()
-    classifier = load_classifier(tmp_path / "model.ckpt")
-    assert classifier.metadata["training"]["recipe"]["lr"] == 2e-4
-    predictions = read_predictions(tmp_path / "predictions")
-    seen = []
-    for dnabert_path in sorted(
-        (tmp_path / "predictions/checkpoints").glob("*.dnabert.ckpt")
-    ):
-        dnabert = ckptkit.load(dnabert_path).state
-        esm = ckptkit.load(str(dnabert_path).replace(".dnabert.", ".esm.")).state
-        features = torch.cat([dnabert["embeddings"], esm["embeddings"]], 1)
-        scores = classifier.scores(features).tolist()
-        for frame_id, (others, virus) in zip(dnabert["ids"], scores, strict=True):
-            assert abs(predictions[frame_id].score1 - others) <= 1e-6
-            assert abs(predictions[frame_id].score2 - virus) <= 1e-6
-            seen.append(frame_id)
-    assert seen == list(predictions)
 
 
 def test_a_used_checkpoint_folder_needs_resume_or_force(

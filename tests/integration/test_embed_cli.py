@@ -1,7 +1,8 @@
 """``models make-demo`` and ``embed``: the commands of docs/app/usage.md, as written.
 
 The first ``bash`` block of the ``## embed`` section runs in a real subprocess per
-line, in a folder holding the two FASTA files it names; the tests then read what
+line, in a folder holding the two FASTA files it names (``prepare`` made them
+earlier on the page; here they hold chosen sequences); the tests then read what
 it wrote.
 """
 
@@ -48,8 +49,9 @@ def _fasta(path: Path, records: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("usage")
-    _fasta(folder / "orfs.nucleotide.fa", DNA)
-    _fasta(folder / "orfs.protein.faa", PROTEINS)
+    (folder / "prepared").mkdir()
+    _fasta(folder / "prepared" / "orfs.nucleotide.fa", DNA)
+    _fasta(folder / "prepared" / "orfs.protein.faa", PROTEINS)
     for command in _documented_commands():
         assert command[0] == "virnucpro-app"
         quiet = ["--no-progress"] if command[1] == "embed" else []

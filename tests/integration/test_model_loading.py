@@ -128,6 +128,10 @@ def _cli_fails(
     *needles: str,
     env: dict[str, str] | None = None,
 ) -> None:
+    # The input each model takes (a file of the other kind is refused first).
+    fasta.write_text(
+        ">a\nACGTAC\n>b\nACGTTA\n" if kind == "dnabert" else ">a\nMKTAYIAK\n>b\nMKTA\n"
+    )
     result = run_cli(
         "virnucpro_app",
         [
@@ -144,6 +148,7 @@ def _cli_fails(
         env=env,
     )
     assert result.returncode == 1, result.stderr
+    assert "looks like" not in result.stderr  # the model failed, not the input
     error_lines = [
         line for line in result.stderr.splitlines() if line.startswith("error:")
     ]

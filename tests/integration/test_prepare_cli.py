@@ -39,6 +39,7 @@ def test_prepare_writes_chunks_frames_and_report(tmp_path: Path) -> None:
     report = (out / "records.tsv").read_text().splitlines()
     assert report[1].split("\t") == [
         "0", str(plain), "c1", "11", "1", "6", "prepared", "", "",
+        "", "", "", "", "",  # the score columns: empty until predict
     ]  # fmt: skip
 
 

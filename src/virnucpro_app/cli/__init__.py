@@ -19,8 +19,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from virnucpro_app import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(  # handled by its eager callback
+        False,
+        "--version",
+        help="Print the virnucpro-app version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
     """Identify viral sequences the VirNucPro way, resumably."""
 
 

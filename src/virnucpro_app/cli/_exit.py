@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from contextlib import contextmanager
@@ -30,9 +31,12 @@ _MAPPED_BY_CKPTKIT = (
 
 
 def _fail(message: str, code: int, *, debug: bool) -> typer.Exit:
+    from virnucpro_app import runlog
+
     if debug:
         traceback.print_exc(file=sys.stderr)
     typer.echo(f"error: {message}", err=True)
+    runlog.to_files(logging.ERROR, message)  # the run's log files, if any
     return typer.Exit(code=code)
 
 
@@ -51,6 +55,8 @@ def exit_on_error(*, debug: bool = False) -> Iterator[None]:
     try:
         yield
     except AppError as error:
+        if error.quiet:
+            raise typer.Exit(code=error.exit_code) from error
         raise _fail(str(error), error.exit_code, debug=debug) from error
     except _MAPPED_BY_CKPTKIT as error:
         code = exit_code_for(error)

@@ -321,16 +321,25 @@ def _log_warning(message: Warning | str, *_details: object, **_named: object) ->
 
 
 def setup_logging(options: RunOptions) -> None:
-    """Log to stderr (and ``--log-file``) at the level of ``--quiet``/``--verbose``."""
+    """Log to stderr (and ``--log-file``) at the level of ``--quiet``/``--verbose``.
+
+    The run's own log files get every record at DEBUG level whatever this level
+    (:mod:`virnucpro_app.runlog`); until the job attaches them, records are held.
+    """
+    from virnucpro_app import runlog
+
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if options.log_file is not None:
         options.log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(options.log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setLevel(options.log_level)
     # Demo-model and out-of-memory warnings: one log line each, no source dump.
     warnings.showwarning = _log_warning
     logging.basicConfig(
         level=options.log_level,
-        format="%(asctime)s %(levelname)s %(message)s",
+        format=runlog.FORMAT,
         handlers=handlers,
         force=True,
     )
+    runlog.start()

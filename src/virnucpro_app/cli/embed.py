@@ -21,7 +21,7 @@ from virnucpro_app.cli import app
 from virnucpro_app.cli._options import DebugOption, with_run_options
 from virnucpro_app.config import RunOptions  # noqa: TC001 - typer reads it
 from virnucpro_app.layout import EMBEDDINGS_SCHEMA
-from virnucpro_app.models import EncoderKind  # noqa: TC001 - typer reads it too
+from virnucpro_app.models import EncoderKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -60,6 +60,27 @@ def _read_fasta(path: Path) -> tuple[list[str], list[str]]:
     if not ids:
         raise InputError(f"{path}: no FASTA records")
     return ids, sequences
+
+
+def _check_kind(kind: EncoderKind, path: Path) -> None:
+    """Refuse protein for DNABERT-S and nucleotides for ESM-2 (one line, exit 1)."""
+    from virnucpro_app.alphabet import SequenceKind, check_kind
+
+    if kind is EncoderKind.DNABERT:
+        check_kind(
+            path,
+            SequenceKind.NUCLEOTIDE,
+            advice="`embed dnabert` takes nucleotide sequences; for proteins use "
+            "`virnucpro-app embed esm`",
+        )
+    else:
+        check_kind(
+            path,
+            SequenceKind.PROTEIN,
+            advice="`embed esm` takes protein sequences; for nucleotide sequences "
+            "use `virnucpro-app embed dnabert`, or `virnucpro-app prepare` to "
+            "translate contigs into the proteins of their stop-free frames",
+        )
 
 
 @contextmanager
@@ -120,6 +141,7 @@ def embed(
         from virnucpro_app.progress import throughput_progress
 
         ids, sequences = _read_fasta(input_path)
+        _check_kind(kind, input_path)
         encoder = load_encoder(
             kind, model, device=options.device, precision=options.precision
         )

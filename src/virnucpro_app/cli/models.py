@@ -47,8 +47,12 @@ def import_classifier(
     source: Path = typer.Argument(
         ..., help="Published 300_model.pth / 500_model.pth (a pickled MLPClassifier)."
     ),
-    chunk_size: int = typer.Option(
-        ..., "--chunk-size", help="The chunk size it was trained for: 300 or 500."
+    chunk_size: int | None = typer.Option(
+        None,
+        "--chunk-size",
+        help="The chunk size it was trained for: 300 or 500 (default: the one "
+        "its name says, 300_model.pth or 500_model.pth).",
+        show_default=False,
     ),
     output: Path = typer.Option(
         ..., "--output", help="The classifier checkpoint to write."
@@ -65,15 +69,32 @@ def import_classifier(
 
     with exit_on_error(debug=debug):
         from virnucpro_app.errors import InputError
-        from virnucpro_app.models.classifier import import_legacy_classifier
+        from virnucpro_app.models.classifier import (
+            chunk_size_in_name,
+            import_legacy_classifier,
+        )
 
-        if chunk_size not in (300, 500):
-            raise InputError(f"--chunk-size must be 300 or 500, not {chunk_size}")
+        named = chunk_size_in_name(source)
+        size = chunk_size if chunk_size is not None else named
+        if size is None:
+            raise InputError(
+                f"{source.name} does not say its chunk size: pass --chunk-size 300 "
+                "or 500 (the size it was trained for)"
+            )
+        if size not in (300, 500):
+            raise InputError(f"--chunk-size must be 300 or 500, not {size}")
+        if named is not None and named != size:
+            typer.echo(
+                f"warning: {source.name} is named for {named} bp chunks but "
+                f"--chunk-size is {size}; a classifier run on chunks of another "
+                "size than it was trained for gives meaningless scores",
+                err=True,
+            )
         if output.exists():
             raise InputError(f"{output} exists; choose another --output or remove it")
-        info = import_legacy_classifier(source, output, chunk_size=chunk_size)
+        info = import_legacy_classifier(source, output, chunk_size=size)
         typer.echo(
             f"wrote {info.path} (schema virnucpro.classifier {info.version}, "
             f"{info.metadata['input_dim']} -> {info.metadata['hidden_dim']} -> "
-            f"{info.metadata['num_classes']}, chunk size {chunk_size})"
+            f"{info.metadata['num_classes']}, chunk size {size})"
         )

@@ -16,12 +16,14 @@ from virnucpro_app.cli import app
 from virnucpro_app.cli._options import (
     COMPUTE,
     JOB_FLAGS,
+    MODELS,
     ModelTypeOption,
     setup_logging,
     with_models,
     with_run_options,
 )
 from virnucpro_app.config import ModelRequest, RunOptions  # noqa: TC001 - typer
+from virnucpro_app.records import DEFAULT_RECORD_THRESHOLD
 
 _INPUTS_HELP = "FASTA files (plain or .gz); with --demo and none: the bundled sample."
 
@@ -40,9 +42,26 @@ def predict(
         None,
         "--gpus",
         help="Run one process per listed GPU on this machine (e.g. 0,1,2,3), "
-        "through torchrun. For several machines use torchrun yourself "
-        "(docs/app/scaling.md).",
+        "through torch's elastic launcher. For several machines use torchrun "
+        "yourself (docs/app/scaling.md).",
         rich_help_panel=COMPUTE,
+    ),
+    record_threshold: float = typer.Option(
+        DEFAULT_RECORD_THRESHOLD,
+        "--record-threshold",
+        min=0.0,
+        max=1.0,
+        help="records.tsv: a record is 'virus' when at least this fraction of "
+        "its scored chunks are.",
+    ),
+    adopt: Path | None = typer.Option(
+        None,
+        "--adopt",
+        metavar="LEGACY_DIR",
+        help="Take the features of matching frames from an earlier run's "
+        "output_N_DNABERT_S.pt / output_N_ESM.pt / output_N_merged.pt files "
+        "(read only, never run as code).",
+        rich_help_panel=MODELS,
     ),
     models: ModelRequest,
     options: RunOptions,
@@ -56,24 +75,30 @@ def predict(
     records skipped), 3 checkpoint problem.
     """
     from virnucpro_app.cli._exit import exit_on_error
+    from virnucpro_app.predict.launch import (
+        PredictRequest,
+        launch_predict,
+        relaunch_on_gpus,
+        report_rank_status,
+    )
 
-    with exit_on_error(debug=options.verbose):
-        from virnucpro_app.predict.launch import (
-            PredictRequest,
-            launch_predict,
-            relaunch_on_gpus,
-        )
-
-        if gpus is not None and "WORLD_SIZE" not in os.environ:
-            raise typer.Exit(code=relaunch_on_gpus(gpus, sys.argv[1:]))
-        setup_logging(options)
-        code = launch_predict(
-            PredictRequest(
-                inputs=tuple(inputs or ()),
-                output_dir=output_dir,
-                model_type=model_type,
-                models=models,
-                options=options,
-            )
-        )
-    raise typer.Exit(code=int(code))
+    request = PredictRequest(
+        inputs=tuple(inputs or ()),
+        output_dir=output_dir,
+        model_type=model_type,
+        models=models,
+        options=options,
+        record_threshold=record_threshold,
+        adopt_dir=adopt,
+    )
+    try:
+        with exit_on_error(debug=options.verbose):
+            setup_logging(options)
+            if gpus is not None and "WORLD_SIZE" not in os.environ:
+                code = relaunch_on_gpus(gpus, sys.argv[1:], output_dir)
+            else:
+                code = int(launch_predict(request))
+    except typer.Exit as stop:
+        code = stop.exit_code
+    # Under --gpus each rank leaves its code to the launcher and ends with 0.
+    raise typer.Exit(code=report_rank_status(code))

@@ -121,8 +121,10 @@ def prepare(
             raise AppError(f"--chunk-size must be at least 1, got {chunk_size}")
         if workers < 0:
             raise AppError(f"--workers must be 0 (all cores) or more, got {workers}")
+        from virnucpro_app.alphabet import SequenceKind, check_inputs
         from virnucpro_app.prepare import run_prepare
 
+        check_inputs(inputs, SequenceKind.NUCLEOTIDE)
         with _progress(enabled=not no_progress) as advance:
             summary = run_prepare(
                 inputs,

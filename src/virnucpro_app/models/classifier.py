@@ -17,6 +17,7 @@ holds, mapped onto :class:`MLPClassifier`, then upgrades them through
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 import ckptkit
+from ckptkit.legacy import is_torch_pickle
 from virnucpro_app.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -182,6 +184,61 @@ def save_classifier(
     )
 
 
+@dataclass(frozen=True)
+class ClassifierFacts:
+    """What a classifier checkpoint's header says (no tensor read).
+
+    Attributes:
+        input_dim: Width of the merged embeddings it expects.
+        chunk_size: The chunk size it was trained for (None if not recorded).
+    """
+
+    input_dim: int
+    chunk_size: int | None
+
+
+def classifier_facts(path: str | os.PathLike[str]) -> ClassifierFacts:
+    """Read a classifier checkpoint's width and chunk size from its header.
+
+    Raises:
+        ModelLoadError: The file does not exist or is not a classifier
+            checkpoint (a published ``.pth`` needs ``models import-classifier``).
+    """
+    target = Path(path)
+    if not target.exists():
+        raise ModelLoadError(f"{target} does not exist")
+    try:
+        info = ckptkit.inspect(target)
+    except ckptkit.CheckpointError as error:
+        raise ModelLoadError(
+            f"{target}: not a classifier checkpoint ({error.reason})"
+        ) from error
+    _check_kind(target, info)
+    width = info.metadata.get("input_dim")
+    if width is None:
+        shapes = {tensor.name: tensor.shape for tensor in info.tensors}
+        weight = shapes.get("state_dict.hidden_layer.weight")
+        if weight is None:
+            raise ModelLoadError(f"{target}: holds no classifier weights")
+        width = weight[1]
+    chunk_size = info.metadata.get("chunk_size")
+    return ClassifierFacts(int(width), None if chunk_size is None else int(chunk_size))
+
+
+def _check_kind(target: Path, info: ckptkit.CheckpointInfo) -> None:
+    if info.legacy:
+        raise ModelLoadError(
+            f"{target}: a legacy classifier file; convert it once with "
+            f"`virnucpro-app models import-classifier {target} --chunk-size 300|500 "
+            "--output NEW.ckpt` and pass NEW.ckpt"
+        )
+    if info.schema != CLASSIFIER_SCHEMA:
+        raise ModelLoadError(
+            f"{target}: schema {info.schema!r} is not a classifier "
+            f"({CLASSIFIER_SCHEMA!r} expected)"
+        )
+
+
 def load_classifier(
     path: str | os.PathLike[str], *, verify: Literal["none", "quick", "full"] = "full"
 ) -> Classifier:
@@ -195,18 +252,7 @@ def load_classifier(
     from virnucpro_app.identity import file_identity
 
     target = Path(path)
-    info = ckptkit.inspect(target)
-    if info.legacy:
-        raise ModelLoadError(
-            f"{target}: a legacy classifier file; convert it once with "
-            f"`virnucpro-app models import-classifier {target} --chunk-size 300|500 "
-            "--output NEW.ckpt` and pass NEW.ckpt"
-        )
-    if info.schema != CLASSIFIER_SCHEMA:
-        raise ModelLoadError(
-            f"{target}: schema {info.schema!r} is not a classifier "
-            f"({CLASSIFIER_SCHEMA!r} expected)"
-        )
+    _check_kind(target, ckptkit.inspect(target))
     checkpoint = ckptkit.load(target, verify=verify, registry=CLASSIFIER_MIGRATIONS)
     try:
         model = build_model(checkpoint.state["state_dict"])
@@ -224,6 +270,46 @@ def load_classifier(
     )
 
 
+#: ``300_model.pth``, ``500_model.pth``: the published names say the chunk size.
+_SIZE_IN_NAME = re.compile(r"^(300|500)_model\b")
+
+
+def chunk_size_in_name(path: str | os.PathLike[str]) -> int | None:
+    """The chunk size a published classifier's file name says, if it says one.
+
+    Example:
+        >>> chunk_size_in_name("models/500_model.pth"), chunk_size_in_name("x.pth")
+        (500, None)
+    """
+    match = _SIZE_IN_NAME.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def _check_is_torch_file(source: Path) -> None:
+    """Refuse, in plain words, a file that is not a ``torch.save`` pickle."""
+    if not source.exists():
+        raise ModelLoadError(f"{source} does not exist")
+    if source.is_dir():
+        raise ModelLoadError(f"{source}: a folder, not a PyTorch file")
+    with source.open("rb") as handle:
+        head = handle.read(8)
+    if is_torch_pickle(head):
+        return
+    try:
+        info = ckptkit.inspect(source)
+    except ckptkit.CheckpointError:
+        info = None
+    if info is not None and info.schema == CLASSIFIER_SCHEMA:
+        raise ModelLoadError(
+            f"{source}: already a classifier checkpoint; pass it to --classifier"
+        )
+    raise ModelLoadError(
+        f"{source}: not a PyTorch file (torch.save writes a zip archive or a "
+        "pickle; this is neither): pass the published 300_model.pth or "
+        "500_model.pth"
+    )
+
+
 def import_legacy_classifier(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -238,9 +324,10 @@ def import_legacy_classifier(
     :data:`CLASSIFIER_MIGRATIONS` and is recorded in the new file's history.
 
     Raises:
-        ckptkit.CheckpointError: Missing, damaged or unsafe source file.
-        ModelLoadError: The pickle is not a VirNucPro classifier.
+        ckptkit.CheckpointError: A damaged or unsafe source file.
+        ModelLoadError: Missing, not a PyTorch file, or not a VirNucPro classifier.
     """
+    _check_is_torch_file(Path(source))
     checkpoint = ckptkit.load(source, extra_safe_globals=LEGACY_ALLOWLIST)
     try:
         state, applied = CLASSIFIER_MIGRATIONS.migrate(checkpoint.state, "0.x")

@@ -266,3 +266,24 @@ def read_dnabert_folder(folder: Path) -> DnabertFiles:
         sep_id=sep_id,
         is_demo=DEMO_MARKER_KEY in raw,
     )
+
+
+def dnabert_width(folder: str | os.PathLike[str]) -> int:
+    """Embedding width of a DNABERT-S folder (``hidden_size``), weights unread.
+
+    Raises:
+        ModelLoadError: The folder does not exist, or lacks its config, weights
+            or tokenizer, or the config is not usable.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise ModelLoadError(f"{root} does not exist")
+    if not root.is_dir():
+        raise ModelLoadError(f"{root}: not a folder; DNABERT-S is a model folder")
+    dnabert_identity(root)  # config and weights present
+    if not (root / TOKENIZER_FILE).is_file():
+        raise ModelLoadError(
+            f"{root}: no {TOKENIZER_FILE}; copy the tokenizer.json that comes "
+            "with the model into this folder"
+        )
+    return _read_config(root)[0].hidden_size

@@ -259,3 +259,24 @@ def read_esm2_file(path: Path) -> tuple[Esm2Config, dict[str, torch.Tensor], boo
         {k: v for k, v in state.items() if k in needed},
         DEMO_MARKER_KEY in data,
     )
+
+
+def esm_width(model: str | os.PathLike[str]) -> int:
+    """Embedding width of an ESM-2 file (``encoder_embed_dim``), weights unread.
+
+    Args:
+        model: As for :func:`resolve_esm2_path`.
+
+    Raises:
+        ModelLoadError: As :func:`resolve_esm2_path`, or not an ESM-2 file.
+    """
+    path = Path(model)
+    if not path.exists() and os.fspath(model) not in KNOWN_ESM2_MODELS:
+        raise ModelLoadError(f"{path} does not exist")
+    path = resolve_esm2_path(model)
+    data = read_torch_file(
+        path, extra_globals=ESM2_SAFE_GLOBALS, what="a fair-esm ESM-2 file"
+    )
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: not a fair-esm ESM-2 file")
+    return _config_from(data, path).embed_dim

@@ -1,10 +1,13 @@
 """run_predict: the whole predict job, resumable after any crash.
 
-Order of work: settle the output folder (refuse, resume or start over); build
-the manifest and compare it with a stored one; prepare (chunk + translate) into
-shards of frames; per shard DNABERT-S, then ESM-2, then classification, each a
-checkpoint; then the outputs, written from the checkpoints. Every checkpoint a
-resumed run reuses is validated first (see :mod:`.store`).
+Order of work (rank 0 alone until the plan): check the inputs and models
+(nothing is written before they pass); settle the output folder (refuse, resume
+or start over) and the manifest; prepare (chunk + translate) into shards of
+frames; take legacy features with ``--adopt``; find the finished shards (each of
+their checkpoints validated, only their scores kept); then every rank computes
+its share of the rest, per shard DNABERT-S, ESM-2 and the classifier, each a
+checkpoint; rank 0 writes the outputs. Every checkpoint is read at most once
+(see :mod:`virnucpro_app.stages.finished`).
 """
 
 from __future__ import annotations
@@ -13,25 +16,32 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import ckptkit
 from ckptkit.types import ExitCode
-from virnucpro_app import __version__
+from virnucpro_app import runlog
 from virnucpro_app.errors import AppError, PipelineError
 from virnucpro_app.layout import ShardStage
 from virnucpro_app.predict.distributed import ProcessGroup, World, assign_shards
-from virnucpro_app.stages.manifest import settle_manifest
+from virnucpro_app.predict.summary import RankReport, run_summary
+from virnucpro_app.records import DEFAULT_RECORD_THRESHOLD
+from virnucpro_app.stages.finished import ShardScores, finished_scores
 from virnucpro_app.stages.outputs import write_outputs, write_summary
 from virnucpro_app.stages.prepare import PreparedRun, prepare_shards
 from virnucpro_app.stages.runner import ShardRunner
 from virnucpro_app.stages.store import RunCheckpoints, settle_run_folder
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import torch
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
     from virnucpro_app.models.classifier import Classifier
+    from virnucpro_app.stages.adopt import AdoptionReport
     from virnucpro_app.stages.manifest import RunManifest
 
 LOG = logging.getLogger("virnucpro_app")
@@ -43,7 +53,7 @@ class RunResult:
 
     Attributes:
         exit_code: 0 success, 2 partial (some records skipped).
-        summary: The contents of ``run_summary.json``.
+        summary: The contents of ``run_summary.json`` (rank 0; empty elsewhere).
     """
 
     exit_code: ExitCode
@@ -63,6 +73,7 @@ def settle_output_dir(config: RunConfig) -> None:
         config.options.existing,
         flag="--output-dir",
         job="run",
+        started=layout.has_started(),
     )
     layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
 
@@ -80,118 +91,200 @@ def _load_checked_classifier(config: RunConfig) -> Classifier:
     return classifier
 
 
-def _attach_rank_log(layout: RunLayout, world: World) -> None:
-    """Per-rank log file (and pid, for operators) under ``DIR/logs/``."""
-    layout.logs_dir.mkdir(exist_ok=True)
-    handler = logging.FileHandler(layout.rank_log_path(world.rank), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    LOG.addHandler(handler)
+def _attach_logs(layout: RunLayout, world: World) -> None:
+    """The run's log files: the main log, and per rank its own (and pid)."""
+    if not world.is_distributed:
+        runlog.attach(layout.log_path)
+        return
+    runlog.attach(layout.log_path, layout.rank_log_path(world.rank), rank=world.rank)
     layout.rank_pid_path(world.rank).write_text(f"{os.getpid()}\n")
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """Rank 0's word to every rank: how many shards and who computes which."""
+    """Rank 0's word to every rank: the shards and who computes which.
+
+    ``fresh``: the checkpoints rank 0 wrote in this invocation (prepared
+    frames, adopted features), which no rank counts as reused.
+    """
 
     num_shards: int
-    finished: int
+    shard_costs: list[int]
     assignment: list[list[int]]
+    fresh: list[str]
+    adopted: bool
 
 
-@dataclass(frozen=True)
-class _RankReport:
-    """What one rank computed, gathered on rank 0 for the summary."""
+@dataclass
+class _Main:
+    """What rank 0 alone holds: the manifest, the account, the finished scores."""
 
-    shards: list[int]
-    frames: dict[str, int]
-    seconds: dict[str, float]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One predict run in this process: its config, manifest and checkpoints."""
-
-    config: RunConfig
     manifest: RunManifest
-    store: RunCheckpoints
-    started: float
-
-    @property
-    def layout(self) -> RunLayout:
-        return self.config.layout
+    prepared: PreparedRun
+    finished: dict[int, ShardScores]
+    adoption: AdoptionReport | None
 
 
-def _prepare_on_main(job: _Job, world: World) -> tuple[PreparedRun, _Plan]:
-    store = job.store
-    settle_output_dir(job.config)
-    settle_manifest(job.manifest, store)
-    prepared = prepare_shards(job.config, store)
-    unfinished = [
-        index
-        for index in range(prepared.num_shards)
-        if not store.is_shard_finished(index)
-    ]
-    finished = prepared.num_shards - len(unfinished)
+def _check_before_writing(config: RunConfig) -> None:
+    """Inputs and models, checked before the output folder is touched."""
+    from virnucpro_app.alphabet import SequenceKind, check_inputs
+    from virnucpro_app.stages.preflight import check_models
+
+    check_inputs(config.inputs, SequenceKind.NUCLEOTIDE)
+    check_models(config.models, config.model_type)
+
+
+def _prepare_on_main(
+    config: RunConfig, store: RunCheckpoints, world: World
+) -> tuple[_Main, _Plan]:
+    from virnucpro_app.legacy_features import find_legacy_files
+    from virnucpro_app.stages import adopt
+    from virnucpro_app.stages.manifest import (
+        ModelIdentities,
+        build_manifest,
+        settle_manifest,
+    )
+
+    _check_before_writing(config)
+    legacy = find_legacy_files(config.adopt_dir) if config.adopt_dir else ()
+    manifest = build_manifest(
+        config,
+        ModelIdentities.of(config.models),
+        adopted=tuple((item.name, item.identity) for item in legacy),
+    )
+    settle_output_dir(config)
+    _attach_logs(config.layout, world)
+    settle_manifest(manifest, store)
+    pending = bool(legacy) and adopt.is_pending(store)
+    prepared = prepare_shards(config, store, collect_ids=pending)
+    adoption = adopt.adopt_features(config, store, legacy, prepared) if legacy else None
+    finished: dict[int, ShardScores] = {}
+    for index in range(prepared.num_shards):
+        scores = finished_scores(store, index)
+        if scores is not None:
+            finished[index] = scores
+    unfinished = [i for i in range(prepared.num_shards) if i not in finished]
     LOG.info(
         "found %d/%d shard checkpoints valid, %d quarantined, recomputing %d",
-        finished,
+        len(finished),
         prepared.num_shards,
         store.counts.quarantined,
         len(unfinished),
     )
     costs = [prepared.cost(i) for i in range(prepared.num_shards)]
-    assignment = assign_shards(costs, unfinished, world.size)
-    return prepared, _Plan(prepared.num_shards, finished, assignment)
+    plan = _Plan(
+        prepared.num_shards,
+        costs,
+        assign_shards(costs, unfinished, world.size),
+        sorted(str(path) for path in store.written),
+        adoption is not None and adoption.num_adopted > 0,
+    )
+    return _Main(manifest, prepared, finished, adoption), plan
 
 
-def _agree_on_plan(job: _Job, group: ProcessGroup) -> tuple[PreparedRun | None, _Plan]:
+class RankStoppedError(PipelineError):
+    """The job stops on every rank with one rank's error; rank 0 says why."""
+
+    def __init__(self, message: str, code: ExitCode, *, quiet: bool) -> None:
+        super().__init__(message)
+        self.exit_code = code
+        self.quiet = quiet
+
+
+def _agree_on_plan(
+    config: RunConfig, store: RunCheckpoints, group: ProcessGroup
+) -> tuple[_Main | None, _Plan]:
     """Rank 0 prepares and plans; the others learn the plan (or rank 0's error)."""
-    world = group.world
-    if world.is_main:
+    if group.world.is_main:
         try:
-            prepared, plan = _prepare_on_main(job, world)
-        except AppError as error:
-            group.broadcast(("error", str(error), int(error.exit_code)))
-            raise
+            main, plan = _prepare_on_main(config, store, group.world)
         except Exception as error:
-            group.broadcast(("error", str(error), int(ExitCode.FAILURE)))
+            group.broadcast(("error", str(error), _code_of(error)))
             raise
         group.broadcast(("ok", plan, 0))
-        return prepared, plan
+        return main, plan
     message: tuple[str, Any, int] = group.broadcast(None)
     status, payload, code = message
     if status == "error":
-        raise RankStoppedError(f"rank 0 stopped the run: {payload}", ExitCode(code))
+        raise RankStoppedError(payload, ExitCode(code), quiet=True)
     received: _Plan = payload
     return None, received
 
 
-class RankStoppedError(PipelineError):
-    """Rank 0 failed before the shards were handed out; every rank stops."""
+def _code_of(error: BaseException) -> int:
+    if isinstance(error, AppError):
+        return int(error.exit_code)
+    code = ckptkit.exit_code_for(error)
+    return int(code if code is not None else ExitCode.FAILURE)
 
-    def __init__(self, message: str, code: ExitCode) -> None:
-        super().__init__(message)
-        self.exit_code = code
+
+@dataclass
+class _Work:
+    """One rank's share: the scores it keeps (rank 0) and any error it met."""
+
+    kept: dict[int, ShardScores] = field(default_factory=dict)
+    error: tuple[int, str] | None = None
+
+
+def _compute(
+    config: RunConfig,
+    prepared: PreparedRun,
+    runner: ShardRunner,
+    mine: list[int],
+    world: World,
+) -> _Work:
+    """Score this rank's shards; under torchrun an error is kept, not raised."""
+    work = _Work()
+    if world.is_distributed:
+        LOG.info("rank %d computes shards %s", world.rank, [i + 1 for i in mine])
+    try:
+        classifier = _load_checked_classifier(config)
+        for index in mine:
+            LOG.debug("rank %d: shard %d", world.rank, index + 1)
+            shard = prepared.shard(index)
+            scores = runner.scores(shard, classifier)
+            if world.is_main:
+                work.kept[index] = ShardScores(index, shard.ids, scores)
+    except (AppError, ckptkit.CheckpointError) as error:
+        if not world.is_distributed:
+            raise
+        # Every rank must reach the exchange of results, or the others wait.
+        LOG.debug("stopping: %s", error, exc_info=True)
+        work.error = (_code_of(error), str(error))
+    return work
+
+
+def _stop_on_errors(reports: list[RankReport], world: World) -> None:
+    """Every rank stops with the first failing rank's code; rank 0 prints why."""
+    failures = [(rank, r.error) for rank, r in enumerate(reports) if r.error]
+    if not failures:
+        return
+    rank, (code, message) = failures[0]
+    text = message if rank == 0 else f"rank {rank}: {message}"
+    raise RankStoppedError(text, ExitCode(code), quiet=not world.is_main)
 
 
 def run_predict(
     config: RunConfig,
-    manifest: RunManifest,
     group: ProcessGroup | None = None,
+    *,
+    record_threshold: float = DEFAULT_RECORD_THRESHOLD,
 ) -> RunResult:
     """Run (or resume) a predict job and write its outputs.
 
     Args:
         config: The resolved run (device and precision resolved).
-        manifest: The identity of the run's results (inputs, models, settings).
         group: The torchrun process group (None: a single process).
+        record_threshold: ``--record-threshold`` of the per-record verdict.
 
     Returns:
-        The exit code (0 or 2) and the run summary (rank 0; other ranks get
-        an empty summary).
+        The exit code (0 or 2, the same on every rank) and the run summary
+        (rank 0; other ranks get an empty summary).
 
     Raises:
-        PipelineError: Output folder in the way, manifest changed, models unfit.
+        InputError: Inputs missing, not FASTA, empty, or protein.
+        ModelLoadError: Models missing, of the wrong kind, or not fitting.
+        PipelineError: Output folder in the way, manifest changed.
         CheckpointProblemError: A damaged checkpoint without --force-resume.
     """
     started = time.perf_counter()
@@ -199,91 +292,90 @@ def run_predict(
     world = group.world
     # rank 0 creates checkpoints/ once the output folder is settled
     store = RunCheckpoints(config.layout, config.options, create=False)
-    job = _Job(config, manifest, store, started)
-    prepared, plan = _agree_on_plan(job, group)
-    if world.is_distributed:
-        _attach_rank_log(config.layout, world)
-    if prepared is None:  # not rank 0: read what rank 0 prepared
-        prepared = prepare_shards(config, store, reuse_only=True)
-    classifier = _load_checked_classifier(config)
-    runner = ShardRunner(config, store)
-    mine = plan.assignment[world.rank]
-    if world.is_distributed:
-        LOG.info("rank %d computes shards %s", world.rank, [i + 1 for i in mine])
-    for index in mine:
-        LOG.debug("rank %d: shard %d", world.rank, index + 1)
-        runner.scores(prepared.shard(index), classifier)
-    group.barrier()
-    reports = group.gather(
-        _RankReport(sorted(runner.computed_shards), runner.computed, runner.seconds)
-    )
+    main, plan = _agree_on_plan(config, store, group)
+    if main is None:
+        _attach_logs(config.layout, world)
+        prepared = PreparedRun(
+            config, store, plan.num_shards, [], shard_costs=plan.shard_costs
+        )
+    else:
+        prepared = main.prepared
+    for path in plan.fresh:  # rank 0 wrote them now: no rank counts them as reused
+        store.mark_fresh(Path(path))
+    adopted = None
+    if plan.adopted:
+        from virnucpro_app.stages.adopt import AdoptedFeatures
+
+        adopted = AdoptedFeatures(store).rows
+    runner = ShardRunner(config, store, adopted=adopted)
+    work = _compute(config, prepared, runner, plan.assignment[world.rank], world)
+    shards = sorted(runner.computed_shards | prepared.regenerated)
+    reports = group.gather(RankReport.of(shards, runner, store.counts, work.error))
+    _stop_on_errors(reports, world)
     result = RunResult(ExitCode.OK)
-    if world.is_main:
-        result = _finish(job, prepared, reports)
+    if main is not None:
+        result = _finish(
+            config, store, main, work.kept, reports, started, record_threshold
+        )
+    code: int = group.broadcast(int(result.exit_code) if world.is_main else None)
     # Leave together: a rank tearing down its connections while another still
     # talks to it makes gloo abort.
     group.barrier()
-    return result
+    return RunResult(ExitCode(code), result.summary)
 
 
-def _finish(job: _Job, prepared: PreparedRun, reports: list[_RankReport]) -> RunResult:
+def _finish(  # noqa: PLR0913, PLR0917 - the run's pieces, gathered
+    config: RunConfig,
+    store: RunCheckpoints,
+    main: _Main,
+    kept: dict[int, ShardScores],
+    reports: list[RankReport],
+    started: float,
+    record_threshold: float,
+) -> RunResult:
     """Rank 0: write the outputs from every shard's scores, and the summary."""
-    config, layout = job.config, job.layout
-    shard_scores = [
-        (shard.ids, _stored_scores(job.store, shard.index))
-        for shard in prepared.shards()
-    ]
+    prepared = main.prepared
+
+    def shard_scores() -> Iterator[tuple[list[str], torch.Tensor]]:
+        for index in range(prepared.num_shards):
+            found = main.finished.pop(index, None) or kept.pop(index, None)
+            if found is None:  # computed by another rank
+                found = _read_scores(store, index)
+            yield found.ids, found.scores
+
     totals = write_outputs(
-        layout,
-        shards=shard_scores,
+        config.layout,
+        shards=shard_scores(),
         records=prepared.records,
+        record_threshold=record_threshold,
     )
     if not config.options.keep_intermediate:
         prepared.remove_intermediates()
     partial = any(row.status == "skipped" for row in prepared.records)
-    computed: dict[str, int] = {}
-    seconds: dict[str, float] = {"prepare": prepared.seconds}
-    for report in reports:
-        for key, count in report.frames.items():
-            computed[key] = computed.get(key, 0) + count
-        for key, spent in report.seconds.items():
-            seconds[key] = seconds.get(key, 0.0) + spent
     exit_code = ExitCode.PARTIAL if partial else ExitCode.OK
-    summary = {
-        "virnucpro_app_version": __version__,
-        "inputs": [str(p) for p in config.inputs],
-        "model_type": config.model_type,
-        "manifest": job.manifest.to_json(),
-        "device": config.options.device,
-        "precision": job.manifest.precision,
-        "demo_models": config.models.demo,
-        "world_size": len(reports),
-        "shards": prepared.num_shards,
-        "frames": totals.frames,
-        "chunks_scored": totals.chunks_scored,
-        "chunks_virus": totals.chunks_virus,
-        "records": totals.records,
-        "computed_frames": computed,
-        "computed_shards": sorted(i for report in reports for i in report.shards),
-        "computed_shards_by_rank": [report.shards for report in reports],
-        "stage_seconds": seconds,
-        "checkpoints": {
-            "reused_valid": job.store.counts.valid,
-            "quarantined": job.store.counts.quarantined_paths,
-        },
-        "wall_seconds": time.perf_counter() - job.started,
-        "exit_code": int(exit_code),
-    }
-    write_summary(layout.summary_path, summary)
+    summary = run_summary(
+        config,
+        main.manifest,
+        prepared,
+        totals,
+        reports,
+        adoption=main.adoption,
+        record_threshold=record_threshold,
+        wall_seconds=time.perf_counter() - started,
+        exit_code=int(exit_code),
+    )
+    write_summary(config.layout.summary_path, summary)
+    LOG.info("results in %s (exit code %d)", config.output_dir, int(exit_code))
     return RunResult(exit_code, summary)
 
 
-def _stored_scores(store: RunCheckpoints, index: int) -> torch.Tensor:
+def _read_scores(store: RunCheckpoints, index: int) -> ShardScores:
+    path = store.layout.shard_path(index, ShardStage.SCORES)
+    store.mark_fresh(path)  # written in this run by another rank
     checkpoint = store.reuse_shard(index, ShardStage.SCORES)
     if checkpoint is None or checkpoint.info.status != "complete":
         raise PipelineError(
             f"shard {index + 1} has no scores after all ranks finished; "
             "rerun with --resume"
         )
-    scores: torch.Tensor = checkpoint.state["scores"]
-    return scores
+    return ShardScores(index, list(checkpoint.state["ids"]), checkpoint.state["scores"])

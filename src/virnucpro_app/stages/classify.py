@@ -10,6 +10,7 @@ from virnucpro_app.errors import PipelineError
 from virnucpro_app.layout import ShardStage
 
 if TYPE_CHECKING:
+    import ckptkit
     from virnucpro_app.models.classifier import Classifier
     from virnucpro_app.stages.shards import ShardFrames
     from virnucpro_app.stages.store import RunCheckpoints
@@ -50,17 +51,47 @@ def classify_shard(
     features: torch.Tensor,
     classifier: Classifier,
     store: RunCheckpoints,
-) -> torch.Tensor:
-    """Scores ``[N, 2]`` (score1 = P(others), score2 = P(virus)) for one shard."""
+    inputs: dict[str, str],
+) -> tuple[torch.Tensor, bool]:
+    """Scores ``[N, 2]`` (score1 = P(others), score2 = P(virus)) for one shard.
+
+    A stored scores checkpoint is reused only when it was computed from exactly
+    these inputs (the content identities of the frames and both embeddings);
+    otherwise the scores are computed again and saved.
+
+    Args:
+        shard: The frames.
+        features: Their merged embeddings.
+        classifier: The MLP.
+        store: The run folder's checkpoint rules.
+        inputs: ``frames``, ``dnabert`` and ``esm`` content identities.
+
+    Returns:
+        The scores, and whether they were computed now.
+    """
     existing = store.reuse_shard(shard.index, ShardStage.SCORES)
-    if existing is not None and list(existing.state["ids"]) == shard.ids:
+    if existing is not None and _is_current(existing, shard, inputs):
         scores: torch.Tensor = existing.state["scores"]
-        return scores
+        return scores, False
     scores = classifier.scores(features)
     store.save_shard(
         shard.index,
         ShardStage.SCORES,
         {"ids": shard.ids, "scores": scores},
-        metadata={"shard": shard.index, "classifier": classifier.identity},
+        metadata={
+            "shard": shard.index + 1,
+            "classifier": classifier.identity,
+            "inputs": inputs,
+        },
     )
-    return scores
+    return scores, True
+
+
+def _is_current(
+    checkpoint: ckptkit.Checkpoint, shard: ShardFrames, inputs: dict[str, str]
+) -> bool:
+    if checkpoint.info.status != "complete":
+        return False
+    if list(checkpoint.state["ids"]) != shard.ids:
+        return False
+    return bool(checkpoint.info.metadata.get("inputs") == inputs)

@@ -9,6 +9,7 @@ in a batch, so resumed and uninterrupted runs give the same numbers.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +17,18 @@ import torch
 
 from virnucpro_app.layout import ShardStage
 from virnucpro_app.models import EncoderKind, load_encoder
+from virnucpro_app.stages.shards import tensor_digest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import ckptkit
     from virnucpro_app.config import ModelPaths, RunOptions
     from virnucpro_app.models import Encoder, ProgressCallback
     from virnucpro_app.stages.shards import ShardFrames
     from virnucpro_app.stages.store import RunCheckpoints
+
+LOG = logging.getLogger("virnucpro_app")
 
 
 @dataclass
@@ -65,30 +72,109 @@ def _inputs(shard: ShardFrames, kind: EncoderKind) -> list[str]:
     return shard.nucleotides if kind is EncoderKind.DNABERT else shard.proteins
 
 
+@dataclass(frozen=True)
+class AdoptedRows:
+    """Features of some of a shard's frames taken from legacy files (``--adopt``).
+
+    Attributes:
+        rows: 0-based rows of the shard, increasing.
+        embeddings: ``[len(rows), D]`` float32, one row per entry of ``rows``.
+    """
+
+    rows: list[int]
+    embeddings: torch.Tensor
+
+    def within(self, start: int, end: int) -> dict[int, torch.Tensor]:
+        """The adopted rows in ``[start, end)``, by row."""
+        return {
+            row: self.embeddings[position]
+            for position, row in enumerate(self.rows)
+            if start <= row < end
+        }
+
+
+@dataclass(frozen=True)
+class ShardEmbeddings:
+    """One shard's embeddings by one encoder, and how they came about.
+
+    Attributes:
+        embeddings: ``[len(shard), D]`` float32.
+        computed: Frames embedded in this run.
+        digest: Content identity of ``embeddings`` (what scores record).
+    """
+
+    embeddings: torch.Tensor
+    computed: int
+    digest: str
+
+
 def _resume_prefix(
     store: RunCheckpoints, shard: ShardFrames, stage: ShardStage
-) -> tuple[torch.Tensor | None, bool]:
-    """Embeddings already saved for a prefix of the shard, and whether complete."""
+) -> tuple[ckptkit.Checkpoint | None, bool]:
+    """The checkpoint of a prefix of the shard already saved, and whether complete.
+
+    A checkpoint computed from other frames (its recorded frame digest differs:
+    the frames were prepared again and came out different) is stale and simply
+    recomputed; IDs that disagree with the very frames it records are damage.
+    """
     checkpoint = store.reuse_shard(shard.index, stage)
     if checkpoint is None:
         return None, False
+    path = store.layout.shard_path(shard.index, stage)
+    recorded = checkpoint.info.metadata.get("frames_digest")
+    if recorded is not None and recorded != shard.digest:
+        LOG.info("%s was computed from other frames; recomputing it", path)
+        return None, False
     ids = list(checkpoint.state["ids"])
     if ids != shard.ids[: len(ids)]:
-        # Same manifest but other frames cannot happen; treat as damage.
-        path = store.layout.shard_path(shard.index, stage)
         store.reject(path, "its frame IDs do not match the shard's frames")
         return None, False
     complete = checkpoint.info.status == "complete" and len(ids) == len(shard)
-    return checkpoint.state["embeddings"], complete
+    return checkpoint, complete
 
 
-def embed_shard(
+def _embed_slice(  # noqa: PLR0913 - the shard, its encoder, the rows, the rules
+    shard: ShardFrames,
+    encoder: LazyEncoder,
+    span: tuple[int, int],
+    adopted: dict[int, torch.Tensor],
+    *,
+    options: RunOptions,
+    progress: ProgressCallback | None,
+) -> tuple[torch.Tensor, int]:
+    """Rows ``[start, end)`` of the shard: adopted ones taken, the rest computed."""
+    start, end = span
+    todo = [row for row in range(start, end) if row not in adopted]
+    computed = None
+    if todo:
+        sequences = _inputs(shard, encoder.kind)
+        computed = encoder.get().embed(
+            [shard.ids[row] for row in todo],
+            [sequences[row] for row in todo],
+            tokens_per_batch=options.tokens_per_batch,
+            progress=progress,
+        )
+        if not adopted:
+            return computed, len(todo)
+    width = int(computed.shape[1]) if computed is not None else 0
+    width = width or int(next(iter(adopted.values())).shape[0])
+    rows = torch.empty(end - start, width, dtype=torch.float32)
+    for row, values in adopted.items():
+        rows[row - start] = values
+    if computed is not None:
+        rows[[row - start for row in todo]] = computed
+    return rows, len(todo)
+
+
+def embed_shard(  # noqa: PLR0913 - the shard, its encoder, the run's rules
     shard: ShardFrames,
     encoder: LazyEncoder,
     store: RunCheckpoints,
     options: RunOptions,
+    *,
     progress: ProgressCallback | None = None,
-) -> tuple[torch.Tensor, int]:
+    adopted: Callable[[], AdoptedRows | None] | None = None,
+) -> ShardEmbeddings:
     """Embed one shard's frames, reusing and extending its checkpoint.
 
     Args:
@@ -98,42 +184,57 @@ def embed_shard(
         options: ``slice_size`` (frames per in-progress save) and
             ``tokens_per_batch`` (None: the model's default).
         progress: Called with (sequences, tokens) as batches finish.
+        adopted: Gives the rows taken from legacy feature files instead of
+            computed (called only when something is left to embed).
 
     Returns:
-        ``([len(shard), D] float32, frames computed now)``.
+        The ``[len(shard), D]`` float32 embeddings, the frames computed now and
+        their content identity.
     """
     stage = ShardStage(encoder.kind)
-    done, complete = _resume_prefix(store, shard, stage)
-    if complete and done is not None:
-        return done, 0
-    sequences = _inputs(shard, encoder.kind)
-    parts = [] if done is None else [done]
-    start = 0 if done is None else int(done.shape[0])
+    checkpoint, complete = _resume_prefix(store, shard, stage)
+    if checkpoint is not None:
+        done: torch.Tensor = checkpoint.state["embeddings"]
+        if complete:
+            digest = checkpoint.info.metadata.get("digest") or tensor_digest(done)
+            return ShardEmbeddings(done, 0, str(digest))
+    parts = [] if checkpoint is None else [done]
+    start = 0 if checkpoint is None else int(done.shape[0])
     computed = 0
-    metadata: dict[str, Any] | None = None
-    while start < len(shard) or not parts:
+    taken_rows = adopted() if adopted is not None else None
+    metadata: dict[str, Any] = {
+        "shard": shard.index + 1,
+        "frames_digest": shard.digest,
+        "adopted": 0 if taken_rows is None else len(taken_rows.rows),
+    }
+    while True:
         end = min(start + options.slice_size, len(shard))
-        model = encoder.get()
-        parts.append(
-            model.embed(
-                shard.ids[start:end],
-                sequences[start:end],
-                tokens_per_batch=options.tokens_per_batch,
+        if end > start:  # (an in-progress save of every row only needs completing)
+            taken = {} if taken_rows is None else taken_rows.within(start, end)
+            rows, count = _embed_slice(
+                shard,
+                encoder,
+                (start, end),
+                taken,
+                options=options,
                 progress=progress,
             )
-        )
-        computed += end - start
-        embeddings = torch.cat(parts) if len(parts) > 1 else parts[0]
-        parts = [embeddings]
-        metadata = metadata or {"model": model.info.to_metadata(), "shard": shard.index}
+            parts = [torch.cat([*parts, rows])] if parts else [rows]
+            computed += count
+        else:
+            count = 0
+        if count and "model" not in metadata:
+            metadata["model"] = encoder.get().info.to_metadata()
+        status = "complete" if end == len(shard) else "in_progress"
+        if status == "complete":
+            metadata["digest"] = tensor_digest(parts[0])
         store.save_shard(
             shard.index,
             stage,
-            {"ids": shard.ids[:end], "embeddings": embeddings},
-            status="complete" if end == len(shard) else "in_progress",
+            {"ids": shard.ids[:end], "embeddings": parts[0]},
+            status=status,
             metadata=metadata,
         )
         start = end
         if end == len(shard):
-            break
-    return parts[0], computed
+            return ShardEmbeddings(parts[0], computed, metadata["digest"])

@@ -10,6 +10,7 @@ naming what changed; nothing stale is ever reused.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from virnucpro_app.config import ModelPaths, RunConfig
     from virnucpro_app.stages.store import RunCheckpoints
 
+LOG = logging.getLogger("virnucpro_app")
 #: Bumped whenever a change of ours changes any number the pipeline produces.
 ALGORITHM_VERSION = "1"
 #: Stands in the manifest's classifier field: feature runs use no classifier.
@@ -76,6 +78,10 @@ class RunManifest:
         precision: Compute precision of the language models.
         shard_size: Frames per shard.
         algorithm_version: Version of the app's numerics.
+        adopted: ``[[file, content hash], ...]`` of the legacy feature files
+            ``--adopt`` takes features from (relative to its folder, sorted).
+        input_sizes: Size in bytes of each input (shown when a resume is
+            refused; not compared: the content hash decides).
     """
 
     inputs: tuple[tuple[str, str], ...]
@@ -86,16 +92,20 @@ class RunManifest:
     precision: str
     shard_size: int
     algorithm_version: str = ALGORITHM_VERSION
+    adopted: tuple[tuple[str, str], ...] = ()
+    input_sizes: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as stored in the checkpoint's metadata."""
         data = asdict(self)
         data["inputs"] = [list(pair) for pair in self.inputs]
+        data["adopted"] = [list(pair) for pair in self.adopted]
+        data["input_sizes"] = list(self.input_sizes)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunManifest:
-        """Read a stored manifest."""
+        """Read a stored manifest (files of earlier versions lack the last two)."""
         return cls(
             inputs=tuple((str(n), str(h)) for n, h in data["inputs"]),
             dnabert=str(data["dnabert"]),
@@ -105,21 +115,88 @@ class RunManifest:
             precision=str(data["precision"]),
             shard_size=int(data["shard_size"]),
             algorithm_version=str(data["algorithm_version"]),
+            adopted=tuple((str(n), str(h)) for n, h in data.get("adopted", [])),
+            input_sizes=tuple(int(size) for size in data.get("input_sizes", [])),
         )
 
     def differences(self, other: RunManifest) -> list[str]:
-        """Human descriptions of every field that differs from ``other``."""
-        changes = []
-        mine, theirs = self.to_json(), other.to_json()
-        for key, value in mine.items():
-            if theirs[key] != value:
-                changes.append(
-                    f"{key} changed ({_short(theirs[key])} -> {_short(value)})"
-                )
+        """What changed from ``other`` (the stored run) to this one, readably.
+
+        Example:
+            >>> models = ("dnabert-id", "esm-id", "classifier-id")
+            >>> old = RunManifest((("a.fa", "xxh3_128:1"),), *models, 300, "fp32", 7)
+            >>> new = RunManifest((("a.fa", "xxh3_128:2"),), *models, 500, "fp32", 7)
+            >>> for change in new.differences(old):
+            ...     print(change)
+            input a.fa changed (content xxh3_128:1 -> xxh3_128:2)
+            chunk size (--model-type) 300 -> 500
+        """
+        changes = _file_changes("input", other, self)
+        for key, label in _MODEL_LABELS.items():
+            before, after = getattr(other, key), getattr(self, key)
+            if before != after:
+                changes.append(f"{label} changed ({_short(before)} -> {_short(after)})")
+        for key, label in _SETTING_LABELS.items():
+            before, after = getattr(other, key), getattr(self, key)
+            if before != after:
+                changes.append(f"{label} {before} -> {after}")
+        if other.adopted != self.adopted:
+            changes.append(
+                f"--adopt files {_count_files(other.adopted)} -> "
+                f"{_count_files(self.adopted)}"
+                + ("" if self.adopted else " (pass the same --adopt again)")
+            )
         return changes
 
 
-def build_manifest(config: RunConfig, models: ModelIdentities) -> RunManifest:
+_MODEL_LABELS = {
+    "dnabert": "DNABERT-S model",
+    "esm": "ESM-2 model",
+    "classifier": "classifier",
+}
+_SETTING_LABELS = {
+    "chunk_size": "chunk size (--model-type)",
+    "precision": "precision",
+    "shard_size": "shard size",
+    "algorithm_version": "algorithm version",
+}
+
+
+def _count_files(files: tuple[tuple[str, str], ...]) -> str:
+    return f"{len(files)} file{'s' if len(files) != 1 else ''}" if files else "none"
+
+
+def _inputs(manifest: RunManifest) -> dict[str, tuple[str, int | None]]:
+    """Input name -> (content hash, size in bytes if recorded)."""
+    names = [name for name, _ in manifest.inputs]
+    # Manifests of earlier versions hold no sizes.
+    sizes = dict(zip(names, manifest.input_sizes, strict=False))
+    return {name: (identity, sizes.get(name)) for name, identity in manifest.inputs}
+
+
+def _file_changes(what: str, old: RunManifest, new: RunManifest) -> list[str]:
+    before, after = _inputs(old), _inputs(new)
+    changes = [f"{what} {name} removed" for name in before if name not in after]
+    changes += [f"{what} {name} added" for name in after if name not in before]
+    for name, (identity, size) in after.items():
+        if name not in before or before[name][0] == identity:
+            continue
+        old_size = before[name][1]
+        if size is not None and old_size is not None and size != old_size:
+            shown = f"{old_size:,} -> {size:,} bytes"
+        else:
+            shown = f"content {_short(before[name][0])} -> {_short(identity)}"
+        changes.append(f"{what} {name} changed ({shown})")
+    if not changes and list(before) != list(after):
+        changes.append(f"{what} order {', '.join(before)} -> {', '.join(after)}")
+    return changes
+
+
+def build_manifest(
+    config: RunConfig,
+    models: ModelIdentities,
+    adopted: tuple[tuple[str, str], ...] = (),
+) -> RunManifest:
     """Hash ``config``'s inputs into its manifest, with its models' identities."""
     return RunManifest(
         inputs=tuple((path.name, file_identity(path)) for path in config.inputs),
@@ -129,12 +206,16 @@ def build_manifest(config: RunConfig, models: ModelIdentities) -> RunManifest:
         chunk_size=config.model_type,
         precision=config.options.precision,
         shard_size=config.options.shard_size,
+        adopted=adopted,
+        input_sizes=tuple(path.stat().st_size for path in config.inputs),
     )
 
 
 def _short(value: object) -> str:
+    """A content hash cut to 8 hex digits (enough to tell two apart)."""
     text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."  # noqa: PLR2004
+    name, _, digits = text.partition(":")
+    return f"{name}:{digits[:8]}" if digits else text
 
 
 def write_manifest(path: Path, manifest: RunManifest) -> None:
@@ -168,7 +249,7 @@ def check_resumable(stored: RunManifest, current: RunManifest, path: Path) -> No
     changes = current.differences(stored)
     if changes:
         raise PipelineError(
-            f"cannot resume the run in {path.parent.parent}: "
+            f"cannot resume the run in {path.parent.parent}, what changed: "
             + "; ".join(changes)
             + ". Its results would be stale: use --force to start over, or "
             "restore the original inputs and settings"
@@ -191,6 +272,12 @@ def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
             # Without a sound manifest nothing else here can be trusted either.
             store.quarantine_all(path, error.reason)
         else:
-            check_resumable(stored, manifest, path)
-            return
+            if stored == manifest:
+                return
+            if store.layout.has_started():
+                check_resumable(stored, manifest, path)
+                return
+            # The run never finished preparing: no result depends on the old
+            # manifest, so the corrected command takes the folder over.
+            LOG.info("the run in %s never finished preparing; starting it over", path)
     write_manifest(path, manifest)

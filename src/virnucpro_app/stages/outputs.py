@@ -8,11 +8,18 @@ The original's two files (``report``), plus two extensions kept clearly apart:
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from virnucpro_app.records import PREDICT_TABLE, RecordRow, RecordTally, write_records
+from virnucpro_app.records import (
+    DEFAULT_RECORD_THRESHOLD,
+    RecordRow,
+    RecordStatus,
+    RecordTally,
+    record_verdict,
+    write_records,
+)
 from virnucpro_app.report import ChunkVerdicts, write_consensus, write_predictions
 
 if TYPE_CHECKING:
@@ -37,6 +44,7 @@ class OutputTotals:
     chunks_scored: int = 0
     chunks_virus: int = 0
     records: dict[str, int] = field(default_factory=dict)
+    verdicts: dict[str, int] = field(default_factory=dict)
 
 
 def score_rows(
@@ -55,25 +63,40 @@ class _RecordScores:
 
     scored_chunks: int = 0
     virus_chunks: int = 0
-    max_virus_score: float = math.nan
+    max_virus_score: float | None = None
 
 
-def _fold_records(rows: list[RecordRow], verdicts: ChunkVerdicts) -> list[RecordRow]:
-    """The rows with their chunks' verdicts and best virus score counted in."""
+def _fold_records(
+    rows: list[RecordRow], verdicts: ChunkVerdicts, threshold: float
+) -> list[RecordRow]:
+    """The rows with their chunks' verdicts, best virus score and verdict."""
     scores: dict[str, _RecordScores] = {}
     for chunk_id, is_virus in verdicts.rows():
         tally = scores.setdefault(record_of_chunk(chunk_id), _RecordScores())
         tally.scored_chunks += 1
         tally.virus_chunks += int(is_virus)
         virus = verdicts.best[chunk_id][1]
-        if math.isnan(tally.max_virus_score) or virus > tally.max_virus_score:
+        if tally.max_virus_score is None or virus > tally.max_virus_score:
             tally.max_virus_score = virus
-    return [
-        replace(row, **asdict(scores[row.record_id]))
-        if row.record_id in scores
-        else row
-        for row in rows
-    ]
+    folded = []
+    for row in rows:
+        tally = scores.get(row.record_id, _RecordScores())
+        fraction, verdict = record_verdict(
+            tally.scored_chunks, tally.virus_chunks, threshold
+        )
+        if row.status == RecordStatus.SKIPPED:
+            verdict = ""
+        folded.append(
+            replace(
+                row,
+                scored_chunks=tally.scored_chunks,
+                virus_chunks=tally.virus_chunks,
+                viral_fraction=fraction,
+                max_virus_score=tally.max_virus_score,
+                verdict=verdict,
+            )
+        )
+    return folded
 
 
 def write_outputs(
@@ -81,6 +104,7 @@ def write_outputs(
     *,
     shards: Iterable[tuple[list[str], torch.Tensor]],
     records: list[RecordRow],
+    record_threshold: float = DEFAULT_RECORD_THRESHOLD,
 ) -> OutputTotals:
     """Write the original's two files and the per-record table.
 
@@ -88,6 +112,8 @@ def write_outputs(
         layout: The run folder.
         shards: ``(frame IDs, [N, 2] scores)`` of every shard, in order.
         records: One row per input record, input order.
+        record_threshold: Viral fraction of its chunks from which a record
+            is called ``virus`` (:func:`virnucpro_app.records.record_verdict`).
 
     Returns:
         Counts for the run summary.
@@ -101,12 +127,12 @@ def write_outputs(
 
     verdicts = write_predictions(layout.predictions_path, counted())
     write_consensus(layout.consensus_path, verdicts)
-    write_records(
-        layout.records_report_path, _fold_records(records, verdicts), PREDICT_TABLE
-    )
+    folded = _fold_records(records, verdicts, record_threshold)
+    write_records(layout.records_report_path, folded)
     totals.chunks_scored = len(verdicts.best)
     totals.chunks_virus = sum(1 for _, virus in verdicts.rows() if virus)
     totals.records = dict(RecordTally.of(records).counts)
+    totals.verdicts = dict(Counter(row.verdict or "none" for row in folded))
     return totals
 
 

@@ -9,6 +9,7 @@ computed and the time each stage took.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from virnucpro_app.models import EncoderKind
@@ -21,9 +22,14 @@ if TYPE_CHECKING:
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.models.classifier import Classifier
-    from virnucpro_app.stages.embed import LazyEncoder
+    from virnucpro_app.stages.embed import AdoptedRows, LazyEncoder, ShardEmbeddings
     from virnucpro_app.stages.shards import ShardFrames
     from virnucpro_app.stages.store import RunCheckpoints
+
+
+#: Where a shard's adopted legacy features come from: ``(shard index, kind)`` ->
+#: the rows, or None (see ``stages.adopt``).
+AdoptedSource = Callable[[int, EncoderKind], "AdoptedRows | None"]
 
 
 class ShardRunner:
@@ -35,10 +41,11 @@ class ShardRunner:
         encoders: Encoders to share with other folders (training's two classes);
             None loads the job's own on first use.
         label: Prefix of the progress bars (``virus``, ``host``).
+        adopted: Legacy features taken instead of computed (``--adopt``).
 
     Attributes:
         computed: Frames embedded now (not reused), per encoder.
-        computed_shards: Shards with anything computed now.
+        computed_shards: Shards (0-based) with anything computed now.
         seconds: Wall time per stage (``dnabert``, ``esm``, ``classify``).
     """
 
@@ -49,16 +56,18 @@ class ShardRunner:
         *,
         encoders: dict[EncoderKind, LazyEncoder] | None = None,
         label: str = "",
+        adopted: AdoptedSource | None = None,
     ) -> None:
         self.options = config.options
         self.store = store
         self.encoders = encoders or lazy_encoders(config.models, config.options)
         self.prefix = f"{label} " if label else ""
+        self.adopted = adopted
         self.computed: dict[str, int] = {kind.value: 0 for kind in EncoderKind}
         self.computed_shards: set[int] = set()
         self.seconds: dict[str, float] = {"dnabert": 0.0, "esm": 0.0, "classify": 0.0}
 
-    def embed(self, shard: ShardFrames, kind: EncoderKind) -> torch.Tensor:
+    def embed(self, shard: ShardFrames, kind: EncoderKind) -> ShardEmbeddings:
         """The shard's embeddings by one encoder (``[len(shard), D]`` float32)."""
         start = time.perf_counter()
         with throughput_progress(
@@ -66,14 +75,27 @@ class ShardRunner:
             len(shard),
             enabled=self.options.progress,
         ) as advance:
-            embeddings, computed = embed_shard(
-                shard, self.encoders[kind], self.store, self.options, advance
+            result = embed_shard(
+                shard,
+                self.encoders[kind],
+                self.store,
+                self.options,
+                progress=advance,
+                adopted=self._adopted(shard.index, kind),
             )
-        self.computed[kind.value] += computed
-        if computed:
+        self.computed[kind.value] += result.computed
+        if result.computed:
             self.computed_shards.add(shard.index)
         self.seconds[kind.value] += time.perf_counter() - start
-        return embeddings
+        return result
+
+    def _adopted(
+        self, index: int, kind: EncoderKind
+    ) -> Callable[[], AdoptedRows | None] | None:
+        source = self.adopted
+        if source is None:
+            return None
+        return lambda: source(index, kind)
 
     def features(
         self, shard: ShardFrames, expected_dim: int | None = None
@@ -83,14 +105,27 @@ class ShardRunner:
         Raises:
             PipelineError: The embeddings do not fit the frames or the width.
         """
+        return self._features(shard, expected_dim)[0]
+
+    def _features(
+        self, shard: ShardFrames, expected_dim: int | None
+    ) -> tuple[torch.Tensor, dict[str, str]]:
         dnabert = self.embed(shard, EncoderKind.DNABERT)
         esm = self.embed(shard, EncoderKind.ESM)
-        return merge_embeddings(shard, dnabert, esm, expected_dim)
+        merged = merge_embeddings(
+            shard, dnabert.embeddings, esm.embeddings, expected_dim
+        )
+        inputs = {"frames": shard.digest, "dnabert": dnabert.digest, "esm": esm.digest}
+        return merged, inputs
 
     def scores(self, shard: ShardFrames, classifier: Classifier) -> torch.Tensor:
         """The shard's ``[N, 2]`` scores, every stage before them reused or run."""
-        features = self.features(shard, classifier.input_dim)
+        features, inputs = self._features(shard, classifier.input_dim)
         start = time.perf_counter()
-        scores = classify_shard(shard, features, classifier, self.store)
+        scores, computed = classify_shard(
+            shard, features, classifier, self.store, inputs
+        )
+        if computed:
+            self.computed_shards.add(shard.index)
         self.seconds["classify"] += time.perf_counter() - start
         return scores

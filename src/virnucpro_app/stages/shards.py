@@ -2,16 +2,21 @@
 
 A shard is ``shard_size`` consecutive kept frames (the original's 10,000-record
 files). Its frames are stored as two byte tensors (all nucleotide, all protein
-sequences concatenated) with int64 offsets, and the frame IDs as a list.
+sequences concatenated) with int64 offsets, and the frame IDs as a list. Each
+shard's content identity (:attr:`ShardFrames.digest`) goes into its metadata and
+into the metadata of every checkpoint computed from it.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
+
+from virnucpro_app.identity import content_identity
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,23 @@ class ShardFrames:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def digest(self) -> str:
+        """Content identity of the frames (IDs and both sequences, in order)."""
+        return content_identity(
+            "\n".join(self.ids).encode(),
+            "\n".join(self.nucleotides).encode(),
+            "\n".join(self.proteins).encode(),
+        )
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """Content identity of a tensor's shape, dtype and values."""
+    array = tensor.detach().cpu().contiguous().numpy()
+    return content_identity(
+        f"{array.dtype}{list(array.shape)}".encode(), array.tobytes()
+    )
 
 
 def _pack(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

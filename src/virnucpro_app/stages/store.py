@@ -10,6 +10,7 @@ that its work is recomputed.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,15 +20,15 @@ import ckptkit
 from ckptkit.types import ExitCode
 from virnucpro_app.config import ExistingRun
 from virnucpro_app.errors import AppError, PipelineError
-from virnucpro_app.layout import ShardStage
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
     from virnucpro_app.config import RunOptions
-    from virnucpro_app.layout import RunLayout
+    from virnucpro_app.layout import RunLayout, ShardStage
 
+LOG = logging.getLogger("virnucpro_app")
 QUARANTINE_MARK = ".quarantined-"
 
 
@@ -37,15 +38,20 @@ def quarantine_name(path: Path) -> Path:
     return path.with_name(f"{path.name}{QUARANTINE_MARK}{stamp}")
 
 
-def settle_run_folder(
+def settle_run_folder(  # noqa: PLR0913 - the folder, its run and the choice
     folder: Path,
     run_paths: Iterable[Path],
     existing: ExistingRun,
     *,
     flag: str,
     job: str,
+    started: bool = True,
 ) -> None:
     """Refuse, resume in, or clear a folder that holds a run (never asks).
+
+    A folder holding only the files of a run that never finished its first
+    stage (``started`` is false) is cleared whatever was asked: nothing there is
+    worth keeping, and the corrected command must not be refused.
 
     Args:
         folder: The run folder, named on the command line by ``flag``.
@@ -53,6 +59,8 @@ def settle_run_folder(
         existing: What the command line chose.
         flag: ``--output-dir`` or ``--checkpoint-dir``.
         job: What continues there with ``--resume`` (``run``, ``training``).
+        started: Whether the run there finished its first stage (or anything
+            after it); see ``RunLayout.has_started``.
 
     Raises:
         PipelineError: ``folder`` is a file, or holds files and neither
@@ -60,6 +68,10 @@ def settle_run_folder(
     """
     if folder.exists() and not folder.is_dir():
         raise PipelineError(f"{flag} {folder} is a file, not a folder")
+    paths = list(run_paths)
+    if _never_started(folder, paths, started):
+        LOG.info("%s holds a run that never finished preparing; starting over", folder)
+        existing = ExistingRun.FORCE
     if existing is ExistingRun.REFUSE and folder.exists() and any(folder.iterdir()):
         what = flag.removeprefix("--").removesuffix("-dir")
         raise PipelineError(
@@ -67,11 +79,19 @@ def settle_run_folder(
             f"{job} there, or --force to delete its files and start over"
         )
     if existing is ExistingRun.FORCE:
-        for path in run_paths:
+        for path in paths:
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+
+
+def _never_started(folder: Path, run_paths: list[Path], started: bool) -> bool:  # noqa: FBT001
+    """Whether ``folder`` holds only run files and the first stage never finished."""
+    if started or not folder.is_dir():
+        return False
+    present = set(folder.iterdir())
+    return bool(present) and present <= set(run_paths)
 
 
 class CheckpointProblemError(AppError):
@@ -82,16 +102,34 @@ class CheckpointProblemError(AppError):
 
 @dataclass
 class ReuseCounts:
-    """What happened to existing checkpoints during one run."""
+    """What happened to existing checkpoints during one run (files, not loads).
 
-    valid: int = 0
-    quarantined: int = 0
+    Attributes:
+        reused: Checkpoint files of earlier invocations validated and reused.
+        quarantined_paths: Where damaged checkpoints were set aside.
+    """
+
+    reused: set[str] = field(default_factory=set)
     quarantined_paths: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        """Files of earlier invocations validated and reused."""
+        return len(self.reused)
+
+    @property
+    def quarantined(self) -> int:
+        """Damaged files set aside."""
+        return len(self.quarantined_paths)
 
 
 @dataclass
 class RunCheckpoints:
     """Loads and saves one run folder's checkpoints under its rules.
+
+    Each checkpoint is read (and with full validation, checksummed) at most
+    once per run by the code that needs it; files this run wrote itself are
+    not counted as reused.
 
     Args:
         layout: The run folder (its ``checkpoints/`` holds the ledger too).
@@ -106,6 +144,7 @@ class RunCheckpoints:
     options: RunOptions
     create: bool = True
     counts: ReuseCounts = field(default_factory=ReuseCounts)
+    written: set[Path] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.create:
@@ -117,21 +156,69 @@ class RunCheckpoints:
         """The run's ``checkpoints/`` folder."""
         return self.layout.checkpoints_dir
 
+    @property
+    def full(self) -> bool:
+        """Whether reused checkpoints are checksummed (no quick-only flag)."""
+        return not self.options.skip_checkpoint_validation
+
+    def mark_fresh(self, path: Path) -> None:
+        """Note a file another process of this run wrote (not reused when read)."""
+        self.written.add(path)
+
+    def _count(self, path: Path) -> None:
+        if path not in self.written:
+            self.counts.reused.add(str(path))
+
     def reuse_shard(self, index: int, stage: ShardStage) -> ckptkit.Checkpoint | None:
         """:meth:`reuse` of shard ``index``'s checkpoint of ``stage``."""
         return self.reuse(self.layout.shard_path(index, stage), schema=stage.schema)
 
-    def is_shard_finished(self, index: int) -> bool:
-        """True when every checkpoint of the shard is present, sound and complete.
+    def inspect_shard(
+        self, index: int, stage: ShardStage
+    ) -> ckptkit.CheckpointInfo | None:
+        """:meth:`inspect` of shard ``index``'s checkpoint of ``stage``."""
+        return self.inspect(self.layout.shard_path(index, stage), schema=stage.schema)
 
-        Each one is validated (a damaged one stops the run, or is quarantined
-        with --force-resume, and the shard counts as unfinished).
+    def inspect(self, path: Path, *, schema: str) -> ckptkit.CheckpointInfo | None:
+        """The header of ``path`` if it exists and is sound (no tensor bytes read).
+
+        Raises:
+            CheckpointProblemError: A damaged or foreign header and
+                ``--force-resume`` is off (the failure is in the ledger first).
         """
-        for stage in ShardStage:
-            checkpoint = self.reuse_shard(index, stage)
-            if checkpoint is None or checkpoint.info.status != "complete":
-                return False
-        return True
+        if not path.exists():
+            return None
+        try:
+            info = ckptkit.inspect(path)
+            _check_schema(path, info, schema)
+        except ckptkit.CheckpointError as error:
+            self._bad(path, error.reason)
+            return None
+        return info
+
+    def verify(self, path: Path, *, schema: str) -> bool:
+        """Check ``path`` as a reused checkpoint without keeping its state.
+
+        With full validation every checksum is read; otherwise the header
+        checks of :meth:`inspect` are all.
+
+        Returns:
+            Whether it is sound (a damaged one is handled as :meth:`reuse` does).
+        """
+        if not self.full:
+            sound = self.inspect(path, schema=schema) is not None
+        elif not path.exists():
+            sound = False
+        else:
+            try:
+                _check_schema(path, _verified_info(path), schema)
+                sound = True
+            except ckptkit.CheckpointError as error:
+                self._bad(path, error.reason)
+                sound = False
+        if sound:
+            self._count(path)
+        return sound
 
     def reuse(self, path: Path, *, schema: str) -> ckptkit.Checkpoint | None:
         """Load ``path`` if it exists and is sound; None means "compute it".
@@ -143,18 +230,12 @@ class RunCheckpoints:
         if not path.exists():
             return None
         try:
-            quick = self.options.skip_checkpoint_validation
-            checkpoint = ckptkit.load(path, verify="quick" if quick else "full")
-            if checkpoint.info.legacy or checkpoint.info.schema != schema:
-                reason = (
-                    f"schema {checkpoint.info.schema!r} (version "
-                    f"{checkpoint.info.version}) where {schema!r} was expected"
-                )
-                raise ckptkit.SchemaMismatchError(path, reason)
+            checkpoint = ckptkit.load(path, verify="full" if self.full else "quick")
+            _check_schema(path, checkpoint.info, schema)
         except (ckptkit.CheckpointError, KeyError) as error:
             self._bad(path, getattr(error, "reason", str(error)))
             return None
-        self.counts.valid += 1
+        self._count(path)
         return checkpoint
 
     def reject(self, path: Path, reason: str) -> None:
@@ -164,7 +245,7 @@ class RunCheckpoints:
             CheckpointProblemError: Unless ``--force-resume`` (then it is
                 quarantined).
         """
-        self.counts.valid -= 1
+        self.counts.reused.discard(str(path))
         self._bad(path, reason)
 
     def quarantine_all(self, manifest: Path, reason: str) -> None:
@@ -191,7 +272,6 @@ class RunCheckpoints:
         target = quarantine_name(path)
         path.rename(target)
         self.ledger.record(path, f"quarantined as {target.name}; recomputing")
-        self.counts.quarantined += 1
         self.counts.quarantined_paths.append(str(target))
 
     def save(
@@ -205,6 +285,7 @@ class RunCheckpoints:
     ) -> None:
         """Write a stage checkpoint atomically and durably."""
         ckptkit.save(path, state, schema=schema, status=status, metadata=metadata)
+        self.written.add(path)
 
     def save_shard(
         self, index: int, stage: ShardStage, state: Any, **header: Any
@@ -215,3 +296,35 @@ class RunCheckpoints:
         """
         path = self.layout.shard_path(index, stage)
         self.save(path, state, schema=stage.schema, **header)
+
+
+#: Above this size ``ckptkit.validate`` (which streams a file through a fixed
+#: buffer) is the cheaper full check; below it, its fixed cost per file makes
+#: loading and dropping the state cheaper. Measured here: 1 MB 8 ms against
+#: 2 ms, 16 MB 13 against 10 ms, 65 MB 42 against 101 ms.
+VALIDATE_ABOVE_BYTES = 32 << 20
+
+
+def _verified_info(path: Path) -> ckptkit.CheckpointInfo:
+    """The header of ``path`` after every checksum was checked.
+
+    Raises:
+        ckptkit.CheckpointError: The file is damaged.
+    """
+    if path.stat().st_size < VALIDATE_ABOVE_BYTES:
+        return ckptkit.load(path, verify="full").info
+    report = ckptkit.validate(path, level="full")
+    if not report.ok or report.info is None:
+        raise ckptkit.CheckpointCorruptError(
+            path, report.reason or "failed full validation"
+        )
+    return report.info
+
+
+def _check_schema(path: Path, info: ckptkit.CheckpointInfo, schema: str) -> None:
+    if info.legacy or info.schema != schema:
+        reason = (
+            f"schema {info.schema!r} (version {info.version}) where {schema!r} "
+            "was expected"
+        )
+        raise ckptkit.SchemaMismatchError(path, reason)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from virnucpro_app.config import ExistingRun, ModelPaths, RunConfig, RunOptions
-from virnucpro_app.records import PREDICT_TABLE, RecordTally, write_records
+from virnucpro_app.records import RecordTally, write_records
 from virnucpro_app.stages.embed import lazy_encoders
 from virnucpro_app.stages.manifest import (
     ModelIdentities,
@@ -132,7 +132,7 @@ class FeatureExtractor:
         prepared = prepare_shards(config, store)
         runner = ShardRunner(config, store, encoders=self.encoders, label=label)
         rows = [runner.features(shard) for shard in prepared.shards()]
-        write_records(layout.records_report_path, prepared.records, PREDICT_TABLE)
+        write_records(layout.records_report_path, prepared.records)
         if not self.options.keep_intermediate:
             prepared.remove_intermediates()
         features = torch.cat(rows) if rows else torch.zeros(0, 0)

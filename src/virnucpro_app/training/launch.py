@@ -55,10 +55,19 @@ def launch_train(request: TrainRequest) -> dict[str, object]:
     Raises:
         AppError: Bad inputs, models, options or checkpoints (see ``run_train``).
     """
+    from virnucpro_app.alphabet import SequenceKind, check_inputs
     from virnucpro_app.stages.manifest import ModelIdentities
+    from virnucpro_app.stages.preflight import check_models
     from virnucpro_app.training.run import TrainConfig, run_train
 
+    # Checked before anything is written: a failed start never blocks the
+    # corrected command.
+    advice = "train takes nucleotide contigs (--virus, --host)"
+    check_inputs(
+        [*request.virus, *request.host], SequenceKind.NUCLEOTIDE, advice=advice
+    )
     models = request.models.resolve(request.model_type, classifier=False)
+    check_models(models, request.model_type, classifier=False)
     options = request.options.resolve_device()
     layout = (
         TrainLayout(request.checkpoint_dir)

@@ -111,6 +111,7 @@ def settle_checkpoint_dir(config: TrainConfig) -> None:
         existing,
         flag="--checkpoint-dir",
         job="training",
+        started=layout.has_started(),
     )
     if existing is ExistingRun.REFUSE and output.exists():
         raise PipelineError(f"--output {output} exists: pass --force to replace it")

@@ -19,7 +19,7 @@ from virnucpro_app.prepare import (
     write_prepared,
 )
 from virnucpro_app.records import (
-    PREPARE_TABLE,
+    RECORDS_TABLE,
     RecordColumn,
     RecordRow,
     RecordsTable,
@@ -119,8 +119,11 @@ def test_run_prepare_writes_the_four_files(tmp_path: Path) -> None:
     report = layout.records_report_path.read_text().splitlines()
     assert report[0].split("\t") == [
         "index", "file", "record_id", "length_bp", "num_chunks", "num_frames",
-        "status", "reason", "detail",
+        "status", "reason", "detail", "scored_chunks", "virus_chunks",
+        "viral_fraction", "max_virus_score", "verdict",
     ]  # fmt: skip
+    # prepare scores nothing: the five score columns are empty.
+    assert all(row.split("\t")[9:] == [""] * 5 for row in report[1:])
     assert len(report) == 6
     assert sorted(p.name for p in layout.output_dir.iterdir()) == [
         "chunks.fa", "orfs.nucleotide.fa", "orfs.protein.faa", "records.tsv",
@@ -157,7 +160,7 @@ def test_write_prepared_leaves_nothing_when_the_stream_fails(tmp_path: Path) -> 
 
 def test_records_writer_writes_the_columns_of_an_extended_table() -> None:
     extra = RecordColumn.of("num_viral_chunks", "virus_chunks")
-    table = RecordsTable((*PREPARE_TABLE.columns, extra))
+    table = RecordsTable((*RECORDS_TABLE.columns[:9], extra))
     out = io.StringIO(newline="")
     writer = RecordsWriter(out, table)
     writer.write([RecordRow(0, "a.fa", "c1", 900, 2, 3, "scored", virus_chunks=1)])
