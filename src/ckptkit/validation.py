@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file import fs
-from ckptkit._file.codec import decode_tree
 from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
-from ckptkit._file.reader import info_from_parsed, torch_pickle_info
+from ckptkit._file.reader import check_tree, info_from_parsed, torch_pickle_info
 from ckptkit._file.tensors import verify_buffer, verify_entry
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
@@ -119,8 +118,7 @@ def _run_checks(
             # The only way to check a pickle is to read it: always safely.
             legacy_state = safe_torch_load(path, handle=handle)
         elif parsed.kind == "ckptkit":
-            leaves = parsed.header["leaves"]
-            decode_tree(parsed.header["tree"], lambda _kind, index: leaves[index])
+            check_tree(parsed)
         if level == "full" and parsed.kind != "torch":
             _verify_tensors(parsed, handle)
         missing = _missing_keys(parsed, legacy_state, required_keys)
@@ -174,7 +172,15 @@ def validate(
         report = ValidationReport(
             target, ok=False, level=level, kind=error.kind, reason=error.reason
         )
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        ArithmeticError,
+        RecursionError,
+    ) as error:
         reason = f"unreadable: {type(error).__name__}: {error}".splitlines()[0]
         report = ValidationReport(
             target, ok=False, level=level, kind="corrupted", reason=reason

@@ -5,6 +5,7 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from ckptkit.keys import lookup, select_keys, split_key
 from ckptkit.legacy import safe_torch_load
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from io import FileIO
     from pathlib import Path
 
@@ -125,6 +126,56 @@ def _needed_leaves(node: Any, out: set[int]) -> None:
                 _needed_leaves(pair[1], out)
 
 
+# What rebuilding a state from a damaged (or crafted) skeleton can raise: a wrong
+# type or value (OverflowError from a huge float, RecursionError from deep
+# nesting) is the file's fault, never a reason for a traceback.
+_REBUILD_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    IndexError,
+    ArithmeticError,
+)
+
+
+@contextlib.contextmanager
+def rebuild_errors(path: Path) -> Iterator[None]:
+    """Turn an error met while rebuilding a state into ``CheckpointCorruptError``."""
+    try:
+        yield
+    except CheckpointCorruptError:
+        raise
+    except _REBUILD_ERRORS as error:
+        detail = "nested too deeply" if isinstance(error, RecursionError) else error
+        reason = f"state cannot be rebuilt: {detail}"
+        raise CheckpointCorruptError(path, reason) from error
+
+
+def leaf_of(leaves: list[Any], index: int) -> dict[str, Any]:
+    """The leaf record ``index`` of the header (never counted from the end).
+
+    Raises:
+        ValueError: No such leaf.
+    """
+    if not 0 <= index < len(leaves):
+        msg = f"the state refers to leaf {index}, but the file has {len(leaves)}"
+        raise ValueError(msg)
+    leaf: dict[str, Any] = leaves[index]
+    return leaf
+
+
+def check_tree(parsed: ParsedFile) -> None:
+    """Check that the state's skeleton can be rebuilt (no tensor bytes are read).
+
+    Raises:
+        CheckpointCorruptError: It cannot.
+    """
+    leaves = parsed.header["leaves"]
+    with rebuild_errors(parsed.path):
+        decode_tree(parsed.header["tree"], lambda _kind, index: leaf_of(leaves, index))
+
+
 @dataclass(frozen=True)
 class ReadRequest:
     """What the caller asked ``load`` for (its arguments, checked)."""
@@ -163,21 +214,16 @@ def _decode_ckptkit(
 
     def leaf(kind: str, index: int) -> object:
         if index not in built:
-            value = build_leaf(source, leaves[index], kind)
+            value = build_leaf(source, leaf_of(leaves, index), kind)
             if isinstance(value, torch.Tensor):
                 value = _place(value, request.map_location)
             built[index] = value
         return built[index]
 
-    try:
+    with rebuild_errors(parsed.path):
         if request.verify and request.keys is not None:
             _verify_unselected(source, parsed, tree)
         return decode_tree(tree, leaf)
-    except CheckpointCorruptError:
-        raise
-    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
-        reason = f"state cannot be rebuilt: {error}"
-        raise CheckpointCorruptError(parsed.path, reason) from error
 
 
 def _load_legacy_pickle(
@@ -207,7 +253,10 @@ def _load_plain_safetensors(
         raise KeyError(msg)
     # Plain safetensors files carry no checksums: nothing more to verify.
     source = TensorSource(parsed, handle, verify=False, use_mmap=request.use_mmap)
-    return {name: _place(source.entry(name), request.map_location) for name in names}
+    with rebuild_errors(parsed.path):
+        return {
+            name: _place(source.entry(name), request.map_location) for name in names
+        }
 
 
 def _get_legacy(state: Any, key: str, path: Path) -> Any:
