@@ -23,13 +23,17 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final, TypeAlias
+from typing import Any, BinaryIO, Final, TypeAlias, cast
 
 from ckptkit._file import fs
+from ckptkit._file.format import view_limit_bytes
+from ckptkit._file.torch_pickle import ZIP_MAGIC as _ZIP_MAGIC
+from ckptkit._file.torch_pickle import BoundedReader, declared_storages
 from ckptkit.errors import (
     CheckpointCorruptError,
+    CheckpointError,
     CheckpointNotFoundError,
     UnsafeCheckpointError,
 )
@@ -39,7 +43,7 @@ from ckptkit.errors import (
 SafeGlobal: TypeAlias = Callable[..., Any] | tuple[Callable[..., Any], str]
 
 #: First bytes of a zip archive: the container ``torch.save`` writes since 1.6.
-ZIP_MAGIC: Final = b"PK\x03\x04"
+ZIP_MAGIC: Final = _ZIP_MAGIC
 # Older torch.save files are a bare pickle: protocol opcode, then version 2..5.
 _PICKLE_PROTOCOL_BYTE = 0x80
 _PICKLE_VERSIONS = range(2, 6)
@@ -94,9 +98,11 @@ def safe_torch_load(
         The unpickled object.
 
     Raises:
-        CheckpointNotFoundError: The file does not exist.
+        CheckpointNotFoundError: The file does not exist (or is a FIFO or device).
         UnsafeCheckpointError: The pickle needs a global outside the allowlist.
-        CheckpointCorruptError: The file is not a readable torch pickle.
+        CheckpointCorruptError: The file is not a readable torch pickle, declares
+            storages larger than itself, or holds a tensor of (zero-stride)
+            strides that describe far more bytes than the file.
     """
     import pickle  # only for its exception type
 
@@ -111,13 +117,29 @@ def safe_torch_load(
                 handle = stack.enter_context(fs.open_read(Path(path)))
             elif mmap:
                 mmap = False  # a given handle is read, not mapped
+            # Declarations beyond the file's size are refused before torch
+            # allocates them; every read torch makes is cut to the file's end.
+            declared_storages(handle, Path(path))
+            reader = BoundedReader(handle)
             with torch.serialization.safe_globals(list(extra_globals)):
                 if mmap:
-                    return torch.load(
+                    state = torch.load(
                         path, map_location=map_location, weights_only=True, mmap=True
                     )
-                fs.seek(handle, 0)
-                return torch.load(handle, map_location=map_location, weights_only=True)
+                else:
+                    fs.seek(handle, 0)
+                    state = torch.load(
+                        cast("BinaryIO", reader),
+                        map_location=map_location,
+                        weights_only=True,
+                    )
+            _refuse_expanded(state, reader.size, path)
+            return state
+    except CheckpointError:
+        raise
+    except fs.NotRegularFileError as error:
+        reason = f"{error.strerror}, not a checkpoint; it is never read"
+        raise CheckpointNotFoundError(path, reason) from error
     except FileNotFoundError as error:
         raise CheckpointNotFoundError(path, "file does not exist") from error
     except pickle.UnpicklingError as error:
@@ -130,6 +152,49 @@ def safe_torch_load(
         raise CheckpointCorruptError(
             path, f"unreadable torch pickle: {str(error).splitlines()[0]}"
         ) from error
+
+
+def _tensors(state: object) -> Iterator[tuple[str, Any]]:
+    """Every tensor in a loaded state, each container visited once.
+
+    Iterative, and by identity: a pickle can nest deeper than Python recurses,
+    and can share one list between two places at every level (a state of
+    2**100 paths from a few hundred bytes).
+    """
+    import torch
+
+    seen: set[int] = set()
+    pending: list[tuple[str, object]] = [("state", state)]
+    while pending:
+        where, node = pending.pop()
+        if isinstance(node, torch.Tensor):
+            yield where, node
+        elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
+            seen.add(id(node))
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            pending.extend((f"{where}[{key!r}]", value) for key, value in items)
+
+
+def _refuse_expanded(state: object, file_size: int, path: str) -> None:
+    """Refuse a tensor that describes far more bytes than the file holds.
+
+    Only overlapping strides (zero strides, as ``expand`` makes) can do that; a
+    crafted shape must not hand the caller a tensor that takes terabytes to
+    copy. The limit is ``format.view_limit_bytes``, as for ckptkit files.
+
+    Raises:
+        CheckpointCorruptError: Such a tensor was found.
+    """
+    limit = view_limit_bytes(file_size)
+    for where, tensor in _tensors(state):
+        nbytes = tensor.numel() * tensor.element_size()
+        if nbytes > limit:
+            reason = (
+                f"{where} is a tensor of {nbytes} bytes (zero or overlapping "
+                f"strides) in a file of {file_size}; more than ckptkit rebuilds "
+                f"(at most {limit} bytes): the file is damaged or crafted"
+            )
+            raise CheckpointCorruptError(path, reason)
 
 
 __all__ = ["ZIP_MAGIC", "SafeGlobal", "is_torch_pickle", "safe_torch_load"]

@@ -310,9 +310,13 @@ class _Recorder:
         self.errors: list[str] = []
         self.written: dict[Path, None] = {}  # ledger files, in first-use order
 
-    def _target(self, path: Path) -> FailureRecorder | None:
+    def _target(self, report: ValidationReport, path: Path) -> FailureRecorder | None:
         if self._ledger != FOLDER_LEDGERS:
             return self._ledger
+        if report.kind == "missing":
+            # Nothing is there to keep a record next to: a mistyped path must not
+            # leave a ledger file behind in whatever folder holds it.
+            return None
         folder = path.parent
         if not fs.is_dir(folder):
             return None  # never create folders for a checkpoint that is not there
@@ -322,7 +326,7 @@ class _Recorder:
 
     def record(self, report: ValidationReport) -> None:
         path = report.path.absolute()
-        target = self._target(path)
+        target = self._target(report, path)
         if target is None:
             return
         where = getattr(target, "path", None)
@@ -359,7 +363,9 @@ def validate_tree(
         required_keys: Dotted paths every checkpoint's state must contain.
         ledger: Where failures are recorded: a ``FailureLedger`` (or anything with
             ``record(path, reason)``), ``"folder"`` for the ledger in each failed
-            checkpoint's own folder, or None. Paths are recorded absolute.
+            checkpoint's own folder (a path that does not exist is reported, never
+            recorded there: nothing is created next to a mistyped path), or None.
+            Paths are recorded absolute.
         progress: Called with ``(done, total)`` before the first and after each
             checkpoint.
 

@@ -6,7 +6,6 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 from __future__ import annotations
 
 import contextlib
-import zipfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from ckptkit._file.codec import decode_tree
 from ckptkit._file.format import LEGACY_VERSION, utc_iso_from_timestamp
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.tensors import TensorSource, build_leaf
+from ckptkit._file.torch_pickle import declared_storages
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import CheckpointCorruptError
 from ckptkit.info import Checkpoint, CheckpointInfo, TensorInfo
@@ -34,19 +34,20 @@ if TYPE_CHECKING:
 def torch_pickle_info(
     parsed: ParsedFile, handle: FileIO, state: object | None = None
 ) -> CheckpointInfo:
-    """Header information of a legacy torch pickle, from its zip directory.
+    """Header information of a legacy torch pickle, from its declared storages.
+
+    ``tensors`` lists the storages the pickle declares (the buffers under its
+    tensors, ``data/<key>``), read from its opcodes without running it.
 
     Args:
         parsed: The file, recognised as a torch pickle.
         handle: The file, open (read through it, never reopened).
         state: The unpickled state, when it was read (its own version/status).
     """
-    count, nbytes = 0, 0
-    if zipfile.is_zipfile(handle):
-        with zipfile.ZipFile(handle) as archive:
-            for item in archive.infolist():
-                if "/data/" in item.filename:
-                    count, nbytes = count + 1, nbytes + item.file_size
+    storages = tuple(
+        TensorInfo(f"data/{item.key}", item.dtype, (item.numel,), item.nbytes)
+        for item in declared_storages(handle, parsed.path)
+    )
     version, status = LEGACY_VERSION, "complete"
     if isinstance(state, dict):
         # Files of the system we replace carry "version"/"status" keys in the dict.
@@ -66,9 +67,10 @@ def torch_pickle_info(
         status=status,
         created_at=utc_iso_from_timestamp(parsed.mtime_s),
         metadata={},
-        tensor_count=count,
-        nbytes=nbytes,
+        tensor_count=len(storages),
+        nbytes=sum(item.nbytes for item in storages),
         legacy=True,
+        tensors=storages,
         file_size=parsed.file_size,
         legacy_kind="torch",
     )
