@@ -226,7 +226,13 @@ class FailureLedger:
                     line = b"\n" + line
             self._append(handle, line, size)
         finally:
-            fs.close(handle)  # closing the file releases the lock
+            try:
+                fs.close(handle)  # closing the file releases the lock
+            finally:
+                # The descriptor (and with it the lock) must go even when
+                # fs.close raised: a leaked one would block every later reader
+                # of the ledger in this process. A second close does nothing.
+                handle.close()
         return entry
 
     def _append(self, handle: fs.Handle, line: bytes, size: int) -> None:
