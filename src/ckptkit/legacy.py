@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TypeAlias, cast
 
 from ckptkit._file import fs
 from ckptkit._file.format import view_limit_bytes
 from ckptkit._file.torch_pickle import ZIP_MAGIC as _ZIP_MAGIC
-from ckptkit._file.torch_pickle import BoundedReader, declared_storages
+from ckptkit._file.torch_pickle import (
+    BoundedReader,
+    StorageDeclaration,
+    declared_storages,
+)
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointError,
@@ -104,6 +109,29 @@ def safe_torch_load(
             storages larger than itself, or holds a tensor of (zero-stride)
             strides that describe far more bytes than the file.
     """
+    state, _storages = _load_legacy(
+        path,
+        extra_globals=extra_globals,
+        map_location=map_location,
+        mmap=mmap,
+        handle=handle,
+    )
+    return state
+
+
+def _load_legacy(
+    path: str | os.PathLike[str],
+    *,
+    extra_globals: Sequence[SafeGlobal] = (),
+    map_location: str | None = "cpu",
+    mmap: bool = False,
+    handle: BinaryIO | None = None,
+) -> tuple[Any, list[StorageDeclaration]]:
+    """:func:`safe_torch_load`, also returning the storages the pickle declares.
+
+    For ckptkit's readers, which report those (``CheckpointInfo.tensors``): the
+    declarations are read once, to check them and to list them.
+    """
     import pickle  # only for its exception type
 
     import torch
@@ -119,22 +147,29 @@ def safe_torch_load(
                 mmap = False  # a given handle is read, not mapped
             # Declarations beyond the file's size are refused before torch
             # allocates them; every read torch makes is cut to the file's end.
-            declared_storages(handle, Path(path))
+            storages = declared_storages(handle, Path(path))
             reader = BoundedReader(handle)
-            with torch.serialization.safe_globals(list(extra_globals)):
+            with (
+                torch.serialization.safe_globals(list(extra_globals)),
+                warnings.catch_warnings(),
+            ):
+                # torch notes pickle protocols other than its default; ckptkit
+                # reads them all, and the note gives the user nothing to do.
+                warnings.filterwarnings(
+                    "ignore", "Detected pickle protocol", UserWarning
+                )
                 if mmap:
                     state = torch.load(
                         path, map_location=map_location, weights_only=True, mmap=True
                     )
                 else:
-                    fs.seek(handle, 0)
                     state = torch.load(
                         cast("BinaryIO", reader),
                         map_location=map_location,
                         weights_only=True,
                     )
             _refuse_expanded(state, reader.size, path)
-            return state
+            return state, storages
     except CheckpointError:
         raise
     except fs.NotRegularFileError as error:
@@ -154,25 +189,48 @@ def safe_torch_load(
         ) from error
 
 
-def _tensors(state: object) -> Iterator[tuple[str, Any]]:
-    """Every tensor in a loaded state, each container visited once.
+def _children(node: object) -> Iterable[tuple[object, object]]:
+    if isinstance(node, dict):
+        return node.items()
+    if isinstance(node, (list, tuple)):
+        return enumerate(node)
+    return ()
 
-    Iterative, and by identity: a pickle can nest deeper than Python recurses,
-    and can share one list between two places at every level (a state of
-    2**100 paths from a few hundred bytes).
+
+def _oversized(state: object, limit: int) -> Any:
+    """The first tensor describing more than ``limit`` bytes, or None.
+
+    Iterative, and each container once (by identity): a pickle can nest deeper
+    than Python recurses, and can share one list between two places at every
+    level (a state of 2**100 paths from a few hundred bytes).
     """
     import torch
 
     seen: set[int] = set()
-    pending: list[tuple[str, object]] = [("state", state)]
+    pending = [state]
     while pending:
-        where, node = pending.pop()
+        node = pending.pop()
         if isinstance(node, torch.Tensor):
-            yield where, node
+            if node.numel() * node.element_size() > limit:
+                return node
         elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
             seen.add(id(node))
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            pending.extend((f"{where}[{key!r}]", value) for key, value in items)
+            pending.extend(value for _, value in _children(node))
+    return None
+
+
+def _where(state: object, wanted: object) -> str:
+    """The path of ``wanted`` in ``state`` (``state['a'][0]``), for a message."""
+    seen: set[int] = set()
+    pending: list[tuple[object, tuple[object, ...]]] = [(state, ())]
+    while pending:
+        node, keys = pending.pop()
+        if node is wanted:
+            return "state" + "".join(f"[{key!r}]" for key in keys)
+        if id(node) not in seen:
+            seen.add(id(node))
+            pending.extend((value, (*keys, key)) for key, value in _children(node))
+    return "state"
 
 
 def _refuse_expanded(state: object, file_size: int, path: str) -> None:
@@ -186,15 +244,15 @@ def _refuse_expanded(state: object, file_size: int, path: str) -> None:
         CheckpointCorruptError: Such a tensor was found.
     """
     limit = view_limit_bytes(file_size)
-    for where, tensor in _tensors(state):
+    tensor = _oversized(state, limit)
+    if tensor is not None:
         nbytes = tensor.numel() * tensor.element_size()
-        if nbytes > limit:
-            reason = (
-                f"{where} is a tensor of {nbytes} bytes (zero or overlapping "
-                f"strides) in a file of {file_size}; more than ckptkit rebuilds "
-                f"(at most {limit} bytes): the file is damaged or crafted"
-            )
-            raise CheckpointCorruptError(path, reason)
+        reason = (
+            f"{_where(state, tensor)} is a tensor of {nbytes} bytes (zero or "
+            f"overlapping strides) in a file of {file_size}; more than ckptkit "
+            f"rebuilds (at most {limit} bytes): the file is damaged or crafted"
+        )
+        raise CheckpointCorruptError(path, reason)
 
 
 __all__ = ["ZIP_MAGIC", "SafeGlobal", "is_torch_pickle", "safe_torch_load"]

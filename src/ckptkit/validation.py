@@ -18,7 +18,7 @@ from ckptkit._file.tensors import verify_buffer, verify_entry
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
 from ckptkit.ledger import FailureLedger, FailureRecorder
-from ckptkit.legacy import safe_torch_load
+from ckptkit.legacy import _load_legacy
 from ckptkit.types import ExitCode
 
 if TYPE_CHECKING:
@@ -114,9 +114,10 @@ def _run_checks(
             return None
         parsed = parse_open(path, handle)
         legacy_state: object = None
+        storages = None
         if parsed.kind == "torch":
             # The only way to check a pickle is to read it: always safely.
-            legacy_state = safe_torch_load(path, handle=handle)
+            legacy_state, storages = _load_legacy(path, handle=handle)
         elif parsed.kind == "ckptkit":
             check_tree(parsed)
         if level == "full" and parsed.kind != "torch":
@@ -126,7 +127,7 @@ def _run_checks(
             reason = f"required keys missing from the state: {', '.join(missing)}"
             raise CheckpointCorruptError(path, reason)
         if parsed.kind == "torch":
-            return torch_pickle_info(parsed, handle, legacy_state)
+            return torch_pickle_info(parsed, handle, legacy_state, storages)
         return info_from_parsed(parsed)
 
 

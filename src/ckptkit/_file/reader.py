@@ -15,12 +15,12 @@ from ckptkit._file.codec import decode_tree
 from ckptkit._file.format import LEGACY_VERSION, utc_iso_from_timestamp
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.tensors import TensorSource, build_leaf
-from ckptkit._file.torch_pickle import declared_storages
+from ckptkit._file.torch_pickle import StorageDeclaration, declared_storages
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import CheckpointCorruptError
 from ckptkit.info import Checkpoint, CheckpointInfo, TensorInfo
 from ckptkit.keys import lookup, select_keys, split_key
-from ckptkit.legacy import safe_torch_load
+from ckptkit.legacy import _load_legacy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 
 def torch_pickle_info(
-    parsed: ParsedFile, handle: FileIO, state: object | None = None
+    parsed: ParsedFile,
+    handle: FileIO,
+    state: object | None = None,
+    storages: Sequence[StorageDeclaration] | None = None,
 ) -> CheckpointInfo:
     """Header information of a legacy torch pickle, from its declared storages.
 
@@ -43,10 +46,13 @@ def torch_pickle_info(
         parsed: The file, recognised as a torch pickle.
         handle: The file, open (read through it, never reopened).
         state: The unpickled state, when it was read (its own version/status).
+        storages: The pickle's storage declarations, when already read.
     """
-    storages = tuple(
+    if storages is None:
+        storages = declared_storages(handle, parsed.path)
+    tensors = tuple(
         TensorInfo(f"data/{item.key}", item.dtype, (item.numel,), item.nbytes)
-        for item in declared_storages(handle, parsed.path)
+        for item in storages
     )
     version, status = LEGACY_VERSION, "complete"
     if isinstance(state, dict):
@@ -67,10 +73,10 @@ def torch_pickle_info(
         status=status,
         created_at=utc_iso_from_timestamp(parsed.mtime_s),
         metadata={},
-        tensor_count=len(storages),
-        nbytes=sum(item.nbytes for item in storages),
+        tensor_count=len(tensors),
+        nbytes=sum(item.nbytes for item in tensors),
         legacy=True,
-        tensors=storages,
+        tensors=tensors,
         file_size=parsed.file_size,
         legacy_kind="torch",
     )
@@ -233,13 +239,13 @@ def _load_legacy_pickle(
     handle: FileIO,
     request: ReadRequest,
 ) -> Checkpoint:
-    state = safe_torch_load(
+    state, storages = _load_legacy(
         parsed.path,
         extra_globals=request.extra_safe_globals,
         map_location=request.map_location,
         handle=handle,
     )
-    info = torch_pickle_info(parsed, handle, state)
+    info = torch_pickle_info(parsed, handle, state, storages)
     if request.keys is not None:
         state = {k: _get_legacy(state, k, parsed.path) for k in request.keys}
     return Checkpoint(state=state, info=info)

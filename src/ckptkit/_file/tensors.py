@@ -134,11 +134,9 @@ class TensorSource:
         return self._cache[name]
 
     def _read(self, spec: EntrySpec) -> torch.Tensor:
-        start = self._parsed.data_start + spec.begin
-        # A map can only be viewed as a dtype at a multiple of its size: files
-        # of other safetensors writers may not align their tensors; read those.
-        if self._mmap is None or spec.end == spec.begin or start % spec.dtype.itemsize:
+        if self._mmap is None or spec.end == spec.begin:
             return read_entry(self._handle, self._parsed, spec, verify=self._verify)
+        start = self._parsed.data_start + spec.begin
         if self._verify:
             window = memoryview(self._mmap)[start : self._parsed.data_start + spec.end]
             check_digest(self._parsed, spec, digest(window))

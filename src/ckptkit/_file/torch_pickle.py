@@ -23,6 +23,7 @@ from ckptkit._file import fs
 from ckptkit.errors import CheckpointCorruptError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from typing_extensions import Buffer
@@ -94,20 +95,26 @@ class StorageDeclaration:
 
 
 class BoundedReader(io.RawIOBase):
-    """A read-only view of an open file that never reads past its end.
+    """A buffered, read-only view of an open file that never reads past its end.
 
     ``read(n)`` of a plain file allocates ``n`` bytes before it knows how many
     there are; here ``n`` is first cut to what is left, so no read allocates more
-    than the file holds.
+    than the file holds. Small reads come from a read-ahead buffer: a pickle is
+    read an opcode (a few bytes) at a time.
 
     Args:
-        handle: The open file (position and size taken from it).
+        handle: The open file (its size is taken once, here).
     """
+
+    _CHUNK = 1 << 16
 
     def __init__(self, handle: IO[bytes]) -> None:
         super().__init__()
         self._handle = handle
         self._size = fs.fstat(handle).st_size
+        self._position = 0
+        self._buffer = b""
+        self._buffer_start = 0
         self.name = getattr(handle, "name", None)
 
     @property
@@ -125,11 +132,21 @@ class BoundedReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Move the position (as ``IOBase.seek``)."""
-        return fs.seek(self._handle, offset, whence)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
+        position = base[whence] + offset
+        if position < 0:
+            msg = f"negative seek position {position}"
+            raise ValueError(msg)
+        self._position = position
+        return position
 
     def tell(self) -> int:
         """The position."""
-        return fs.seek(self._handle, 0, io.SEEK_CUR)
+        return self._position
+
+    def rewind(self) -> None:
+        """Back to the start of the file."""
+        self._position = 0
 
     def readinto(self, buffer: Buffer) -> int:
         """Read into ``buffer``, at most up to the end of the file."""
@@ -142,10 +159,28 @@ class BoundedReader(io.RawIOBase):
         """Up to ``size`` bytes (all that is left for -1), cut to the file's end."""
         return self.take(-1 if size is None else size)
 
+    def readall(self) -> bytes:
+        """Everything left."""
+        return self.take(-1)
+
     def take(self, size: int) -> bytes:
         """Up to ``size`` bytes (all that is left for -1), cut to the file's end."""
-        left = max(self._size - self.tell(), 0)
+        left = max(self._size - self._position, 0)
         count = left if size < 0 else min(size, left)
+        start = self._position - self._buffer_start
+        if not (start >= 0 and start + count <= len(self._buffer)):
+            if count >= self._CHUNK:
+                data = self._read_at(self._position, count)
+                self._position += len(data)
+                return data
+            self._buffer = self._read_at(self._position, min(self._CHUNK, left))
+            self._buffer_start, start = self._position, 0
+        data = self._buffer[start : start + count]
+        self._position += len(data)
+        return data
+
+    def _read_at(self, position: int, count: int) -> bytes:
+        fs.seek(self._handle, position)
         chunks: list[bytes] = []
         while count > 0:
             chunk = fs.read(self._handle, count)
@@ -155,112 +190,22 @@ class BoundedReader(io.RawIOBase):
             count -= len(chunk)
         return b"".join(chunks)
 
-    def readall(self) -> bytes:
-        """Everything left."""
-        return self.take(-1)
-
-
-class _ScanStream:
-    """Buffered reads for ``pickletools`` (byte by byte) over a BoundedReader."""
-
-    _CHUNK = 1 << 16
-
-    def __init__(self, reader: BoundedReader) -> None:
-        self._reader = reader
-        self._buffer = bytearray()
-
-    def _fill(self, count: int) -> None:
-        while len(self._buffer) < count:
-            chunk = self._reader.take(max(count - len(self._buffer), self._CHUNK))
-            if not chunk:
-                return
-            self._buffer += chunk
-
-    def _pop(self, count: int) -> bytes:
-        self._fill(count)
-        data = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return data
-
-    def read(self, count: int = -1) -> bytes:
-        return self._pop(self._reader.size if count < 0 else count)
-
-    def readline(self) -> bytes:
-        start = 0
-        while (end := self._buffer.find(b"\n", start)) < 0:
-            start = len(self._buffer)
-            self._fill(start + 1)
-            if len(self._buffer) == start:
-                return self._pop(start)
-        return self._pop(end + 1)
-
 
 _MARK = object()
 _UNKNOWN = object()
+# Opcodes that push their argument as it is.
+_CONSTANTS: Final = (
+    *("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"),
+    *("STRING", "BINSTRING", "SHORT_BINSTRING"),
+    *("UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"),
+    *("FLOAT", "BINFLOAT", "NONE"),
+)
 
 
 @dataclass(frozen=True)
 class _Global:
     module: str
     name: str
-
-
-class _Stack:
-    """The pickle machine's stack, holding constants and what stands for the rest."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.memo: dict[Any, Any] = {}
-
-    def pop(self) -> Any:
-        if not self.items:
-            msg = "pickle stack underflow"
-            raise ValueError(msg)
-        return self.items.pop()
-
-    def pop_mark(self) -> list[Any]:
-        popped: list[Any] = []
-        while (item := self.pop()) is not _MARK:
-            popped.append(item)
-        popped.reverse()
-        return popped
-
-    def generic(self, opcode: pickletools.OpcodeInfo) -> None:
-        """Apply any other opcode's stack effect, its result unknown."""
-        before = opcode.stack_before
-        if pickletools.markobject in before:
-            self.pop_mark()
-            for _ in range(before.index(pickletools.markobject)):
-                self.pop()
-        else:
-            for _ in before:
-                self.pop()
-        self.items.extend(_UNKNOWN for _ in opcode.stack_after)
-
-
-_CONSTANTS: Final = frozenset(
-    {
-        "INT",
-        "BININT",
-        "BININT1",
-        "BININT2",
-        "LONG",
-        "LONG1",
-        "LONG4",
-        "STRING",
-        "BINSTRING",
-        "SHORT_BINSTRING",
-        "UNICODE",
-        "SHORT_BINUNICODE",
-        "BINUNICODE",
-        "BINUNICODE8",
-        "FLOAT",
-        "BINFLOAT",
-        "NONE",
-    }
-)
-_BOOLEANS: Final = {"NEWTRUE": True, "NEWFALSE": False}
-_TUPLE_SIZES: Final = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 
 
 def _declaration(persistent_id: Any) -> StorageDeclaration | None:
@@ -276,51 +221,147 @@ def _declaration(persistent_id: Any) -> StorageDeclaration | None:
     return StorageDeclaration(key, dtype, numel)
 
 
-def _step(stack: _Stack, opcode: pickletools.OpcodeInfo, arg: Any) -> Any:  # noqa: C901, PLR0912
-    """Run one opcode on ``stack``; return a persistent id it consumed, if any."""
-    name = opcode.name
-    if name in _CONSTANTS:
-        stack.items.append(arg)
-    elif name in _BOOLEANS:
-        stack.items.append(_BOOLEANS[name])
-    elif name == "MARK":
-        stack.items.append(_MARK)
-    elif name == "GLOBAL":
-        module, _, qualname = str(arg).partition(" ")
-        stack.items.append(_Global(module, qualname))
-    elif name == "STACK_GLOBAL":
-        qualname, module = stack.pop(), stack.pop()
-        stack.items.append(_Global(str(module), str(qualname)))
-    elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-        stack.memo[arg] = stack.items[-1] if stack.items else _UNKNOWN
-    elif name == "MEMOIZE":
-        stack.memo[len(stack.memo)] = stack.items[-1] if stack.items else _UNKNOWN
-    elif name in ("GET", "BINGET", "LONG_BINGET"):
-        stack.items.append(stack.memo.get(arg, _UNKNOWN))
-    elif name == "TUPLE":
-        stack.items.append(tuple(stack.pop_mark()))
-    elif name in _TUPLE_SIZES:
-        items = [stack.pop() for _ in range(_TUPLE_SIZES[name])]
-        stack.items.append(tuple(reversed(items)))
-    elif name == "DUP":
-        stack.items.append(stack.items[-1] if stack.items else _UNKNOWN)
-    elif name == "BINPERSID":
-        persistent_id = stack.pop()
-        stack.items.append(_UNKNOWN)
-        return persistent_id
-    elif name not in ("PROTO", "FRAME", "STOP"):
-        stack.generic(opcode)
-    return None
+class _Machine:
+    """The pickle machine's stack and memo, holding constants and "unknown".
+
+    Only what leads to a persistent id is followed: constants, globals, tuples,
+    the memo. Every other opcode just has its stack effect (from pickletools),
+    its result unknown. Nothing is ever called or imported.
+    """
+
+    def __init__(self, found: dict[str, StorageDeclaration]) -> None:
+        self.stack: list[Any] = []
+        self.memo: dict[Any, Any] = {}
+        self.found = found
+
+    def pop(self) -> Any:
+        if not self.stack:
+            msg = "pickle stack underflow"
+            raise ValueError(msg)
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[Any]:
+        stack = self.stack
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index] is _MARK:
+                items = stack[index + 1 :]
+                del stack[index:]
+                return items
+        msg = "pickle MARK missing"
+        raise ValueError(msg)
+
+    def top(self) -> Any:
+        return self.stack[-1] if self.stack else _UNKNOWN
+
+    def run(self, name: str, arg: Any) -> None:
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            handler(self, arg)
+            return
+        effect = _EFFECTS.get(name)
+        if effect is None:  # PROTO, FRAME, STOP
+            return
+        before_mark, pops, pushes = effect
+        if before_mark is not None:
+            self.pop_mark()
+            pops = before_mark
+        for _ in range(pops):
+            self.pop()
+        self.stack.extend([_UNKNOWN] * pushes)
+
+    def persistent_id(self, _arg: Any) -> None:
+        declaration = _declaration(self.pop())
+        if declaration is not None:
+            self.found.setdefault(declaration.key, declaration)
+        self.stack.append(_UNKNOWN)
+
+
+def _global(machine: _Machine, arg: Any) -> None:
+    module, _, qualname = str(arg).partition(" ")
+    machine.stack.append(_Global(module, qualname))
+
+
+def _stack_global(machine: _Machine, _arg: Any) -> None:
+    qualname, module = machine.pop(), machine.pop()
+    machine.stack.append(_Global(str(module), str(qualname)))
+
+
+def _tuple_of(size: int) -> Callable[[_Machine, Any], None]:
+    def build(machine: _Machine, _arg: Any) -> None:
+        items = [machine.pop() for _ in range(size)]
+        machine.stack.append(tuple(reversed(items)))
+
+    return build
+
+
+def _push(value: Any) -> Callable[[_Machine, Any], None]:
+    return lambda machine, _arg: machine.stack.append(value)
+
+
+def _push_arg(machine: _Machine, arg: Any) -> None:
+    machine.stack.append(arg)
+
+
+def _put(machine: _Machine, arg: Any) -> None:
+    machine.memo[arg] = machine.top()
+
+
+def _get(machine: _Machine, arg: Any) -> None:
+    machine.stack.append(machine.memo.get(arg, _UNKNOWN))
+
+
+_HANDLERS: Final[dict[str, Callable[[_Machine, Any], None]]] = {
+    **dict.fromkeys(_CONSTANTS, _push_arg),
+    "NEWTRUE": _push(True),  # noqa: FBT003 - the opcode's value
+    "NEWFALSE": _push(False),  # noqa: FBT003 - the opcode's value
+    "MARK": _push(_MARK),
+    "GLOBAL": _global,
+    "STACK_GLOBAL": _stack_global,
+    "PUT": _put,
+    "BINPUT": _put,
+    "LONG_BINPUT": _put,
+    "MEMOIZE": lambda machine, _arg: _put(machine, len(machine.memo)),
+    "GET": lambda machine, arg: machine.stack.append(machine.memo.get(arg, _UNKNOWN)),
+    "BINGET": lambda machine, arg: machine.stack.append(
+        machine.memo.get(arg, _UNKNOWN)
+    ),
+    "LONG_BINGET": lambda machine, arg: machine.stack.append(
+        machine.memo.get(arg, _UNKNOWN)
+    ),
+    "TUPLE": lambda machine, _arg: machine.stack.append(tuple(machine.pop_mark())),
+    "EMPTY_TUPLE": _push(()),
+    "TUPLE1": _tuple_of(1),
+    "TUPLE2": _tuple_of(2),
+    "TUPLE3": _tuple_of(3),
+    "DUP": lambda machine, _arg: machine.stack.append(machine.top()),
+    "BINPERSID": _Machine.persistent_id,
+}
+
+
+def _effect(opcode: pickletools.OpcodeInfo) -> tuple[int | None, int, int]:
+    """(items below the mark, or None without one; items popped; items pushed)."""
+    before = opcode.stack_before
+    below = (
+        before.index(pickletools.markobject)
+        if pickletools.markobject in before
+        else None
+    )
+    return below, len(before), len(opcode.stack_after)
+
+
+_EFFECTS: Final = {
+    opcode.name: _effect(opcode)
+    for opcode in pickletools.opcodes
+    if opcode.name not in ("PROTO", "FRAME", "STOP")
+}
 
 
 def _scan_pickle(stream: IO[bytes], found: dict[str, StorageDeclaration]) -> None:
     """Read one pickle from ``stream`` (up to its STOP), collecting declarations."""
-    stack = _Stack()
+    machine = _Machine(found)
+    run = machine.run
     for opcode, arg, _position in pickletools.genops(stream):
-        persistent_id = _step(stack, opcode, arg)
-        declaration = _declaration(persistent_id)
-        if declaration is not None:
-            found.setdefault(declaration.key, declaration)
+        run(opcode.name, arg)
 
 
 def _zip_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
@@ -344,9 +385,8 @@ def _zip_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
 def _bare_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
     """An old-format file: magic, protocol and system pickles, then the state's."""
     found: dict[str, StorageDeclaration] = {}
-    stream = _ScanStream(reader)
     for _ in range(4):
-        _scan_pickle(stream, found)  # type: ignore[arg-type]
+        _scan_pickle(reader, found)  # type: ignore[arg-type]
     return list(found.values())
 
 
@@ -366,9 +406,8 @@ def declared_storages(handle: IO[bytes], path: Path) -> list[StorageDeclaration]
     """
     reader = BoundedReader(handle)
     try:
-        fs.seek(handle, 0)
         head = reader.take(len(ZIP_MAGIC))
-        fs.seek(handle, 0)
+        reader.rewind()
         if head == ZIP_MAGIC:
             found = _zip_declarations(reader)
         else:
