@@ -8,10 +8,7 @@ afterwards (``check``). Every check is black-box: public API and the files.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +16,8 @@ import torch
 
 import ckptkit
 from ckptkit._file.format import parse_temp_name, step_name, temp_name
+
+from ..support.checkpoint_zoo import DEAD_PID
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,18 +62,6 @@ def registry() -> ckptkit.MigrationRegistry:
         return {**state, "epoch": 7}
 
     return steps
-
-
-@cache
-def dead_pid() -> int:
-    """The pid of a process that has exited (a killed writer's)."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(done.stdout)
 
 
 @dataclass
@@ -356,7 +343,7 @@ def _check_record(case: Case, _injector: Injector, error: BaseException | None) 
 def _setup_cleanup(folder: Path) -> Case:
     target = folder / "model.ckpt"
     ckptkit.save(target, old_state())
-    stale = folder / temp_name("model.ckpt", "0123456789ab", dead_pid())
+    stale = folder / temp_name("model.ckpt", "0123456789ab", DEAD_PID)
     stale.write_bytes(b"partial")
     live = folder / temp_name("model.ckpt", "ba9876543210", os.getppid())
     live.write_bytes(b"in flight")
