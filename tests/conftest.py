@@ -17,13 +17,7 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=30)
 # nox -s fuzz: the ci profile; the fuzzers scale their own example counts.
-settings.register_profile(
-    "fuzz",
-    deadline=None,
-    print_blob=True,
-    max_examples=60,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+settings.register_profile("fuzz", parent=settings.get_profile("ci"))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 _MARKER_BY_FOLDER = {

@@ -183,9 +183,23 @@ def _load_legacy(
             raise UnsafeCheckpointError(path, _unsafe_reason(message)) from error
         reason = f"unreadable torch pickle: {error}"
         raise CheckpointCorruptError(path, reason) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        # What torch's own rebuild functions raise on arguments a crafted pickle
+        # gives them (a negative size, a string for a stride, ...).
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ArithmeticError,
+    ) as error:
+        first = next(iter(str(error).splitlines()), "") or type(error).__name__
         raise CheckpointCorruptError(
-            path, f"unreadable torch pickle: {str(error).splitlines()[0]}"
+            path, f"unreadable torch pickle: {first}"
         ) from error
 
 

@@ -372,33 +372,19 @@ SCENARIOS = (
             {"open_new", "write", "fsync", "close", "replace", "fsync_directory"}
         ),
     ),
-    Scenario(
-        "manager-resave",
-        _setup_manager,
-        _resave(async_save=False),
-        _check_resave,
-        frozenset({"write", "replace", "read_into", "list_files"}),
-    ),
-    Scenario(
-        "manager-resave-async",
-        _setup_manager,
-        _resave(async_save=True),
-        _check_resave,
-        frozenset({"write", "replace", "read_into", "list_files"}),
-    ),
-    Scenario(
-        "manager-retention",
-        _setup_manager,
-        _next_step(async_save=False),
-        _check_next_step,
-        frozenset({"write", "replace", "unlink", "fsync_directory"}),
-    ),
-    Scenario(
-        "manager-retention-async",
-        _setup_manager,
-        _next_step(async_save=True),
-        _check_next_step,
-        frozenset({"write", "replace", "unlink", "fsync_directory"}),
+    *(
+        Scenario(
+            f"manager-{what}{'-async' if async_save else ''}",
+            _setup_manager,
+            action(async_save=async_save),
+            check,
+            frozenset({"write", "replace", *operations}),
+        )
+        for what, action, check, operations in (
+            ("resave", _resave, _check_resave, ("read_into", "list_files")),
+            ("retention", _next_step, _check_next_step, ("unlink", "fsync_directory")),
+        )
+        for async_save in (False, True)
     ),
     Scenario(
         "migrate-backup",

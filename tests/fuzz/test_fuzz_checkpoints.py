@@ -52,14 +52,17 @@ def _counted(test: Callable[..., None], record: pytest.RecordProperty) -> None:
     record("cases:fuzz", calls)
 
 
+def _mutated(data: st.DataObject, mutation: Any) -> tuple[str, bytes]:
+    """A seed's name and the seed's file after ``mutation``."""
+    seed = data.draw(st.sampled_from(SEEDS), label="seed")
+    return seed, data.draw(mutation(ckptkit_seeds()[seed]), label="file")
+
+
 @fuzz_settings(60)
 @given(data=st.data())
 def _structure_mutations_are_refused_or_loaded(data: st.DataObject) -> None:
-    seed = data.draw(st.sampled_from(SEEDS), label="seed")
-    mutated = data.draw(structure_mutation(ckptkit_seeds()[seed]), label="file")
-    with one_file(mutated) as path:
-        outcomes = run_readers(path)
-        check_agreement(outcomes)
+    with one_file(_mutated(data, structure_mutation)[1]) as path:
+        check_agreement(run_readers(path))
 
 
 def test_structure_mutations_are_refused_or_loaded(
@@ -73,8 +76,7 @@ def test_structure_mutations_are_refused_or_loaded(
 @fuzz_settings(60)
 @given(data=st.data())
 def _byte_mutations_load_exactly_or_not_at_all(data: st.DataObject) -> None:
-    seed = data.draw(st.sampled_from(SEEDS), label="seed")
-    mutated = data.draw(byte_mutation(ckptkit_seeds()[seed]), label="file")
+    seed, mutated = _mutated(data, byte_mutation)
     with one_file(mutated) as path:
         outcomes = run_readers(path)
         check_agreement(outcomes)
@@ -94,9 +96,8 @@ def test_byte_mutations_load_exactly_or_not_at_all(
 @fuzz_settings(25)
 @given(data=st.data())
 def _command_line_on_mutated_files(data: st.DataObject) -> None:
-    seed = ckptkit_seeds()[data.draw(st.sampled_from(SEEDS), label="seed")]
     mutation = data.draw(st.sampled_from([structure_mutation, byte_mutation]))
-    with one_file(data.draw(mutation(seed), label="file")) as path:
+    with one_file(_mutated(data, mutation)[1]) as path:
         check_cli(path)
 
 

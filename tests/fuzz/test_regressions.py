@@ -163,6 +163,35 @@ def test_legacy_storage_declared_beyond_the_file_regression_is_not_allocated(
     assert "declares storages" in outcomes["load(verify=full)"].reason
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        hostile.tensor(-1, 2, 1),  # a storage of -1 elements: torch raised TypeError
+        hostile.tensor(2, -5, 1),  # a negative size
+    ],
+    ids=["negative-storage", "negative-size"],
+)
+def test_legacy_negative_sizes_regression_are_refused_not_a_type_error(
+    tmp_path: Path, payload: bytes
+) -> None:
+    path = tmp_path / "negative.pt"
+    path.write_bytes(hostile.in_zip(payload))
+    outcomes = run_readers(path)
+    assert outcomes["load(verify=quick)"].kind == "refused"
+    assert outcomes["validate(full)"].kind == "refused"
+
+
+def test_legacy_pickle_cut_short_regression_is_refused_not_an_index_error(
+    tmp_path: Path,
+) -> None:
+    """torch raised a bare EOFError; its empty message broke the error's own
+    message (``splitlines()[0]``)."""
+    path = tmp_path / "short.pt"
+    path.write_bytes(hostile.in_old_format(hostile.PROTO))
+    with pytest.raises(ckptkit.CheckpointCorruptError, match="EOFError"):
+        ckptkit.load(path)
+
+
 def test_legacy_zero_stride_tensor_regression_is_refused_not_returned(
     tmp_path: Path,
 ) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -17,8 +16,7 @@ import ckptkit
 from ckptkit._file.format import temp_name
 
 from ..support.checkpoint_zoo import DEAD_PID
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("ckptkit")
+from ..support.subprocess_runner import run_console_script
 
 REGISTRY = """
 import ckptkit
@@ -36,14 +34,7 @@ _REGISTRY_REF = "paths_registry:registry"
 
 
 def _cli(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CONSOLE_SCRIPT), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return run_console_script("ckptkit", *args, cwd=cwd)
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -415,6 +415,9 @@ def declared_storages(handle: IO[bytes], path: Path) -> list[StorageDeclaration]
     except (ValueError, EOFError, zipfile.BadZipFile, KeyError, IndexError) as error:
         reason = f"unreadable torch pickle: {str(error).splitlines()[0][:200]}"
         raise CheckpointCorruptError(path, reason) from error
+    if any(item.numel < 0 for item in found):
+        reason = "torch pickle declares a storage of negative size; the file is damaged"
+        raise CheckpointCorruptError(path, reason)
     declared = sum(item.nbytes for item in found)
     if declared > reader.size:
         reason = (
