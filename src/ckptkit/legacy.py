@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, TypeAlias, cast
 
 from ckptkit._file import fs
+from ckptkit._file.bounded import BoundedReader
 from ckptkit._file.format import view_limit_bytes
 from ckptkit._file.torch_pickle import ZIP_MAGIC as _ZIP_MAGIC
-from ckptkit._file.torch_pickle import (
-    BoundedReader,
-    StorageDeclaration,
-    declared_storages,
-)
+from ckptkit._file.torch_pickle import StorageDeclaration, declared_storages
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointError,

@@ -282,7 +282,7 @@ _BANNED_MODULES = frozenset({"shutil", "mmap", "fcntl", "tempfile"})
 # (module, what): deliberate exceptions, each with its reason in the code.
 _ALLOWED = {
     ("testing.py", "tempfile"),  # test helpers' own scratch folders
-    # ZipFile.open of a member: its bytes come through BoundedReader (the seam).
+    # ZipFile.open of a member: its bytes come through bounded.BoundedReader.
     ("_file/torch_pickle.py", "open"),
 }
 
