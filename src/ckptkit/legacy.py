@@ -186,9 +186,11 @@ def _load_legacy(
         zipfile.BadZipFile,
         ValueError,
         OSError,
-        # What torch's own rebuild functions raise on arguments a crafted pickle
-        # gives them (a negative size, a string for a stride, ...).
+        # What torch's own code raises on what a crafted pickle gives it (a
+        # negative size, a string for a stride, a storage key not declared:
+        # torch checks some of those with assert).
         TypeError,
+        AssertionError,
         KeyError,
         IndexError,
         AttributeError,

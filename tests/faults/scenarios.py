@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 import ckptkit
@@ -38,19 +39,26 @@ def new_state() -> dict[str, Any]:
 
 
 def same_state(first: object, second: object) -> bool:
-    """Exact equality of two states (tensors by dtype, shape and values)."""
-    if isinstance(first, torch.Tensor) or isinstance(second, torch.Tensor):
-        return (
-            isinstance(first, torch.Tensor)
-            and isinstance(second, torch.Tensor)
-            and first.dtype == second.dtype
-            and torch.equal(first, second)
-        )
-    if isinstance(first, dict) and isinstance(second, dict):
-        return first.keys() == second.keys() and all(
+    """Exact equality of two states: same types all the way down; tensors and
+    numpy arrays by dtype, shape and values."""
+    if type(first) is not type(second):
+        return False
+    if isinstance(first, torch.Tensor):
+        assert isinstance(second, torch.Tensor)
+        return first.dtype == second.dtype and torch.equal(first, second)
+    if isinstance(first, np.ndarray):
+        return first.dtype == second.dtype and np.array_equal(first, second)  # type: ignore[union-attr]
+    if isinstance(first, dict):
+        assert isinstance(second, dict)
+        return list(first) == list(second) and all(
             same_state(first[k], second[k]) for k in first
         )
-    return type(first) is type(second) and first == second
+    if isinstance(first, list | tuple):
+        assert isinstance(second, list | tuple)
+        return len(first) == len(second) and all(
+            same_state(a, b) for a, b in zip(first, second, strict=True)
+        )
+    return bool(first == second)
 
 
 def registry() -> ckptkit.MigrationRegistry:

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 import ckptkit
+from ckptkit._file.torch_pickle import declared_storages
 
 from . import hostile
 from .harness import CASE_MEMORY_BYTES, run_readers
 from .mutations import DEEP, Layers
-from .seeds import ckptkit_seeds
+from .seeds import ckptkit_seeds, legacy_seeds
 
 
 def _crafted(seed: str, change: Any, *, deep: int = 0, fill: str = "") -> bytes:
@@ -189,6 +190,22 @@ def test_legacy_pickle_cut_short_regression_is_refused_not_an_index_error(
     path = tmp_path / "short.pt"
     path.write_bytes(hostile.in_old_format(hostile.PROTO))
     with pytest.raises(ckptkit.CheckpointCorruptError, match="EOFError"):
+        ckptkit.load(path)
+
+
+def test_legacy_undeclared_storage_key_regression_is_refused_not_an_assertion(
+    tmp_path: Path,
+) -> None:
+    """Old format, the state naming a storage the file does not hold: torch
+    checks that with ``assert`` (found by nox -s fuzz, a flipped byte)."""
+    seed = legacy_seeds()["torch-old"]
+    path = tmp_path / "old.pt"
+    path.write_bytes(seed)
+    with path.open("rb") as handle:
+        (storage, *_) = declared_storages(handle, path)
+    key = storage.key.encode()
+    path.write_bytes(seed.replace(key, b"9" * len(key), 1))  # only the state's
+    with pytest.raises(ckptkit.CheckpointCorruptError, match="unreadable"):
         ckptkit.load(path)
 
 
