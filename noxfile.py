@@ -48,6 +48,25 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "--doctest-modules", "src", "-p", "no:cacheprovider")
 
 
+# `nox -s fuzz` runs tests/fuzz with FUZZ_SCALE (tests/fuzz/harness.py) times the
+# examples of the test suite: 20 x 255 = 5,100 hypothesis examples, plus the
+# regression tests.
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Run the fuzzers of tests/fuzz with 20 times the examples of `tests`."""
+    _install(session, "test")
+    session.run(
+        "pytest",
+        "tests/fuzz",
+        "--numprocesses=auto",
+        "--timeout=7200",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "fuzz"},
+    )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style with ruff (lint and format)."""

@@ -16,6 +16,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, max_examples=30)
+# nox -s fuzz: the ci profile; the fuzzers scale their own example counts.
+settings.register_profile("fuzz", parent=settings.get_profile("ci"))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 _MARKER_BY_FOLDER = {
@@ -24,6 +26,8 @@ _MARKER_BY_FOLDER = {
     "stateful": "stateful",
     "integration": "integration",
     "e2e": "e2e",
+    "faults": "faults",
+    "fuzz": "fuzz",
 }
 
 
@@ -35,3 +39,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if marker is not None:
                 item.add_marker(getattr(pytest.mark, marker))
                 break
+
+
+# Suites that run many cases in one test record them as a user property
+# ``cases:<suite>`` (``record_property``); the totals are printed at the end, also
+# under xdist (the controller receives the workers' reports).
+_CASES_PREFIX = "cases:"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many cases each many-case suite ran (fault injection, fuzz, ...)."""
+    totals: dict[str, int] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        for name, value in getattr(report, "user_properties", ()):
+            if isinstance(name, str) and name.startswith(_CASES_PREFIX):
+                suite = name.removeprefix(_CASES_PREFIX)
+                totals[suite] = totals.get(suite, 0) + int(value)
+    if totals:
+        terminalreporter.section("cases run")
+        for suite, count in sorted(totals.items()):
+            terminalreporter.write_line(f"{suite}: {count} cases")

@@ -68,9 +68,13 @@ def save(  # noqa: PLR0913 - the documented public signature
 
     Raises:
         SerializationError: A leaf of unsupported type (the message names its path).
-        ValueError: An invalid status or version.
+        ValueError: An invalid status or version, or a ``path`` named like one of
+            ckptkit's temporary files.
         OSError: The disk refused a write (full, over quota, an I/O error): the
-            file previously at ``path`` is untouched and no temporary file is left.
+            file previously at ``path`` is untouched and the temporary file is
+            removed (should that fail too, ``cleanup`` removes it).
+            ``FileNotFoundError`` names a folder that does not exist (``save``
+            creates none); ``IsADirectoryError`` a ``path`` that is a folder.
 
     Example:
         >>> import torch, ckptkit, tempfile, pathlib

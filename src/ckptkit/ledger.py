@@ -13,6 +13,7 @@ Nothing here deletes or rewrites a line: the ledger is an audit trail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -205,7 +206,8 @@ class FailureLedger:
 
         Raises:
             ValueError: ``timestamp`` is not ISO-8601.
-            OSError: The ledger cannot be written (permissions, full disk).
+            OSError: The ledger cannot be written (permissions, full disk); a
+                partly written line is cut off again.
         """
         entry = LedgerEntry(
             os.fspath(path), str(reason), _normalise_timestamp(timestamp)
@@ -215,21 +217,40 @@ class FailureLedger:
         handle = fs.open_append(self.path)
         try:
             fs.lock(handle, exclusive=True)
-            if fs.fstat(handle).st_size > 0:
+            size = fs.fstat(handle).st_size
+            if size > 0:
                 fs.seek(handle, -1, os.SEEK_END)
                 if fs.read(handle, 1) != b"\n":
                     # A writer crashed mid-line: start ours on a fresh line so the
                     # torn one stays alone (and is reported as malformed).
                     line = b"\n" + line
+            self._append(handle, line, size)
+        finally:
+            try:
+                fs.close(handle)  # closing the file releases the lock
+            finally:
+                # The descriptor (and with it the lock) must go even when
+                # fs.close raised: a leaked one would block every later reader
+                # of the ledger in this process. A second close does nothing.
+                handle.close()
+        return entry
+
+    def _append(self, handle: fs.Handle, line: bytes, size: int) -> None:
+        """Append ``line`` whole, or not at all: a failed append is cut off again."""
+        try:
             # One write takes the whole line on local disks; should the kernel
             # take less (a signal, a full disk), the lock keeps other writers out
             # while the rest follows.
             fs.write_all(handle, line)
             if self._fsync:
                 fs.fsync(handle)
-        finally:
-            fs.close(handle)  # closing the file releases the lock
-        return entry
+        except OSError:
+            # Still under the lock, nobody appended since: cutting the file back
+            # to its old size removes our partial line. Should that fail too,
+            # the torn line is read as malformed, never as an entry.
+            with contextlib.suppress(OSError):
+                fs.truncate(handle, size)
+            raise
 
     def _read(self) -> _Contents:
         try:

@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final, TypeAlias
+from typing import Any, BinaryIO, Final, TypeAlias, cast
 
 from ckptkit._file import fs
+from ckptkit._file.bounded import BoundedReader
+from ckptkit._file.format import view_limit_bytes
+from ckptkit._file.torch_pickle import ZIP_MAGIC as _ZIP_MAGIC
+from ckptkit._file.torch_pickle import StorageDeclaration, declared_storages
 from ckptkit.errors import (
     CheckpointCorruptError,
+    CheckpointError,
     CheckpointNotFoundError,
     UnsafeCheckpointError,
 )
@@ -39,7 +45,7 @@ from ckptkit.errors import (
 SafeGlobal: TypeAlias = Callable[..., Any] | tuple[Callable[..., Any], str]
 
 #: First bytes of a zip archive: the container ``torch.save`` writes since 1.6.
-ZIP_MAGIC: Final = b"PK\x03\x04"
+ZIP_MAGIC: Final = _ZIP_MAGIC
 # Older torch.save files are a bare pickle: protocol opcode, then version 2..5.
 _PICKLE_PROTOCOL_BYTE = 0x80
 _PICKLE_VERSIONS = range(2, 6)
@@ -94,9 +100,34 @@ def safe_torch_load(
         The unpickled object.
 
     Raises:
-        CheckpointNotFoundError: The file does not exist.
+        CheckpointNotFoundError: The file does not exist (or is a FIFO or device).
         UnsafeCheckpointError: The pickle needs a global outside the allowlist.
-        CheckpointCorruptError: The file is not a readable torch pickle.
+        CheckpointCorruptError: The file is not a readable torch pickle, declares
+            storages larger than itself, or holds a tensor of (zero-stride)
+            strides that describe far more bytes than the file.
+    """
+    state, _storages = _load_legacy(
+        path,
+        extra_globals=extra_globals,
+        map_location=map_location,
+        mmap=mmap,
+        handle=handle,
+    )
+    return state
+
+
+def _load_legacy(
+    path: str | os.PathLike[str],
+    *,
+    extra_globals: Sequence[SafeGlobal] = (),
+    map_location: str | None = "cpu",
+    mmap: bool = False,
+    handle: BinaryIO | None = None,
+) -> tuple[Any, list[StorageDeclaration]]:
+    """:func:`safe_torch_load`, also returning the storages the pickle declares.
+
+    For ckptkit's readers, which report those (``CheckpointInfo.tensors``): the
+    declarations are read once, to check them and to list them.
     """
     import pickle  # only for its exception type
 
@@ -111,13 +142,36 @@ def safe_torch_load(
                 handle = stack.enter_context(fs.open_read(Path(path)))
             elif mmap:
                 mmap = False  # a given handle is read, not mapped
-            with torch.serialization.safe_globals(list(extra_globals)):
+            # Declarations beyond the file's size are refused before torch
+            # allocates them; every read torch makes is cut to the file's end.
+            storages = declared_storages(handle, Path(path))
+            reader = BoundedReader(handle)
+            with (
+                torch.serialization.safe_globals(list(extra_globals)),
+                warnings.catch_warnings(),
+            ):
+                # torch notes pickle protocols other than its default; ckptkit
+                # reads them all, and the note gives the user nothing to do.
+                warnings.filterwarnings(
+                    "ignore", "Detected pickle protocol", UserWarning
+                )
                 if mmap:
-                    return torch.load(
+                    state = torch.load(
                         path, map_location=map_location, weights_only=True, mmap=True
                     )
-                fs.seek(handle, 0)
-                return torch.load(handle, map_location=map_location, weights_only=True)
+                else:
+                    state = torch.load(
+                        cast("BinaryIO", reader),
+                        map_location=map_location,
+                        weights_only=True,
+                    )
+            _refuse_expanded(state, reader.size, path)
+            return state, storages
+    except CheckpointError:
+        raise
+    except fs.NotRegularFileError as error:
+        reason = f"{error.strerror}, not a checkpoint; it is never read"
+        raise CheckpointNotFoundError(path, reason) from error
     except FileNotFoundError as error:
         raise CheckpointNotFoundError(path, "file does not exist") from error
     except pickle.UnpicklingError as error:
@@ -126,10 +180,92 @@ def safe_torch_load(
             raise UnsafeCheckpointError(path, _unsafe_reason(message)) from error
         reason = f"unreadable torch pickle: {error}"
         raise CheckpointCorruptError(path, reason) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        # What torch's own code raises on what a crafted pickle gives it (a
+        # negative size, a string for a stride, a storage key not declared:
+        # torch checks some of those with assert).
+        TypeError,
+        AssertionError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ArithmeticError,
+    ) as error:
+        first = next(iter(str(error).splitlines()), "") or type(error).__name__
         raise CheckpointCorruptError(
-            path, f"unreadable torch pickle: {str(error).splitlines()[0]}"
+            path, f"unreadable torch pickle: {first}"
         ) from error
+
+
+def _children(node: object) -> Iterable[tuple[object, object]]:
+    if isinstance(node, dict):
+        return node.items()
+    if isinstance(node, (list, tuple)):
+        return enumerate(node)
+    return ()
+
+
+def _oversized(state: object, limit: int) -> Any:
+    """The first tensor describing more than ``limit`` bytes, or None.
+
+    Iterative, and each container once (by identity): a pickle can nest deeper
+    than Python recurses, and can share one list between two places at every
+    level (a state of 2**100 paths from a few hundred bytes).
+    """
+    import torch
+
+    seen: set[int] = set()
+    pending = [state]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, torch.Tensor):
+            if node.numel() * node.element_size() > limit:
+                return node
+        elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
+            seen.add(id(node))
+            pending.extend(value for _, value in _children(node))
+    return None
+
+
+def _where(state: object, wanted: object) -> str:
+    """The path of ``wanted`` in ``state`` (``state['a'][0]``), for a message."""
+    seen: set[int] = set()
+    pending: list[tuple[object, tuple[object, ...]]] = [(state, ())]
+    while pending:
+        node, keys = pending.pop()
+        if node is wanted:
+            return "state" + "".join(f"[{key!r}]" for key in keys)
+        if id(node) not in seen:
+            seen.add(id(node))
+            pending.extend((value, (*keys, key)) for key, value in _children(node))
+    return "state"
+
+
+def _refuse_expanded(state: object, file_size: int, path: str) -> None:
+    """Refuse a tensor that describes far more bytes than the file holds.
+
+    Only overlapping strides (zero strides, as ``expand`` makes) can do that; a
+    crafted shape must not hand the caller a tensor that takes terabytes to
+    copy. The limit is ``format.view_limit_bytes``, as for ckptkit files.
+
+    Raises:
+        CheckpointCorruptError: Such a tensor was found.
+    """
+    limit = view_limit_bytes(file_size)
+    tensor = _oversized(state, limit)
+    if tensor is not None:
+        nbytes = tensor.numel() * tensor.element_size()
+        reason = (
+            f"{_where(state, tensor)} is a tensor of {nbytes} bytes (zero or "
+            f"overlapping strides) in a file of {file_size}; more than ckptkit "
+            f"rebuilds (at most {limit} bytes): the file is damaged or crafted"
+        )
+        raise CheckpointCorruptError(path, reason)
 
 
 __all__ = ["ZIP_MAGIC", "SafeGlobal", "is_torch_pickle", "safe_torch_load"]

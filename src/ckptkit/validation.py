@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file import fs
-from ckptkit._file.codec import decode_tree
 from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
-from ckptkit._file.reader import info_from_parsed, torch_pickle_info
+from ckptkit._file.reader import check_tree, info_from_parsed, torch_pickle_info
 from ckptkit._file.sharded import may_be_sharded
 from ckptkit._file.tensors import verify_all
 from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
 from ckptkit.keys import has_key, lookup
 from ckptkit.ledger import FailureLedger, FailureRecorder
-from ckptkit.legacy import safe_torch_load
+from ckptkit.legacy import _load_legacy
 from ckptkit.types import ExitCode
 
 if TYPE_CHECKING:
@@ -116,12 +115,12 @@ def _run_checks(
             return None
         parsed = parse_open(path, handle)
         legacy_state: object = None
+        storages = None
         if parsed.kind == "torch":
             # The only way to check a pickle is to read it: always safely.
-            legacy_state = safe_torch_load(path, handle=handle)
+            legacy_state, storages = _load_legacy(path, handle=handle)
         elif parsed.kind == "ckptkit":
-            leaves = parsed.header["leaves"]
-            decode_tree(parsed.header["tree"], lambda _kind, index: leaves[index])
+            check_tree(parsed)
         if level == "full" and parsed.kind != "torch":
             verify_all(handle, parsed)
         missing = _missing_keys(parsed, legacy_state, required_keys)
@@ -129,7 +128,7 @@ def _run_checks(
             reason = f"required keys missing from the state: {', '.join(missing)}"
             raise CheckpointCorruptError(path, reason)
         if parsed.kind == "torch":
-            return torch_pickle_info(parsed, handle, legacy_state)
+            return torch_pickle_info(parsed, handle, legacy_state, storages)
         return info_from_parsed(parsed)
 
 
@@ -176,7 +175,15 @@ def validate(
         report = ValidationReport(
             target, ok=False, level=level, kind=error.kind, reason=error.reason
         )
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        ArithmeticError,
+        RecursionError,
+    ) as error:
         reason = f"unreadable: {type(error).__name__}: {error}".splitlines()[0]
         report = ValidationReport(
             target, ok=False, level=level, kind="corrupted", reason=reason
@@ -306,9 +313,13 @@ class _Recorder:
         self.errors: list[str] = []
         self.written: dict[Path, None] = {}  # ledger files, in first-use order
 
-    def _target(self, path: Path) -> FailureRecorder | None:
+    def _target(self, report: ValidationReport, path: Path) -> FailureRecorder | None:
         if self._ledger != FOLDER_LEDGERS:
             return self._ledger
+        if report.kind == "missing":
+            # Nothing is there to keep a record next to: a mistyped path must not
+            # leave a ledger file behind in whatever folder holds it.
+            return None
         folder = path.parent
         if not fs.is_dir(folder):
             return None  # never create folders for a checkpoint that is not there
@@ -318,7 +329,7 @@ class _Recorder:
 
     def record(self, report: ValidationReport) -> None:
         path = report.path.absolute()
-        target = self._target(path)
+        target = self._target(report, path)
         if target is None:
             return
         where = getattr(target, "path", None)
@@ -355,7 +366,9 @@ def validate_tree(
         required_keys: Dotted paths every checkpoint's state must contain.
         ledger: Where failures are recorded: a ``FailureLedger`` (or anything with
             ``record(path, reason)``), ``"folder"`` for the ledger in each failed
-            checkpoint's own folder, or None. Paths are recorded absolute.
+            checkpoint's own folder (a path that does not exist is reported, never
+            recorded there: nothing is created next to a mistyped path), or None.
+            Paths are recorded absolute.
         progress: Called with ``(done, total)`` before the first and after each
             checkpoint.
 

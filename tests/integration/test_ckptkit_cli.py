@@ -16,20 +16,14 @@ from ckptkit.ledger import FailureLedger
 
 from ..support.checkpoint_zoo import DEAD_PID, build_zoo
 from ..support.corrupt import flip_tensor_bit
-from ..support.subprocess_runner import run_cli
+from ..support.subprocess_runner import run_cli, run_console_script
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ckptkit")
 
 
 def ckptkit_cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     """Run the installed ``ckptkit`` console script."""
-    return subprocess.run(
-        [str(CONSOLE_SCRIPT), *[str(a) for a in args]],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return run_console_script("ckptkit", *args)
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess[str]) -> None:

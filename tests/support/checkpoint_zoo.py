@@ -69,7 +69,10 @@ def build_zoo(folder: Path) -> Zoo:
         archive.writestr("readme.txt", "not a model")
     (folder / "empty.txt").write_bytes(b"")
     temporary = temp_name("good.ckpt", "0123456789ab", DEAD_PID)
-    ckptkit.save(folder / "sub" / temporary, _state(99))
+    # What a killed writer leaves: a whole file under a temporary name (save
+    # itself refuses such names).
+    ckptkit.save(folder / "sub" / "killed.ckpt", _state(99))
+    (folder / "sub" / "killed.ckpt").rename(folder / "sub" / temporary)
     return Zoo(
         valid=valid,
         corrupted=corrupted,

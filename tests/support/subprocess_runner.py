@@ -31,3 +31,17 @@ def run_cli(
         timeout=timeout_s,
         check=False,
     )
+
+
+def run_console_script(
+    name: str, *args: str | os.PathLike[str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script ``name`` (next to this Python) for real."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name(name)), *[str(a) for a in args]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )

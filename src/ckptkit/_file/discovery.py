@@ -85,6 +85,37 @@ def classify_head(head: bytes) -> FileKind:
     return FileKind.OTHER
 
 
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\v")
+_CHECKPOINT_HINT = "pass a checkpoint file (.ckpt, .pt, .pth, .safetensors)"
+
+
+def _first_line(text: str) -> str:
+    line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 60 else line[:57] + "..."  # noqa: PLR2004
+
+
+def describe_foreign(head: bytes) -> str:
+    """Say what a file that is no checkpoint holds, and what to do (one line).
+
+    Args:
+        head: The file's first bytes (a few hundred are plenty).
+
+    Returns:
+        ``"is a FASTA file (first line '>seq1'), not a checkpoint; pass ..."``,
+        or the same for a text file, or the first bytes of anything else.
+    """
+    text = head.decode("utf-8", errors="ignore")
+    is_text = not any(b < 0x20 and b not in _TEXT_CONTROLS for b in head)  # noqa: PLR2004
+    if is_text and text.strip():
+        line = _first_line(text)
+        what = "a FASTA file" if line.startswith((">", ";")) else "a text file"
+        return f"is {what} (first line {line!r}), not a checkpoint; {_CHECKPOINT_HINT}"
+    return (
+        f"is not a checkpoint (it starts with bytes {head[:8].hex(' ')}); "
+        f"{_CHECKPOINT_HINT}, or restore this one from a copy if it was one"
+    )
+
+
 def classify_file(path: PathLike) -> FileKind:
     """Classify one file by its content (reads at most :data:`SNIFF_BYTES`).
 
@@ -94,7 +125,11 @@ def classify_file(path: PathLike) -> FileKind:
     target = Path(path)
     if parse_temp_name(target.name) is not None:
         return FileKind.TEMPORARY
-    with fs.open_read(target) as handle:
+    try:
+        handle = fs.open_read(target)
+    except fs.NotRegularFileError:
+        return FileKind.OTHER  # a FIFO or device: never read, never waited on
+    with handle:
         head = fs.read(handle, SNIFF_BYTES)
     if head:
         return classify_head(head)

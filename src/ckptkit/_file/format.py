@@ -44,6 +44,19 @@ LENGTH_PREFIX_BYTES: Final = 8
 HEADER_ALIGNMENT: Final = 8
 #: Refuse absurd header lengths before allocating them (a flipped high bit).
 MAX_HEADER_BYTES: Final = 1 << 30
+#: A tensor read from a file may describe more bytes than the file stores only by
+#: overlapping itself (zero strides, as ``expand`` makes). Readers refuse one that
+#: would take more than this many times the file's size to materialise (or
+#: :data:`MIN_VIEW_LIMIT_BYTES`, if more): a crafted shape must not turn a small
+#: file into a huge allocation.
+MAX_VIEW_EXPANSION: Final = 1024
+MIN_VIEW_LIMIT_BYTES: Final = 64 << 20
+
+
+def view_limit_bytes(file_size: int) -> int:
+    """The most bytes a tensor read from a file of ``file_size`` bytes may describe."""
+    return max(MIN_VIEW_LIMIT_BYTES, MAX_VIEW_EXPANSION * file_size)
+
 
 #: Every time ckptkit writes (header ``created_at``, migration records, ledger
 #: lines): UTC, ISO-8601, microseconds, a ``Z`` suffix.
@@ -62,8 +75,12 @@ def utc_iso_from_timestamp(seconds: float) -> str:
 
 #: Temporary files of writers: ``.{target name}.{random}.{pid}.ckptkit-tmp``.
 TEMP_SUFFIX: Final = ".ckptkit-tmp"
+#: The largest process id (``pid_t`` is a signed 32-bit integer): a name with a
+#: larger "pid" was not written by ckptkit and is never touched.
+MAX_PID: Final = (1 << 31) - 1
 _TEMP_PATTERN = re.compile(
-    r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{12})\.(?P<pid>\d+)\.ckptkit-tmp$"
+    r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{12})\.(?P<pid>[1-9][0-9]{0,9})"
+    r"\.ckptkit-tmp$"
 )
 
 
@@ -94,9 +111,13 @@ def temp_name(target_name: str, token: str, pid: int) -> str:
 
 
 def parse_temp_name(name: str) -> tuple[str, int] | None:
-    """Return ``(target name, writer pid)`` for a temporary file name, else None."""
+    """Return ``(target name, writer pid)`` for a temporary file name, else None.
+
+    Only names ckptkit could have written count: a pid of 0, with leading zeros
+    or above :data:`MAX_PID` makes a name that merely looks like one.
+    """
     match = _TEMP_PATTERN.match(name)
-    if match is None:
+    if match is None or int(match["pid"]) > MAX_PID:
         return None
     return match["target"], int(match["pid"])
 

@@ -6,12 +6,23 @@ any single call fail by replacing one attribute (``monkeypatch.setattr(fs,
 "write", failing)``): ENOSPC, EIO, EDQUOT, EINTR, a short write, a failing
 fsync, rename or directory fsync. :data:`OPERATIONS` lists every operation by kind.
 
+Each operation runs its raw call, :data:`SYSTEM_CALLS` ``[name]``, again when a
+signal interrupts it (``InterruptedError``, EINTR): an interrupted call had no
+effect, so running it again is always right. Python already does so inside each
+system call (PEP 475); the seam does it once more for calls that surface EINTR
+anyway, and so that a test replacing a raw call (``monkeypatch.setitem(
+fs.SYSTEM_CALLS, "fsync", failing)``) fails it beneath the retry. ``close`` is
+the exception: POSIX leaves a descriptor's state unspecified after an interrupted
+``close``, and Linux has already released it, so it is never repeated.
+
 Kinds and their functions:
 
-- open: :func:`open_read`, :func:`open_new` (exclusive create), :func:`open_append`
+- open: :func:`open_read` (regular files only: a FIFO or device is refused,
+  never waited on), :func:`open_new` (exclusive create), :func:`open_append`
 - read: :func:`read`, :func:`read_into`, :func:`seek`, :func:`map_private` (mmap)
 - write: :func:`write` (one call, may be short), :func:`write_all` (loops over
-  :func:`write` until every byte is written: a short write is never taken as done)
+  :func:`write` until every byte is written: a short write is never taken as done),
+  :func:`truncate`
 - sync: :func:`fsync`, :func:`fsync_directory`
 - close: :func:`close` (of handles that were written; read-only handles are
   closed by their ``with`` block: a failing close after reading loses nothing)
@@ -32,10 +43,12 @@ mmap=True)`` reopens the path itself after that open succeeded. Helpers for test
 from __future__ import annotations
 
 import errno
+import functools
 import mmap
 import os
 import shutil
-from typing import IO, TYPE_CHECKING, Final, TypeAlias
+import stat as stat_module
+from typing import IO, TYPE_CHECKING, Any, Final, ParamSpec, TypeAlias, TypeVar, cast
 
 try:
     import fcntl
@@ -53,7 +66,7 @@ if TYPE_CHECKING:
 OPERATIONS: Final = {
     "open": ("open_read", "open_new", "open_append"),
     "read": ("read", "read_into", "seek", "map_private"),
-    "write": ("write", "write_all"),
+    "write": ("write", "write_all", "truncate"),
     "sync": ("fsync", "fsync_directory"),
     "close": ("close",),
     "rename": ("replace", "link", "unlink", "mkdir", "remove_tree"),
@@ -79,15 +92,87 @@ Handle = IO[bytes]
 #: What :func:`map_private` returns.
 MappedFile: TypeAlias = mmap.mmap
 
+#: The raw call behind each operation (see the module docstring), by name.
+SYSTEM_CALLS: dict[str, Callable[..., Any]] = {}
+#: An operation interrupted this many times in a row gives up (raises the
+#: ``InterruptedError``): a signal storm must not become a hang.
+MAX_INTERRUPTED_RETRIES: Final = 1000
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _operation(*, retry: bool = True) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
+    """Register a raw call in :data:`SYSTEM_CALLS`; the seam function runs it."""
+
+    def register(raw: Callable[_P, _T]) -> Callable[_P, _T]:
+        name = raw.__name__
+        SYSTEM_CALLS[name] = raw
+
+        @functools.wraps(raw)
+        def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            for _ in range(MAX_INTERRUPTED_RETRIES - 1 if retry else 0):
+                try:
+                    return cast("_T", SYSTEM_CALLS[name](*args, **kwargs))
+                except InterruptedError:
+                    continue
+            return cast("_T", SYSTEM_CALLS[name](*args, **kwargs))
+
+        return run
+
+    return register
+
+
+class NotRegularFileError(OSError):
+    """A path that should be a file is a FIFO, socket or device (never read)."""
+
+
+_SPECIAL_KINDS = (
+    (stat_module.S_ISFIFO, "FIFO (named pipe)"),
+    (stat_module.S_ISSOCK, "socket"),
+    (stat_module.S_ISCHR, "character device"),
+    (stat_module.S_ISBLK, "block device"),
+)
+
+
+def _kind_of(mode: int) -> str:
+    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), "special file")
+
 
 # --- open ----------------------------------------------------------------------
 
 
+def _nonblocking_opener(name: str, flags: int) -> int:
+    return os.open(name, flags | os.O_NONBLOCK)
+
+
+def _check_regular(handle: FileIO, path: Path) -> None:
+    mode = os.fstat(handle.fileno()).st_mode
+    if not stat_module.S_ISREG(mode):
+        reason = f"is a {_kind_of(mode)}, not a regular file"
+        raise NotRegularFileError(errno.EINVAL, reason, str(path))
+
+
+@_operation()
 def open_read(path: Path) -> FileIO:
-    """Open a file for reading, unbuffered (every read is one system call)."""
-    return path.open("rb", buffering=0)
+    """Open a regular file for reading, unbuffered (every read is one system call).
+
+    Raises:
+        NotRegularFileError: ``path`` is a FIFO, socket or device.
+    """
+    # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+    # It has no effect on a regular file, and is cleared once the file is one.
+    handle: FileIO = open(path, "rb", buffering=0, opener=_nonblocking_opener)  # noqa: SIM115
+    try:
+        _check_regular(handle, path)
+        os.set_blocking(handle.fileno(), True)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
+@_operation()
 def open_new(path: Path) -> FileIO:
     """Create ``path`` for writing; fail if it exists (``O_EXCL``), unbuffered."""
     # buffering=0: large tensor writes go straight to the kernel, no extra copy.
@@ -98,6 +183,7 @@ def _append_opener(name: str, flags: int) -> int:
     return os.open(name, flags, 0o644)
 
 
+@_operation()
 def open_append(path: Path) -> FileIO:
     """Open (creating, mode 0644) for appending and reading: ``O_APPEND|O_RDWR``."""
     # Path.open takes no opener; the opener creates the file 0644 (less the umask).
@@ -108,21 +194,25 @@ def open_append(path: Path) -> FileIO:
 # --- read ----------------------------------------------------------------------
 
 
+@_operation()
 def read(handle: Handle, count: int = -1) -> bytes:
     """One read of up to ``count`` bytes (``-1``: to the end); ``b""`` at the end."""
     return handle.read(count)
 
 
+@_operation()
 def read_into(handle: FileIO, buffer: memoryview) -> int:
     """One read into ``buffer``; returns the count (0 at the end of the file)."""
     return handle.readinto(buffer) or 0
 
 
+@_operation()
 def seek(handle: Handle, offset: int, whence: int = os.SEEK_SET) -> int:
     """Move the file position; returns the new position."""
     return handle.seek(offset, whence)
 
 
+@_operation()
 def map_private(handle: FileIO) -> MappedFile:
     """Map the whole file copy-on-write: writes to the map never reach the file."""
     return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -131,6 +221,7 @@ def map_private(handle: FileIO) -> MappedFile:
 # --- write ---------------------------------------------------------------------
 
 
+@_operation()
 def write(handle: Handle, data: Buffer) -> int | None:
     """One write call; returns how many bytes the kernel took (may be fewer)."""
     return handle.write(data)
@@ -159,14 +250,22 @@ def write_all(handle: Handle, data: Buffer) -> None:
         done += count
 
 
+@_operation()
+def truncate(handle: Handle, size: int) -> None:
+    """Cut an open file back to ``size`` bytes (undoes a partial append)."""
+    os.ftruncate(handle.fileno(), size)
+
+
 # --- sync and close ------------------------------------------------------------
 
 
+@_operation()
 def fsync(handle: Handle) -> None:
     """Flush a file's data and metadata to the disk."""
     os.fsync(handle.fileno())
 
 
+@_operation()
 def fsync_directory(directory: Path) -> None:
     """Flush a directory's entries: a rename is not durable until they are.
 
@@ -182,6 +281,7 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+@_operation(retry=False)
 def close(handle: Handle) -> None:
     """Close a handle that was written to (a delayed write error surfaces here)."""
     handle.close()
@@ -190,26 +290,31 @@ def close(handle: Handle) -> None:
 # --- rename and delete ---------------------------------------------------------
 
 
+@_operation()
 def replace(source: Path, target: Path) -> None:
     """Rename ``source`` over ``target`` atomically (``rename(2)``)."""
     source.replace(target)
 
 
+@_operation()
 def link(source: Path, target: Path) -> None:
     """Make ``target`` a hard link to ``source`` (fails if ``target`` exists)."""
     os.link(source, target)
 
 
+@_operation()
 def unlink(path: Path, *, missing_ok: bool = False) -> None:
     """Delete a file."""
     path.unlink(missing_ok=missing_ok)
 
 
+@_operation()
 def mkdir(path: Path) -> None:
     """Create a folder and its parents; an existing folder is fine."""
     path.mkdir(parents=True, exist_ok=True)
 
 
+@_operation()
 def remove_tree(path: Path) -> None:
     """Delete a folder and everything in it; a folder already gone is fine."""
     try:
@@ -221,6 +326,7 @@ def remove_tree(path: Path) -> None:
 # --- list and stat -------------------------------------------------------------
 
 
+@_operation()
 def list_files(directory: Path) -> list[str]:
     """Names of the files (links to files included) directly in one folder.
 
@@ -230,12 +336,14 @@ def list_files(directory: Path) -> list[str]:
         return [entry.name for entry in entries if entry.is_file()]
 
 
+@_operation()
 def list_names(directory: Path) -> list[str]:
     """Names of every entry (files, folders, links) directly in one folder, sorted."""
     with os.scandir(directory) as entries:
         return sorted(entry.name for entry in entries)
 
 
+@_operation()
 def walk(
     top: Path, on_error: Callable[[OSError], None] | None = None
 ) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -243,51 +351,61 @@ def walk(
     return os.walk(top, onerror=on_error)
 
 
+@_operation()
 def stat(path: Path) -> os.stat_result:
     """``stat(2)`` of a path (following links)."""
     return path.stat()
 
 
+@_operation()
 def fstat(handle: Handle) -> os.stat_result:
     """``fstat(2)`` of an open file."""
     return os.fstat(handle.fileno())
 
 
+@_operation()
 def exists(path: Path) -> bool:
     """Whether the path exists (following links)."""
     return path.exists()
 
 
+@_operation()
 def lexists(path: Path) -> bool:
     """Whether anything is at ``path``: a file, a folder, even a broken link."""
     return os.path.lexists(path)
 
 
+@_operation()
 def is_dir(path: Path) -> bool:
     """Whether the path is a folder (following links)."""
     return path.is_dir()
 
 
+@_operation()
 def is_file(path: Path) -> bool:
     """Whether the path is a regular file (following links)."""
     return path.is_file()
 
 
+@_operation()
 def is_symlink(path: Path) -> bool:
     """Whether the path itself is a symbolic link."""
     return path.is_symlink()
 
 
+@_operation()
 def readlink(path: Path) -> Path:
     """Where a symbolic link points."""
     return path.readlink()
 
 
+@_operation()
 def realpath(path: Path) -> str:
     """The canonical absolute path (links resolved)."""
     return os.path.realpath(path)
 
 
+@_operation()
 def same_file(first: Path, second: Path) -> bool:
     """Whether two existing paths name the same file (device and inode)."""
     return first.samefile(second)
@@ -296,6 +414,7 @@ def same_file(first: Path, second: Path) -> bool:
 # --- lock ----------------------------------------------------------------------
 
 
+@_operation()
 def lock(handle: Handle, *, exclusive: bool) -> None:
     """``flock`` the file until the handle is closed (no-op without ``fcntl``)."""
     if fcntl is not None:

@@ -11,12 +11,13 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
 from ckptkit._file import fs
 from ckptkit._file.digest import check_header_checksum
+from ckptkit._file.discovery import describe_foreign
 from ckptkit._file.format import (
     FORMAT_MAGIC,
     FORMAT_VERSION,
@@ -31,6 +32,7 @@ from ckptkit._file.format import (
     METADATA_KEY,
     TORCH_DTYPES,
     parse_temp_name,
+    view_limit_bytes,
 )
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
@@ -98,7 +100,14 @@ def open_checkpoint(path: Path) -> FileIO:
     except FileNotFoundError as error:
         raise CheckpointNotFoundError(path, "file does not exist") from error
     except IsADirectoryError as error:
-        raise CheckpointNotFoundError(path, "is a directory, not a file") from error
+        reason = (
+            "is a folder, not a checkpoint file; name a file in it "
+            "(`ckptkit validate FOLDER` checks every checkpoint in a folder)"
+        )
+        raise CheckpointNotFoundError(path, reason) from error
+    except fs.NotRegularFileError as error:
+        reason = f"{error.strerror}, not a checkpoint; it is never read"
+        raise CheckpointNotFoundError(path, reason) from error
 
 
 def _read_head(path: Path, handle: FileIO) -> tuple[os.stat_result, bytes]:
@@ -135,6 +144,11 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
     # safetensors first: a valid length prefix can begin with a pickle's bytes.
     if not _looks_like_safetensors(head, size) and is_torch_pickle(head):
         return ParsedFile(path, "torch", size, 0, {}, {}, {}, mtime_s)
+    if b"\x00" not in head[:LENGTH_PREFIX_BYTES]:
+        # Every length prefix below MAX_HEADER_BYTES holds NUL bytes: this file
+        # is no checkpoint at all (text, FASTA, ...). Say what it is.
+        fs.seek(handle, 0)
+        raise _corrupt(path, describe_foreign(_read_exactly(handle, 512)))
     if len(head) < LENGTH_PREFIX_BYTES:
         raise TruncatedCheckpointError(path, f"file has only {size} bytes")
     (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
@@ -152,10 +166,10 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
             path, region, what=("ckptkit header", "header"), fix="restore or recompute"
         )
     try:
-        top = json.loads(region[LENGTH_PREFIX_BYTES:].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        top = _strict_json(region[LENGTH_PREFIX_BYTES:].decode("utf-8"))
+    except (ValueError, RecursionError) as error:
         raise _corrupt(
-            path, f"header is not valid JSON ({error}); the file is damaged"
+            path, f"header is not valid JSON ({_short(error)}); the file is damaged"
         ) from error
     if not isinstance(top, dict):
         raise _corrupt(path, "header is not a JSON object; not a checkpoint")
@@ -167,7 +181,7 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
     header: dict[str, Any] = {}
     if is_ckptkit:
         header = _check_ckptkit_metadata(path, raw_metadata)
-        _check_tree_agrees(path, header, entries)
+        _check_tree_agrees(path, header, entries, view_limit_bytes(size))
     kind = "ckptkit" if is_ckptkit else "safetensors"
     return ParsedFile(
         path, kind, size, data_start, entries, header, raw_metadata, mtime_s
@@ -186,22 +200,61 @@ def _read_exactly(handle: FileIO, count: int) -> bytes:
     return b"".join(chunks)
 
 
+def _refuse_constant(name: str) -> NoReturn:
+    msg = f"{name} is not a JSON number"
+    raise ValueError(msg)
+
+
+def _strict_json(text: str) -> Any:
+    """Parse JSON as ckptkit writes it: no ``NaN``/``Infinity``.
+
+    Raises:
+        ValueError: Not JSON.
+        RecursionError: Nested deeper than the parser can follow.
+    """
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _short(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error)[:200]
+
+
+def _is_count(value: object) -> bool:
+    """A JSON integer that fits int64 and is not negative (no bool, no float)."""
+    return type(value) is int and 0 <= value < _INT64_LIMIT
+
+
+def _counts(value: object, length: int | None = None) -> tuple[int, ...] | None:
+    """``value`` as a tuple of counts (of ``length`` items, if given), else None."""
+    if not isinstance(value, list) or not all(_is_count(n) for n in value):
+        return None
+    if length is not None and len(value) != length:
+        return None
+    return tuple(value)
+
+
+_INT64_LIMIT = 1 << 63
+
+
 def _check_entries(
     path: Path, top: dict[str, Any], data_len: int
 ) -> dict[str, EntrySpec]:
     entries: dict[str, EntrySpec] = {}
     for name, spec in top.items():
-        try:
-            dtype_name = TORCH_DTYPES[spec["dtype"]]
-            shape = tuple(int(n) for n in spec["shape"])
-            begin, end = (int(x) for x in spec["data_offsets"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise _corrupt(
-                path, f"tensor {name!r} has a malformed header entry"
-            ) from error
+        fields = spec if isinstance(spec, dict) else {}
+        stored = fields.get("dtype")
+        dtype_name = TORCH_DTYPES.get(stored) if isinstance(stored, str) else None
+        shape = _counts(fields.get("shape"))
+        offsets = _counts(fields.get("data_offsets"), 2)
+        if dtype_name is None or shape is None or offsets is None:
+            reason = f"tensor {name!r} has a malformed header entry"
+            raise _corrupt(path, reason)
         dtype = getattr(torch, dtype_name)
-        expected = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
-        if any(n < 0 for n in shape) or end - begin != expected or begin < 0:
+        begin, end = offsets
+        expected = math.prod(shape) * dtype.itemsize
+        if end - begin != expected:
             raise _corrupt(
                 path, f"tensor {name!r}: offsets do not match its dtype and shape"
             )
@@ -245,7 +298,7 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
             f"({FORMAT_VERSION}); upgrade ckptkit to >= {raw[KEY_MIN_READER]}",
         )
     try:
-        header = json.loads(raw[KEY_HEADER])
+        header = _strict_json(raw[KEY_HEADER])
         parse_version(header["version"])
         history = [MigrationRecord.from_json(r) for r in header.get("history", [])]
         checks = (
@@ -254,9 +307,11 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
             isinstance(header["checksums"], dict),
             isinstance(header["metadata"], dict),
             header["status"] in ("in_progress", "complete"),
+            isinstance(header.get("schema"), (str, type(None))),
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise _corrupt(path, f"ckptkit header is malformed ({error})") from error
+    except (KeyError, TypeError, ValueError, RecursionError) as error:
+        reason = f"ckptkit header is malformed ({_short(error)})"
+        raise _corrupt(path, reason) from error
     if not all(checks):
         raise _corrupt(path, "ckptkit header is malformed")
     header["format_version"] = format_version
@@ -266,7 +321,7 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_tree_agrees(
-    path: Path, header: dict[str, Any], entries: dict[str, EntrySpec]
+    path: Path, header: dict[str, Any], entries: dict[str, EntrySpec], limit: int
 ) -> None:
     if set(header["checksums"]) != set(entries):
         raise _corrupt(
@@ -284,20 +339,43 @@ def _check_tree_agrees(
         view = leaf.get("view")
         if view is not None and not _view_fits(view, entry):
             raise _corrupt(path, f"state leaf {index} reaches outside its stored bytes")
+        if view is not None and _view_bytes(view) > limit:
+            raise _corrupt(
+                path,
+                f"state leaf {index} is a view of {_view_bytes(view)} bytes over "
+                f"{entry.end - entry.begin} stored bytes (zero or overlapping "
+                f"strides), more than ckptkit rebuilds from a file of this size "
+                f"(at most {limit} bytes); the file is damaged or crafted",
+            )
     if used != set(entries):
         raise _corrupt(path, "some stored tensors belong to no part of the state")
 
 
-def _view_fits(view: dict[str, Any], entry: EntrySpec) -> bool:
-    try:
-        dtype = getattr(torch, view["dtype"])
-        size = torch.empty(0, dtype=dtype).element_size()
-        shape, stride, offset = view["shape"], view["stride"], int(view["offset"])
-        if len(shape) != len(stride) or offset < 0 or any(s < 0 for s in stride):
-            return False
-        if math.prod(shape) == 0:
-            return True
-        last = offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
-        return bool((last + 1) * size <= entry.end - entry.begin)
-    except (KeyError, TypeError, ValueError, AttributeError):
+def _view_dtype(view: dict[str, Any]) -> torch.dtype | None:
+    dtype = getattr(torch, view["dtype"], None) if type(view["dtype"]) is str else None
+    return dtype if isinstance(dtype, torch.dtype) else None
+
+
+def _view_bytes(view: dict[str, Any]) -> int:
+    """Bytes the (checked) view describes: what materialising it would take."""
+    dtype = _view_dtype(view)
+    count: int = math.prod(view["shape"])
+    return count * (dtype.itemsize if dtype else 1)
+
+
+def _view_fits(view: object, entry: EntrySpec) -> bool:
+    """Whether a leaf's view lies inside its entry's bytes (and is well formed)."""
+    if not isinstance(view, dict) or not {"dtype", "shape", "stride"} <= view.keys():
         return False
+    dtype = _view_dtype(view)
+    shape = _counts(view["shape"])
+    stride = _counts(view["stride"], None if shape is None else len(shape))
+    offset = view.get("offset")
+    if dtype is None or shape is None or stride is None or type(offset) is not int:
+        return False
+    if not _is_count(offset):
+        return False
+    if math.prod(shape) == 0:
+        return True
+    last = offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
+    return (last + 1) * dtype.itemsize <= entry.end - entry.begin

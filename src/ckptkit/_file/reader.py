@@ -5,7 +5,7 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 
 from __future__ import annotations
 
-import zipfile
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,14 +15,15 @@ from ckptkit._file.codec import decode_tree
 from ckptkit._file.format import LEGACY_VERSION, utc_iso_from_timestamp
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.tensors import TensorSource, build_leaf
+from ckptkit._file.torch_pickle import StorageDeclaration, declared_storages
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import CheckpointCorruptError
 from ckptkit.info import Checkpoint, CheckpointInfo, TensorInfo
 from ckptkit.keys import lookup, select_keys, split_key
-from ckptkit.legacy import safe_torch_load
+from ckptkit.legacy import _load_legacy
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from io import FileIO
     from pathlib import Path
 
@@ -31,21 +32,28 @@ if TYPE_CHECKING:
 
 
 def torch_pickle_info(
-    parsed: ParsedFile, handle: FileIO, state: object | None = None
+    parsed: ParsedFile,
+    handle: FileIO,
+    state: object | None = None,
+    storages: Sequence[StorageDeclaration] | None = None,
 ) -> CheckpointInfo:
-    """Header information of a legacy torch pickle, from its zip directory.
+    """Header information of a legacy torch pickle, from its declared storages.
+
+    ``tensors`` lists the storages the pickle declares (the buffers under its
+    tensors, ``data/<key>``), read from its opcodes without running it.
 
     Args:
         parsed: The file, recognised as a torch pickle.
         handle: The file, open (read through it, never reopened).
         state: The unpickled state, when it was read (its own version/status).
+        storages: The pickle's storage declarations, when already read.
     """
-    count, nbytes = 0, 0
-    if zipfile.is_zipfile(handle):
-        with zipfile.ZipFile(handle) as archive:
-            for item in archive.infolist():
-                if "/data/" in item.filename:
-                    count, nbytes = count + 1, nbytes + item.file_size
+    if storages is None:
+        storages = declared_storages(handle, parsed.path)
+    tensors = tuple(
+        TensorInfo(f"data/{item.key}", item.dtype, (item.numel,), item.nbytes)
+        for item in storages
+    )
     version, status = LEGACY_VERSION, "complete"
     if isinstance(state, dict):
         # Files of the system we replace carry "version"/"status" keys in the dict.
@@ -65,9 +73,10 @@ def torch_pickle_info(
         status=status,
         created_at=utc_iso_from_timestamp(parsed.mtime_s),
         metadata={},
-        tensor_count=count,
-        nbytes=nbytes,
+        tensor_count=len(tensors),
+        nbytes=sum(item.nbytes for item in tensors),
         legacy=True,
+        tensors=tensors,
         file_size=parsed.file_size,
         legacy_kind="torch",
     )
@@ -125,6 +134,56 @@ def _needed_leaves(node: Any, out: set[int]) -> None:
                 _needed_leaves(pair[1], out)
 
 
+# What rebuilding a state from a damaged (or crafted) skeleton can raise: a wrong
+# type or value (OverflowError from a huge float, RecursionError from deep
+# nesting) is the file's fault, never a reason for a traceback.
+_REBUILD_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    IndexError,
+    ArithmeticError,
+)
+
+
+@contextlib.contextmanager
+def rebuild_errors(path: Path) -> Iterator[None]:
+    """Turn an error met while rebuilding a state into ``CheckpointCorruptError``."""
+    try:
+        yield
+    except CheckpointCorruptError:
+        raise
+    except _REBUILD_ERRORS as error:
+        detail = "nested too deeply" if isinstance(error, RecursionError) else error
+        reason = f"state cannot be rebuilt: {detail}"
+        raise CheckpointCorruptError(path, reason) from error
+
+
+def leaf_of(leaves: list[Any], index: int) -> dict[str, Any]:
+    """The leaf record ``index`` of the header (never counted from the end).
+
+    Raises:
+        ValueError: No such leaf.
+    """
+    if not 0 <= index < len(leaves):
+        msg = f"the state refers to leaf {index}, but the file has {len(leaves)}"
+        raise ValueError(msg)
+    leaf: dict[str, Any] = leaves[index]
+    return leaf
+
+
+def check_tree(parsed: ParsedFile) -> None:
+    """Check that the state's skeleton can be rebuilt (no tensor bytes are read).
+
+    Raises:
+        CheckpointCorruptError: It cannot.
+    """
+    leaves = parsed.header["leaves"]
+    with rebuild_errors(parsed.path):
+        decode_tree(parsed.header["tree"], lambda _kind, index: leaf_of(leaves, index))
+
+
 @dataclass(frozen=True)
 class ReadRequest:
     """What the caller asked ``load`` for (its arguments, checked)."""
@@ -163,21 +222,16 @@ def _decode_ckptkit(
 
     def leaf(kind: str, index: int) -> object:
         if index not in built:
-            value = build_leaf(source, leaves[index], kind)
+            value = build_leaf(source, leaf_of(leaves, index), kind)
             if isinstance(value, torch.Tensor):
                 value = _place(value, request.map_location)
             built[index] = value
         return built[index]
 
-    try:
+    with rebuild_errors(parsed.path):
         if request.verify and request.keys is not None:
             _verify_unselected(source, parsed, tree)
         return decode_tree(tree, leaf)
-    except CheckpointCorruptError:
-        raise
-    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
-        reason = f"state cannot be rebuilt: {error}"
-        raise CheckpointCorruptError(parsed.path, reason) from error
 
 
 def _load_legacy_pickle(
@@ -185,13 +239,13 @@ def _load_legacy_pickle(
     handle: FileIO,
     request: ReadRequest,
 ) -> Checkpoint:
-    state = safe_torch_load(
+    state, storages = _load_legacy(
         parsed.path,
         extra_globals=request.extra_safe_globals,
         map_location=request.map_location,
         handle=handle,
     )
-    info = torch_pickle_info(parsed, handle, state)
+    info = torch_pickle_info(parsed, handle, state, storages)
     if request.keys is not None:
         state = {k: _get_legacy(state, k, parsed.path) for k in request.keys}
     return Checkpoint(state=state, info=info)
@@ -207,7 +261,10 @@ def _load_plain_safetensors(
         raise KeyError(msg)
     # Plain safetensors files carry no checksums: nothing more to verify.
     source = TensorSource(parsed, handle, verify=False, use_mmap=request.use_mmap)
-    return {name: _place(source.entry(name), request.map_location) for name in names}
+    with rebuild_errors(parsed.path):
+        return {
+            name: _place(source.entry(name), request.map_location) for name in names
+        }
 
 
 def _get_legacy(state: Any, key: str, path: Path) -> Any:

@@ -29,6 +29,7 @@ from ckptkit._file.format import (
     METADATA_KEY,
     MIN_READER,
     SAFETENSORS_DTYPES,
+    parse_temp_name,
     utc_now_iso,
 )
 from ckptkit._file.versions import library_version, parse_version
@@ -150,6 +151,25 @@ def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
         raise OSError(errno.EIO, reason, str(path))
 
 
+def check_target(target: Path) -> None:
+    """Refuse a target that ``save`` must not write: a temporary name, a folder.
+
+    Raises:
+        ValueError: The name is one of ckptkit's temporary-file names, which
+            ``cleanup`` would delete.
+        IsADirectoryError: ``target`` is a folder.
+    """
+    if parse_temp_name(target.name) is not None:
+        msg = (
+            f"{target}: names like this one are ckptkit's temporary files, which "
+            "cleanup deletes; save under another name"
+        )
+        raise ValueError(msg)
+    if fs.is_dir(target):
+        reason = "is a folder; pass the path of a file in it (e.g. FOLDER/model.ckpt)"
+        raise IsADirectoryError(errno.EISDIR, reason, str(target))
+
+
 def _checked_history(
     history: Sequence[MigrationRecord],
 ) -> tuple[MigrationRecord, ...]:
@@ -212,6 +232,7 @@ def write_encoded(
     """
     version, schema, status = fields.version, fields.schema, fields.status
     target = Path(path)
+    check_target(target)
     status_value = checked_status(version, status)
     history = _checked_history(fields.history)
     created_at = utc_now_iso()

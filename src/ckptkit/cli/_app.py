@@ -57,8 +57,10 @@ def _message(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):
         return "interrupted"
     if isinstance(error, OSError) and not isinstance(error, CheckpointError):
+        if error.strerror is None:  # raised with a message of its own: as it is
+            return str(error)
         where = error.filename if error.filename is not None else "ckptkit"
-        return f"{where}: {error.strerror or error}; check the path and its permissions"
+        return f"{where}: {error.strerror}; check the path and its permissions"
     return str(error)
 
 

@@ -10,12 +10,8 @@ import typer
 
 import ckptkit
 from ckptkit._file import fs
-from ckptkit._file.atomic import (
-    find_temp_files,
-    is_process_alive,
-    remove_stale_temp_files,
-)
-from ckptkit._file.format import LEDGER_FILENAME, parse_temp_name
+from ckptkit._file.atomic import find_temp_files, is_stale, remove_stale_temp_files
+from ckptkit._file.format import LEDGER_FILENAME
 from ckptkit.cli._app import (
     JsonOption,
     VerboseOption,
@@ -136,8 +132,14 @@ def _folders(directory: Path, *, recursive: bool) -> list[Path]:
         raise ValueError(msg)
     if not recursive:
         return [directory]
-    # Links to folders are listed but not descended into, as by Path.rglob.
-    below = (Path(root) / name for root, dirs, _ in fs.walk(directory) for name in dirs)
+    # Links to folders are neither descended into nor cleaned: they may lead out
+    # of the folder tree the caller named.
+    below = (
+        Path(root) / name
+        for root, dirs, _ in fs.walk(directory)
+        for name in dirs
+        if not fs.is_symlink(Path(root) / name)
+    )
     return [directory, *sorted(below)]
 
 
@@ -162,7 +164,7 @@ def cleanup(
         for folder in _folders(directory, recursive=recursive):
             found = find_temp_files(folder)
             if dry_run:
-                gone = [path for path in found if not _writer_alive(path)]
+                gone = [path for path in found if is_stale(path)]
             else:
                 gone = remove_stale_temp_files(folder)
             removed.extend(gone)
@@ -197,11 +199,6 @@ def _recovery_summary(actions: list[RecoveryAction]) -> str:
     parts = [f"{folders} unfinished sharded saves"] if folders else []
     parts += [f"{restored} checkpoints restored"] if restored else []
     return "".join(f", {part}" for part in parts)
-
-
-def _writer_alive(path: Path) -> bool:
-    parsed = parse_temp_name(path.name)
-    return parsed is not None and is_process_alive(parsed[1])
 
 
 @app.command()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,7 +21,11 @@ from ckptkit.cli._app import (
     exit_on_error,
     printable,
 )
+from ckptkit.migrations._disk import ExistingFileError
 from ckptkit.types import ExitCode
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _import_registry(reference: str) -> ckptkit.MigrationRegistry:
@@ -55,6 +60,24 @@ def _check_migrate_arguments(
         if fs.is_dir(path):
             msg = f"{path}: is a folder; pass its checkpoint files ({path}/*.ckpt)"
             raise ValueError(msg)
+
+
+@contextmanager
+def _options_named(output: Path | None) -> Iterator[None]:
+    """Say which option avoids a file that exists (from an earlier run, often)."""
+    try:
+        yield
+    except ExistingFileError as error:
+        if error.role == "backup":
+            fix = "move it away, or pass --no-backup"
+            what = "a backup of this version exists"
+        else:
+            fix = "remove it, or pass another --output"
+            if output is None:
+                fix = "remove it, or pass --output with another path"
+            what = "output exists"
+        msg = f"{error.filename}: {what} (from an earlier run?); {fix}"
+        raise ValueError(msg) from error
 
 
 @app.command()
@@ -105,7 +128,7 @@ def migrate(
     results = []
     for path in paths:  # every file is tried; each failure is one line
         try:
-            with exit_on_error(verbose=verbose):
+            with exit_on_error(verbose=verbose), _options_named(output):
                 result = ckptkit.migrate(
                     path,
                     registry,

@@ -9,6 +9,8 @@ only survives in that backup.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,24 +72,45 @@ def planned_backup(source: Path, version: str) -> Path:
     return source.with_name(backup_name(source.name, version))
 
 
+class ExistingFileError(FileExistsError):
+    """``migrate`` would write over a file it was not asked to replace.
+
+    Attributes:
+        role: ``"output"`` or ``"backup"``: which of migrate's files exists.
+    """
+
+    def __init__(self, path: Path, reason: str, role: str) -> None:
+        super().__init__(errno.EEXIST, reason, str(path))
+        self.role = role
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _taken(path: Path) -> bool:
+    # A link counts even when it leads nowhere: writing "over" it would replace
+    # a file ckptkit did not write.
+    return fs.exists(path) or fs.is_symlink(path)
+
+
 def refuse_overwrite(source: Path, target: Path, backup: Path | None) -> None:
     """Refuse to replace a file the caller did not name as the migrated one.
 
     Raises:
-        FileExistsError: ``target`` (other than the source) or ``backup`` exists.
+        ExistingFileError: ``target`` (other than the source) or ``backup`` exists.
     """
-    if target != source and fs.exists(target):
-        msg = f"{target}: output exists; remove it or choose another output"
-        raise FileExistsError(msg)
-    if backup is not None and fs.exists(backup):
-        msg = (
-            f"{backup}: a backup of {source.name} at this version already exists; "
+    if target != source and _taken(target):
+        reason = "output exists; remove it or choose another output"
+        raise ExistingFileError(target, reason, "output")
+    if backup is not None and _taken(backup):
+        reason = (
+            f"a backup of {source.name} at this version already exists; "
             "move it away, or migrate without a backup"
         )
-        raise FileExistsError(msg)
+        raise ExistingFileError(backup, reason, "backup")
 
 
-def _make_backup(source: Path, backup: Path) -> None:
+def _link_or_copy(source: Path, backup: Path) -> None:
     """Keep the original: a hard link (no bytes copied), else a durable copy."""
     try:
         fs.link(source, backup)
@@ -97,7 +120,17 @@ def _make_backup(source: Path, backup: Path) -> None:
         with atomic_write(backup) as handle, fs.open_read(source) as original:
             while chunk := fs.read(original, _COPY_CHUNK_BYTES):
                 fs.write_all(handle, chunk)
-    fs.fsync_directory(backup.parent)
+
+
+def _drop_backup(backup: Path) -> None:
+    """Remove a backup this migration made; the original is still in place.
+
+    A failure to remove it is not reported over the error that made the
+    migration fail: the backup left is a byte-identical copy of the original.
+    """
+    with contextlib.suppress(OSError):
+        fs.unlink(backup, missing_ok=True)
+        fs.fsync_directory(backup.parent)
 
 
 def write_migrated(
@@ -113,14 +146,24 @@ def write_migrated(
         MigrationError: The migrated state cannot be saved (the message says so).
     """
     original = fs.stat(source)
-    if backup is not None:
-        _make_backup(source, backup)
+    made_backup = False
     try:
+        if backup is not None:
+            try:
+                _link_or_copy(source, backup)
+            except FileExistsError:
+                raise  # the name was taken meanwhile: that file is not ours
+            except BaseException:
+                # A copy renamed into place before its directory fsync failed is
+                # ours (refuse_overwrite saw the name free).
+                made_backup = _taken(backup)
+                raise
+            made_backup = True
+            fs.fsync_directory(backup.parent)
         write_checkpoint(target, state, fields)
     except BaseException as error:
-        if backup is not None and _is_still(source, original):
-            fs.unlink(backup, missing_ok=True)
-            fs.fsync_directory(backup.parent)
+        if made_backup and backup is not None and _is_still(source, original):
+            _drop_backup(backup)
         if isinstance(error, SerializationError):
             raise MigrationError(
                 f"the state migrated to {fields.version} cannot be saved: {error}",
@@ -133,7 +176,7 @@ def _is_still(path: Path, original: os.stat_result) -> bool:
     """True while ``path`` is the very file that was stat'ed as ``original``."""
     try:
         now = fs.stat(path)
-    except FileNotFoundError:
+    except OSError:  # gone, or unknown: then the backup is kept, to be safe
         return False
     return (now.st_dev, now.st_ino) == (original.st_dev, original.st_ino)
 

@@ -432,7 +432,8 @@ def test_stale_temporary_files_of_killed_writers_are_removed(tmp_path: Path) -> 
         check=True,
     )
     stale = tmp_path / temp_name("step-000000000003.ckpt", "0" * 12, int(dead.stdout))
-    live = tmp_path / temp_name("step-000000000004.ckpt", "1" * 12, os.getpid())
+    # Another live process (the parent); see test_save_load for this one's own.
+    live = tmp_path / temp_name("step-000000000004.ckpt", "1" * 12, os.getppid())
     stale.write_bytes(b"partial")
     live.write_bytes(b"partial")
     with ckptkit.CheckpointManager(tmp_path) as mgr:

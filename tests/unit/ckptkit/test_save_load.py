@@ -266,7 +266,9 @@ def test_temp_files_are_not_checkpoints_and_cleanup_removes_dead_ones(
     dead_pid = 2**22 + 12345  # above pid_max on this kernel: never alive
     stale = tmp_path / f".a.ckpt.0123456789ab.{dead_pid}.ckptkit-tmp"
     stale.write_bytes(b"partial")
-    live = tmp_path / f".b.ckpt.0123456789ab.{os.getpid()}.ckptkit-tmp"
+    # The writer is another live process (a temporary file of this process
+    # that no write of it has open is stale).
+    live = tmp_path / f".b.ckpt.0123456789ab.{os.getppid()}.ckptkit-tmp"
     live.write_bytes(b"in flight")
     assert ckptkit.validate(stale).kind == "missing"
     assert ckptkit.cleanup(tmp_path) == [stale]

@@ -62,13 +62,23 @@ def test_unreadable_place_without_failed_checkpoints_exits_failure(
 
 
 def test_named_missing_file_is_missing_and_exits_checkpoint(tmp_path: Path) -> None:
+    """Reported, but not recorded next to it: a typo leaves no ledger behind."""
     report = ckptkit.validate_tree([tmp_path / "gone.ckpt"], ledger="folder")
     (only,) = report.reports
     assert only.kind == "missing"
     assert report.num_missing == 1
     assert report.exit_code is ExitCode.CHECKPOINT
     assert "1 missing" in report.summary()
-    assert FailureLedger(tmp_path).entries()[0].path == str(tmp_path / "gone.ckpt")
+    assert list(tmp_path.iterdir()) == []
+    assert report.ledger_paths == ()
+
+
+def test_named_missing_file_is_recorded_in_a_ledger_the_caller_names(
+    tmp_path: Path,
+) -> None:
+    ledger = FailureLedger(tmp_path / "audit")
+    ckptkit.validate_tree([tmp_path / "gone.ckpt"], ledger=ledger)
+    assert [e.path for e in ledger.entries()] == [str(tmp_path / "gone.ckpt")]
 
 
 def test_missing_folder_gets_no_ledger_created(tmp_path: Path) -> None:
