@@ -151,10 +151,11 @@ def check_inputs(
 
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
+        # Same wording as the FASTA reader's, so one missing file reads alike
+        # whichever check meets it first.
         raise InputError(
-            f"input file{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} {'do' if len(missing) > 1 else 'does'} not "
-            "exist; check the input paths"
+            f"{', '.join(missing)}: no such file{'s' if len(missing) > 1 else ''}; "
+            "check the input paths"
         )
     for path in paths:
         # Not FASTA, no ID, an empty file: the reader's own errors.
