@@ -62,9 +62,12 @@ def utc_iso_from_timestamp(seconds: float) -> str:
 
 #: Temporary files of writers: ``.{target name}.{random}.{pid}.ckptkit-tmp``.
 TEMP_SUFFIX: Final = ".ckptkit-tmp"
+# A pid is a positive C int (pid_t): at most 10 digits and below 2**31. A name
+# with a longer or larger "pid" was not written by ckptkit and is left alone.
 _TEMP_PATTERN = re.compile(
-    r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{12})\.(?P<pid>\d+)\.ckptkit-tmp$"
+    r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{12})\.(?P<pid>[0-9]{1,10})\.ckptkit-tmp$"
 )
+_MAX_PID = (1 << 31) - 1
 
 
 #: The failure ledger kept in a checkpoint folder (format in docs/ckptkit/format.md).
@@ -98,7 +101,8 @@ def parse_temp_name(name: str) -> tuple[str, int] | None:
     match = _TEMP_PATTERN.match(name)
     if match is None:
         return None
-    return match["target"], int(match["pid"])
+    pid = int(match["pid"])
+    return (match["target"], pid) if 0 < pid <= _MAX_PID else None
 
 
 #: ``CheckpointManager`` writes one file per step, ``step-{step:012d}.ckpt``: zero
@@ -111,13 +115,22 @@ STEP_DIGITS: Final = 12
 #: values as the strings ``"nan"``, ``"inf"``, ``"-inf"``: JSON has no such numbers).
 STEP_METADATA_STEP: Final = "step"
 STEP_METADATA_METRICS: Final = "metrics"
-_STEP_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,})\.ckpt$")
+#: The highest step number (an int64, as trainers count): at most 19 digits, so a
+#: name with an absurd number (thousands of digits) is never parsed, only ignored.
+MAX_STEP: Final = (1 << 63) - 1
+_STEP_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,19})\.ckpt$")
+#: A ``CheckpointManager`` holds its folder through this file (one writer per
+#: folder): JSON ``{"host": ..., "pid": ..., "since": ...}``, removed on ``close``.
+MANAGER_LOCK_FILENAME: Final = ".ckptkit-manager.lock"
+#: What each step file's header says, cached per file version beside the steps
+#: (``{"format": "ckptkit-step-index", ...}``); never trusted over the folder.
+STEP_INDEX_FILENAME: Final = ".ckptkit-steps.json"
 
 
 def step_name(step: int) -> str:
     """File name of a ``CheckpointManager`` step (``step-000000000123.ckpt``)."""
-    if step < 0:
-        msg = f"step must be >= 0, not {step}"
+    if not 0 <= step <= MAX_STEP:
+        msg = f"step must be between 0 and 2**63 - 1, not {step}"
         raise ValueError(msg)
     return f"{STEP_PREFIX}{step:0{STEP_DIGITS}d}{STEP_SUFFIX}"
 
@@ -128,7 +141,7 @@ def parse_step_name(name: str) -> int | None:
     if match is None:
         return None
     step = int(match["step"])
-    return step if step_name(step) == name else None
+    return step if step <= MAX_STEP and step_name(step) == name else None
 
 
 # safetensors dtype names of the torch dtypes ckptkit stores natively.
