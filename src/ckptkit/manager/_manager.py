@@ -11,27 +11,21 @@ from __future__ import annotations
 
 import errno
 import sys
-import warnings
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from ckptkit._api import load
-from ckptkit._file import fs
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.writer import HeaderFields, write_encoded
-from ckptkit.errors import (
-    CheckpointCorruptError,
-    CheckpointNotFoundError,
-    SchemaMismatchError,
-)
+from ckptkit.errors import CheckpointCorruptError
 from ckptkit.manager._background import BackgroundSave
 from ckptkit.manager._freeze import NotFrozenError
 from ckptkit.manager._lock import FolderLock
-from ckptkit.manager._options import checked_schema, open_folder
+from ckptkit.manager._options import checked_schema, checked_status, open_folder
 from ckptkit.manager._preemption import PreemptionHandler, preemption_signals
+from ckptkit.manager._restore import Restorer
 from ckptkit.manager._retention import (
     Mode,
     RetentionRule,
@@ -42,7 +36,6 @@ from ckptkit.manager._retention import (
 )
 from ckptkit.manager._snapshot import HostSnapshotBuffer
 from ckptkit.manager._steps import StepFolder, check_step
-from ckptkit.types import Status
 from ckptkit.validation import validate
 
 if TYPE_CHECKING:
@@ -58,19 +51,7 @@ if TYPE_CHECKING:
 _PREPARE_SLACK_BYTES = 1 << 20
 
 
-class CheckpointFallbackWarning(UserWarning):
-    """``CheckpointManager.restore`` skipped damaged steps and restored an older one."""
-
-
-def _checked_status(status: str) -> str:
-    try:
-        return Status(status).value
-    except ValueError:
-        msg = f"status must be 'complete' or 'in_progress', not {status!r}"
-        raise ValueError(msg) from None
-
-
-def _shut_down(
+def shut_down(
     background: BackgroundSave,
     folder: StepFolder,
     lock: FolderLock,
@@ -171,6 +152,9 @@ class CheckpointManager:
         self.keep_last, self.keep_best = keep_last, keep_best
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
         self._folder = StepFolder(self.directory)
+        self._restorer = Restorer(
+            self._folder, schema, version, registry, self._created_folder
+        )
         self._buffer = HostSnapshotBuffer()
         self._background = BackgroundSave()
         self._in_flight: int | None = None
@@ -183,7 +167,7 @@ class CheckpointManager:
         # of the folder (and delivers a deferred preemption signal).
         self._finalizer = weakref.finalize(
             self,
-            _shut_down,
+            shut_down,
             self._background,
             self._folder,
             self._lock,
@@ -253,7 +237,7 @@ class CheckpointManager:
         self._check_open()
         self.wait()
         step = check_step(step)
-        status = _checked_status(status)
+        status = checked_status(status)
         metadata = {
             STEP_METADATA_STEP: step,
             STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
@@ -392,53 +376,9 @@ class CheckpointManager:
             MigrationError: A migration step failed.
         """
         self._background.join()
-        checkpoint = self._restore(step, map_location)
+        checkpoint = self._restorer.restore(step, map_location)
         self._prepare_buffer(checkpoint, map_location)
         return checkpoint
-
-    def _restore(self, step: int | None, map_location: Any) -> Checkpoint:
-        if step is not None:
-            path = self._folder.path_of(check_step(step))
-            if fs.is_symlink(path):
-                raise CheckpointNotFoundError(
-                    path,
-                    "is a symbolic link, not a step this manager wrote: load the "
-                    "file it points to with ckptkit.load",
-                )
-            return self._load_checked(path, map_location)
-        skipped: list[str] = []
-        for found, path in reversed(self._folder.step_files()):
-            if self._folder.is_known_damaged(path):
-                skipped.append(f"step {found} (damaged, see the ledger)")
-                continue
-            if self._folder.is_foreign(found, path):
-                continue  # not written by a manager as this step (steps() agrees)
-            try:
-                checkpoint = self._load_checked(path, map_location)
-            except CheckpointCorruptError as error:
-                skipped.append(f"step {found} ({error.reason})")
-                continue
-            except CheckpointNotFoundError:  # deleted meanwhile by someone else
-                continue
-            if skipped:
-                warnings.warn(
-                    f"{self.directory}: restored step {found}; newer steps failed "
-                    f"validation and were recorded in {self._folder.ledger.path}: "
-                    + "; ".join(skipped),
-                    CheckpointFallbackWarning,
-                    stacklevel=3,
-                )
-            return checkpoint
-        detail = f": {'; '.join(skipped)}" if skipped else ""
-        if self._created_folder:
-            detail += (
-                " (the folder did not exist: this manager created it just now; "
-                "if you meant to resume a run, check the path, and pass "
-                "create=False to refuse a missing folder)"
-            )
-        raise CheckpointNotFoundError(
-            self.directory, f"no valid step to restore{detail}"
-        )
 
     def _prepare_buffer(self, checkpoint: Checkpoint, map_location: Any) -> None:
         """After a restore the next save's size is known: get its buffer ready."""
@@ -451,24 +391,6 @@ class CheckpointManager:
             device.startswith("cuda") or getattr(map_location, "type", "") == "cuda"
         )
         self._buffer.prepare(nbytes, pinned=pinned)
-
-    def _load_checked(self, path: Path, map_location: Any) -> Checkpoint:
-        try:
-            checkpoint = load(
-                path,
-                map_location=map_location,
-                verify="full",
-                registry=self.registry,
-                to_version=None if self.registry is None else self.version,
-            )
-        except CheckpointCorruptError as error:
-            self._folder.mark_damaged(path, error.reason)
-            raise
-        found = checkpoint.info.schema
-        if self.registry is None and self.schema is not None and found != self.schema:
-            reason = f"schema {found!r}, expected {self.schema!r}"
-            raise SchemaMismatchError(path, reason)
-        return checkpoint
 
     def close(self) -> None:
         """Wait for the save in flight, free the host buffer, let go of the folder.
@@ -486,7 +408,7 @@ class CheckpointManager:
         self._closed = True
         self._finalizer.detach()
         try:
-            _shut_down(self._background, self._folder, self._lock, self._preemption)
+            shut_down(self._background, self._folder, self._lock, self._preemption)
         finally:
             self._buffer.release()
 

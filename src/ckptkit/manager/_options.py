@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ckptkit._file import fs
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import CheckpointNotFoundError
+from ckptkit.types import Status
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,3 +68,16 @@ def open_folder(directory: Path, *, create: bool) -> bool:
         )
     fs.mkdir(directory)
     return True
+
+
+def checked_status(status: str) -> str:
+    """``status`` as stored.
+
+    Raises:
+        ValueError: Not a status; the message lists the two there are.
+    """
+    try:
+        return Status(status).value
+    except ValueError:
+        msg = f"status must be 'complete' or 'in_progress', not {status!r}"
+        raise ValueError(msg) from None
