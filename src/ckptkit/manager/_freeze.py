@@ -124,25 +124,55 @@ class _Freezer:
         self.has_arrays = False
         self._memo: dict[int, object] = {}
         self.keepalive: list[object] = []
+        self._copiers: dict[type, Callable[[Any], Any]] = {
+            list: self._list,
+            dict: self._dict,
+            OrderedDict: self._dict,
+            tuple: self._tuple,
+            torch.Tensor: self._tensor_leaf,
+        }
+        if self.np is not None:
+            self._copiers[self.np.ndarray] = self._array_leaf
 
     def freeze(self, value: Any) -> Any:
         kind = type(value)
         if kind in self.atoms:
             return value
-        if kind is list:
-            return [self.freeze(item) for item in value]
-        if kind is dict or kind is OrderedDict:
-            if not all(type(key) in _KEYS for key in value):
-                raise NotFrozenError
-            pairs = ((key, self.freeze(item)) for key, item in value.items())
-            return OrderedDict(pairs) if kind is OrderedDict else dict(pairs)
-        if kind is tuple:
-            return tuple(self.freeze(item) for item in value)
-        if kind is torch.Tensor:
-            return self._memoised(value, self._tensor)
-        if self.np is not None and kind is self.np.ndarray:
-            return self._memoised(value, self._array)
-        raise NotFrozenError
+        copier = self._copiers.get(kind)
+        if copier is None:
+            raise NotFrozenError
+        return copier(value)
+
+    # Containers of immutable leaves only (a metrics history's entries) are
+    # copied whole: the type checks run in C (map), and so does the copy.
+
+    def _list(self, value: list[Any]) -> list[Any]:
+        atoms = self.atoms
+        if atoms.issuperset(map(type, value)):
+            return list(value)
+        return [item if type(item) in atoms else self.freeze(item) for item in value]
+
+    def _dict(self, value: dict[Any, Any]) -> dict[Any, Any]:
+        if not _KEYS.issuperset(map(type, value)):
+            raise NotFrozenError
+        atoms, kind = self.atoms, type(value)
+        if atoms.issuperset(map(type, value.values())):
+            return kind(value)
+        return kind(
+            (key, item if type(item) in atoms else self.freeze(item))
+            for key, item in value.items()
+        )
+
+    def _tuple(self, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        if self.atoms.issuperset(map(type, value)):
+            return value  # immutable, and so is everything in it
+        return tuple(self.freeze(item) for item in value)
+
+    def _tensor_leaf(self, value: torch.Tensor) -> object:
+        return self._memoised(value, self._tensor)
+
+    def _array_leaf(self, value: np.ndarray[Any, Any]) -> object:
+        return self._memoised(value, self._array)
 
     def _memoised(self, value: Any, make: Callable[[Any], object]) -> object:
         # The codec stores one leaf per object (by id): so does the copy.

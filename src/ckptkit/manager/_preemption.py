@@ -17,11 +17,14 @@ With ``CheckpointManager(..., handle_preemption=True)`` the manager's handler se
   interpreter exit) does the same when no save comes first.
 
 Python runs signal handlers in the main thread only, so the handler is installed
-there, and only while the manager is open.
+there, and only while the manager is open. A process forked from the manager's
+(a ``DataLoader`` worker) inherits the handler but not the manager's duties: in
+it, the signal gets its previous disposition at once.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import TYPE_CHECKING, TypeAlias
@@ -63,18 +66,33 @@ class PreemptionHandler:
 
     def __init__(self, signals: tuple[int, ...], finish: Callable[[], None]) -> None:
         self._finish = finish  # waits for the save in flight
+        self._pid = os.getpid()
         self._previous: dict[int, Handler] = {}
         self.received: int | None = None
         for signum in signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:  # a forked child: not the manager's process
+            self._forward(signum, frame)
+            return
         if self.received is None:
             self.received = signum
         previous = self._previous.get(signum)
         if callable(previous):
             self._finish()
             previous(signum, frame)
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        """What the signal would have done without the manager, now."""
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+            return
+        disposition = signal.SIG_DFL if previous is None else previous
+        signal.signal(signum, disposition)
+        if disposition != signal.SIG_IGN:
+            signal.raise_signal(signum)
 
     @property
     def deferred(self) -> int | None:

@@ -137,3 +137,30 @@ def test_close_delivers_a_deferred_sigterm_once_the_save_is_durable(
     assert "still alive" not in done.stdout
     with ckptkit.CheckpointManager(tmp_path) as mgr:
         assert torch.equal(mgr.restore(7).state["w"], torch.arange(4 << 20))
+
+
+def test_a_forked_child_ends_on_sigterm_at_once(tmp_path: Path) -> None:
+    """A DataLoader worker inherits the handler, not the manager's duties."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, time, ckptkit
+        mgr = ckptkit.CheckpointManager(sys.argv[1], handle_preemption=True)
+        child = os.fork()
+        if child == 0:
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(5)
+            os._exit(0)  # not reached: SIGTERM's default action ended the child
+        _, status = os.waitpid(child, 0)
+        print(os.WIFSIGNALED(status) and os.WTERMSIG(status), mgr.preempted)
+        mgr.close()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(int(signal.SIGTERM)), "False"]
