@@ -125,6 +125,27 @@ def _refusal(path: Path, holder: LockHolder | None) -> str:
     return text
 
 
+def _open(path: Path) -> FileIO:
+    """Open (creating) the lock file.
+
+    Raises:
+        OSError: It cannot be created; for a read-only folder the message says
+            how to read a step without a manager.
+    """
+    try:
+        return fs.open_append(path)
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise type(error)(
+            error.errno,
+            f"cannot create the lock file {path.name} in {path.parent} "
+            f"({error.strerror}): a CheckpointManager writes its folder; to read "
+            "a step of a read-only folder, use ckptkit.load(path) instead",
+            str(path),
+        ) from error
+
+
 class FolderLock:
     """The exclusive hold of one manager on its folder, until :meth:`release`."""
 
@@ -142,7 +163,7 @@ class FolderLock:
         """
         path = directory / MANAGER_LOCK_FILENAME
         for _ in range(_ATTEMPTS):
-            handle = fs.open_append(path)
+            handle = _open(path)
             try:
                 lock = cls._take(directory, path, handle)
             except BaseException:

@@ -7,6 +7,7 @@ write), issue 13 item 4 (steps() reads the index, never every header).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -361,3 +362,19 @@ def test_the_folder_wins_over_a_stale_index(
         assert (mgr.steps(), mgr.best()) == ([2, 3], 3)
         assert mgr.restore(2).info.metadata["metrics"] == {"loss": 7.0}
     assert [p.name for p in reads] == [step_name(2)]  # only the changed file
+
+
+def test_a_read_only_folder_says_how_to_read_a_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ckptkit.CheckpointManager(tmp_path) as mgr:
+        mgr.save(1, {"x": 1})
+
+    def read_only(path: Path) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(fs, "open_append", read_only)
+    with pytest.raises(OSError, match=r"ckptkit\.load\(path\)") as caught:
+        ckptkit.CheckpointManager(tmp_path)
+    assert caught.value.errno == errno.EROFS
+    assert MANAGER_LOCK_FILENAME in str(caught.value)
