@@ -79,7 +79,6 @@ def _entry(verdict: FileVerdict) -> dict[str, Any]:
             status=record.status,
             schema=record.schema,
             metrics=metrics_to_json(record.metrics),
-            nbytes=record.nbytes,
         )
     return entry
 
@@ -105,13 +104,12 @@ def _verdict(directory: Path, name: str, entry: object) -> FileVerdict:
     if entry["kind"] != "step":
         return FileVerdict(file_version, None, foreign=entry["kind"] == "foreign")
     step, status, schema = entry.get("step"), entry.get("status"), entry.get("schema")
-    nbytes = entry.get("nbytes")
-    if type(step) is not int or type(nbytes) is not int or not isinstance(status, str):
+    if type(step) is not int or not isinstance(status, str):
         raise ValueError(name)
     if schema is not None and not isinstance(schema, str):
         raise ValueError(name)
     metrics = metrics_from_json(entry.get("metrics"))
-    record = StepRecord(step, directory / name, status, metrics, schema, nbytes)
+    record = StepRecord(step, directory / name, status, metrics, schema)
     return FileVerdict(file_version, record)
 
 

@@ -32,7 +32,6 @@ class StepRecord:
     status: str
     metrics: dict[str, MetricValue] = field(default_factory=dict)
     schema: str | None = None
-    nbytes: int = 0  # of its tensors (what an asynchronous save copies)
 
 
 @dataclass(frozen=True)

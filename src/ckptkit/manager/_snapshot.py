@@ -92,7 +92,10 @@ class HostSnapshotBuffer:
             return
 
         def allocate() -> None:
-            buffer = _allocate(nbytes, pinned=pinned)
+            try:
+                buffer = _allocate(nbytes, pinned=pinned)
+            except (OSError, RuntimeError):  # no memory now: the save allocates
+                return
             with self._lock:
                 if self._buffer is None:
                     self._buffer = buffer

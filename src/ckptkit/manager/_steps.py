@@ -73,7 +73,7 @@ def _verdict_of(
     if info.legacy or type(stored) is not int or stored != step:
         return FileVerdict(key, None, foreign=True)
     metrics = metrics_from_json(info.metadata.get(STEP_METADATA_METRICS))
-    record = StepRecord(step, path, info.status, metrics, info.schema, info.nbytes)
+    record = StepRecord(step, path, info.status, metrics, info.schema)
     return FileVerdict(key, record)
 
 
