@@ -13,6 +13,7 @@ matching built-in, so ``except FileNotFoundError`` keeps working::
     │   ├── UnsafeCheckpointError       legacy pickle needs an unlisted global
     │   └── SchemaMismatchError         the file's schema is not the one expected
     ├── IncompleteCheckpointError       status "in_progress" where "complete" is needed
+    ├── FolderLockedError               another CheckpointManager writes the folder
     └── MigrationError                  a broken registry or a failing migration step
         └── MissingMigrationError       no chain of steps between two versions
     SerializationError (TypeError)      a state leaf ckptkit cannot store (on save)
@@ -92,6 +93,16 @@ class IncompleteCheckpointError(CheckpointError):
     kind: ErrorKind = "incompatible"
 
 
+class FolderLockedError(CheckpointError):
+    """Another ``CheckpointManager`` holds the folder (one writer per folder).
+
+    ``path`` is the folder; the message names the holder (process and host) and
+    its lock file.
+    """
+
+    kind: ErrorKind = "incompatible"
+
+
 class MigrationError(CheckpointError):
     """A migration registry is inconsistent, or a migration step failed."""
 
@@ -149,6 +160,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "ChecksumMismatchError",
     "ErrorKind",
+    "FolderLockedError",
     "IncompleteCheckpointError",
     "MigrationError",
     "MissingMigrationError",

@@ -132,13 +132,22 @@ STEP_DIGITS: Final = 12
 #: values as the strings ``"nan"``, ``"inf"``, ``"-inf"``: JSON has no such numbers).
 STEP_METADATA_STEP: Final = "step"
 STEP_METADATA_METRICS: Final = "metrics"
-_STEP_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,})\.ckpt$")
+#: The highest step number (an int64, as trainers count): at most 19 digits, so a
+#: name with an absurd number (thousands of digits) is never parsed, only ignored.
+MAX_STEP: Final = (1 << 63) - 1
+_STEP_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,19})\.ckpt$")
+#: A ``CheckpointManager`` holds its folder through this file (one writer per
+#: folder): JSON ``{"host": ..., "pid": ..., "since": ...}``, removed on ``close``.
+MANAGER_LOCK_FILENAME: Final = ".ckptkit-manager.lock"
+#: What each step file's header says, cached per file version beside the steps
+#: (``{"format": "ckptkit-step-index", ...}``); never trusted over the folder.
+STEP_INDEX_FILENAME: Final = ".ckptkit-steps.json"
 
 
 def step_name(step: int) -> str:
     """File name of a ``CheckpointManager`` step (``step-000000000123.ckpt``)."""
-    if step < 0:
-        msg = f"step must be >= 0, not {step}"
+    if not 0 <= step <= MAX_STEP:
+        msg = f"step must be between 0 and 2**63 - 1, not {step}"
         raise ValueError(msg)
     return f"{STEP_PREFIX}{step:0{STEP_DIGITS}d}{STEP_SUFFIX}"
 
@@ -149,7 +158,7 @@ def parse_step_name(name: str) -> int | None:
     if match is None:
         return None
     step = int(match["step"])
-    return step if step_name(step) == name else None
+    return step if step <= MAX_STEP and step_name(step) == name else None
 
 
 # safetensors dtype names of the torch dtypes ckptkit stores natively.

@@ -32,7 +32,10 @@ Kinds and their functions:
   :func:`stat`, :func:`fstat`, :func:`exists`, :func:`lexists`, :func:`is_dir`,
   :func:`is_file`, :func:`is_symlink`, :func:`readlink`, :func:`realpath`,
   :func:`same_file`
-- lock: :func:`lock` (``flock``; ckptkit has no lock files)
+- lock: :func:`lock` (``flock``; on the ledger itself, and on the one lock file
+  a ``CheckpointManager`` keeps in its folder)
+- memory: :func:`map_anonymous` (no file: the host buffer of asynchronous saves,
+  here because it is an ``mmap``)
 
 Reads done by libraries (``torch.load`` of legacy pickles, ``zipfile``) read
 through a handle opened here with :func:`open_read`; ``torch.load(...,
@@ -86,6 +89,7 @@ OPERATIONS: Final = {
         "same_file",
     ),
     "lock": ("lock",),
+    "memory": ("map_anonymous",),
 }
 
 Handle = IO[bytes]
@@ -415,7 +419,38 @@ def same_file(first: Path, second: Path) -> bool:
 
 
 @_operation()
-def lock(handle: Handle, *, exclusive: bool) -> None:
-    """``flock`` the file until the handle is closed (no-op without ``fcntl``)."""
-    if fcntl is not None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+def lock(handle: Handle, *, exclusive: bool, blocking: bool = True) -> bool:
+    """``flock`` the file until the handle is closed.
+
+    Returns:
+        True once locked; False where the platform has no ``flock`` (no lock).
+
+    Raises:
+        BlockingIOError: ``blocking=False`` and another open file holds the lock.
+        OSError: The file system refuses locks (``ENOLCK``, ``EOPNOTSUPP``).
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        return False  # type: ignore[unreachable]
+    operation = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    fcntl.flock(handle.fileno(), operation | (0 if blocking else fcntl.LOCK_NB))
+    return True
+
+
+# --- memory --------------------------------------------------------------------
+
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
+
+
+@_operation()
+def map_anonymous(nbytes: int) -> MappedFile:
+    """Private anonymous memory whose pages the kernel faults in at once.
+
+    ``MAP_POPULATE`` faults every page in one call where the OS has it: mapping
+    and copying 0.5 GiB took 0.82-1.05 s that way against 1.6-1.9 s with one
+    fault per page during the copy (the two-core development VM, alone).
+    """
+    anonymous = getattr(mmap, "MAP_ANONYMOUS", None)
+    if anonymous is None:  # pragma: no cover - Windows: -1 alone is anonymous
+        return mmap.mmap(-1, nbytes)
+    flags = mmap.MAP_PRIVATE | anonymous | _MAP_POPULATE
+    return mmap.mmap(-1, nbytes, flags=flags)

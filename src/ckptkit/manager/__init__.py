@@ -1,11 +1,16 @@
 """``CheckpointManager``: numbered checkpoints of a training run, kept and restored.
 
-The package holds the manager (``_manager``), its view of a step folder
-(``_steps``), the retention rule (``_retention``), the fallback past damaged steps
-on restore (``_fallback``), the host-memory snapshot of an asynchronous save
-(``_snapshot``) and the thread that writes it (``_background``). Sharded managers
-(``sharded=True``) keep their steps as ``ckptkit.distributed`` folders through
-``_sharded`` and ``_sharded_steps`` (only ``_sharded`` imports torch.distributed).
+The package holds the manager (``_manager``) and its parts: the checks of its
+options (``_options``), the lock that keeps it the folder's one writer
+(``_lock``), its view of the step files (``_steps``) and their index
+(``_index``), the retention rule (``_retention``), restore with fallback
+(``_restore``), the copy an asynchronous save takes (``_freeze``, into the host
+buffer of ``_snapshot``), the thread that writes it (``_background``),
+preemption signal handling (``_preemption``), and the fallback past damaged
+steps that single-file and sharded managers share (``_fallback``). Sharded
+managers (``sharded=True``) keep their steps as ``ckptkit.distributed`` folders
+through ``_sharded`` and ``_sharded_steps`` (only ``_sharded`` imports
+torch.distributed).
 docs/ckptkit/manager.md is the guide.
 """
 

@@ -51,8 +51,8 @@ def restore_newest(
             (and records it), ``CheckpointNotFoundError`` if it vanished.
         folder: The folder of steps (named in the warning and the error), with
             its damage memory and ledger.
-        is_another_step: Whether a path holds another step (renamed by hand):
-            passed over without counting as damaged.
+        is_another_step: Whether a path holds no step of its own (renamed by
+            hand, written by something else): passed over, not counted damaged.
         stacklevel: Where the warning points, counted from this function.
 
     Returns:

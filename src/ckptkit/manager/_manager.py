@@ -9,20 +9,23 @@ docs/ckptkit/manager.md is the guide.
 
 from __future__ import annotations
 
+import errno
+import sys
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from ckptkit._api import load
-from ckptkit._file import fs
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
-from ckptkit._file.versions import parse_version
 from ckptkit._file.writer import HeaderFields, write_encoded
-from ckptkit.errors import CheckpointCorruptError, SchemaMismatchError
+from ckptkit.errors import CheckpointCorruptError
 from ckptkit.manager._background import BackgroundSave
-from ckptkit.manager._fallback import restore_newest
+from ckptkit.manager._freeze import NotFrozenError
+from ckptkit.manager._lock import FolderLock
+from ckptkit.manager._options import checked_schema, checked_status, open_folder
+from ckptkit.manager._preemption import PreemptionHandler, preemption_signals
+from ckptkit.manager._restore import Restorer
 from ckptkit.manager._retention import (
     Mode,
     RetentionRule,
@@ -33,11 +36,10 @@ from ckptkit.manager._retention import (
 )
 from ckptkit.manager._snapshot import HostSnapshotBuffer
 from ckptkit.manager._steps import StepFolder, check_step
-from ckptkit.types import Status
 from ckptkit.validation import validate
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Collection, Mapping
     from types import TracebackType
 
     import torch.distributed as dist
@@ -48,38 +50,53 @@ if TYPE_CHECKING:
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
 
+# Room for alignment when a buffer is made ready from a checkpoint's size.
+_PREPARE_SLACK_BYTES = 1 << 20
 
-def _checked_schema(
-    version: str, schema: str | None, registry: MigrationRegistry | None
-) -> str | None:
-    """The schema the steps carry, once version and schema agree with ``registry``.
+
+def shut_down(
+    background: BackgroundSave,
+    folder: StepFolder,
+    lock: FolderLock | None,
+    preemption: PreemptionHandler | None,
+    sharded: ShardedSteps | None = None,
+) -> None:
+    """Wait for the save in flight, let go of the folder, deliver a deferred signal.
 
     Raises:
-        ValueError: A legacy version, or a version or schema the registry contradicts.
+        Exception: Whatever the last background save raised, if not yet raised.
     """
-    if parse_version(version).is_legacy:
-        msg = "version '0.x' is legacy, read-only; save with a real one (e.g. '1.0')"
-        raise ValueError(msg)
-    if registry is None:
-        return schema
-    if version != registry.current:
-        msg = (
-            f"version {version!r} differs from the registry's current version "
-            f"{registry.current!r}: pass version={registry.current!r}"
-        )
-        raise ValueError(msg)
-    if schema is not None and schema != registry.schema:
-        msg = f"schema {schema!r} differs from the registry's {registry.schema!r}"
-        raise ValueError(msg)
-    return registry.schema
+    error: BaseException | None = None
+    try:
+        if sharded is not None:
+            sharded.close()
+        background.finish()
+    except BaseException as caught:  # noqa: BLE001 - raised below, after the rest
+        error = caught
+    folder.index_writable = False
+    if lock is not None:
+        lock.release()
+    if preemption is not None:
+        if preemption.deferred is not None and error is not None:
+            # The process ends in the next line: the error cannot be raised.
+            print(f"ckptkit: the last save failed: {error}", file=sys.stderr)  # noqa: T201
+        preemption.deliver_deferred()
+    if error is not None:
+        raise error
 
 
 class CheckpointManager:
     """Numbered checkpoints of one run in one folder: retention, async saves, restore.
 
+    The manager holds its folder for itself until :meth:`close` (one writer per
+    folder): another manager on the same folder, in this process or another, is
+    refused with :class:`~ckptkit.FolderLockedError`.
+
     Args:
-        directory: The folder of the run's checkpoints (created if missing).
-            Temporary files of killed writers in it are removed.
+        directory: The folder of the run's checkpoints. Temporary files of killed
+            writers in it are removed.
+        create: Create ``directory`` if it is missing; with False a missing folder
+            is refused (a resumed run whose path is mistyped).
         schema: Name of the state's format, written into each step (defaults to
             ``registry.schema``); ``restore`` refuses steps of another schema.
         version: Version of the state's format that this code writes.
@@ -97,10 +114,18 @@ class CheckpointManager:
             training").
         process_group: The group of a sharded manager (default: the default
             group; none initialised: this process alone).
+        handle_preemption: Catch SIGTERM (True) or the given signals while the
+            manager is open: :attr:`preempted` turns True, the save in flight is
+            finished, and the process ends only after the next save is durable
+            (see docs/ckptkit/manager.md, "Preemption"). Single-file managers only.
 
     Raises:
         ValueError: Inconsistent options (``keep_best`` without ``best_metric``,
-            ``keep_last < 1``, a schema or version that contradicts ``registry``).
+            ``keep_last < 1``, a schema or version that contradicts ``registry``,
+            ``handle_preemption`` outside the main thread).
+        CheckpointNotFoundError: ``create=False`` and the folder is missing.
+        NotADirectoryError: ``directory`` is a file.
+        FolderLockedError: Another manager holds the folder.
 
     Example:
         >>> import torch, ckptkit, tempfile
@@ -115,6 +140,7 @@ class CheckpointManager:
         self,
         directory: PathLike,
         *,
+        create: bool = True,
         schema: str | None = None,
         version: str = "1.0",
         registry: MigrationRegistry | None = None,
@@ -125,10 +151,31 @@ class CheckpointManager:
         async_save: bool = False,
         sharded: bool = False,
         process_group: dist.ProcessGroup | None = None,
+        handle_preemption: bool | Collection[int] = False,
     ) -> None:
         self._rule = RetentionRule(keep_last, keep_best, best_metric, mode)
-        schema = _checked_schema(version, schema, registry)
+        schema = checked_schema(version, schema, registry)
+        signals = preemption_signals(handle_preemption)
+        if process_group is not None and not sharded:
+            msg = "process_group is for sharded managers: pass sharded=True"
+            raise ValueError(msg)
+        if sharded and signals:
+            msg = (
+                "handle_preemption is for single-file managers; a sharded run "
+                "catches the signal itself and saves with every rank"
+            )
+            raise ValueError(msg)
         self.directory = Path(directory)
+        self._created_folder = open_folder(self.directory, create=create)
+        # A sharded group is one writer: ckptkit.distributed commits each step
+        # atomically from rank 0 (the folder lock is per process).
+        self._lock = None if sharded else FolderLock.acquire(self.directory)
+        if self._lock is not None:
+            try:
+                remove_stale_temp_files(self.directory)
+            except BaseException:
+                self._lock.release()
+                raise
         self.schema, self.version, self.registry = schema, version, registry
         self.keep_last, self.keep_best = keep_last, keep_best
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
@@ -145,22 +192,28 @@ class CheckpointManager:
                 rule=self._rule,
                 async_save=async_save,
             )
-        elif process_group is not None:
-            msg = "process_group is for sharded managers: pass sharded=True"
-            raise ValueError(msg)
-        else:
-            fs.mkdir(self.directory)
-            remove_stale_temp_files(self.directory)
         self._folder = StepFolder(self.directory)
+        self._restorer = Restorer(
+            self._folder, schema, version, registry, self._created_folder
+        )
         self._buffer = HostSnapshotBuffer()
         self._background = BackgroundSave()
         self._in_flight: int | None = None
         self._closed = False
+        self._preemption = (
+            PreemptionHandler(signals, self._background.join) if signals else None
+        )
         # Runs at garbage collection or interpreter exit, whichever comes first:
-        # waits for the save in flight and prints an error nobody collected.
+        # waits for the save in flight, prints an error nobody collected, lets go
+        # of the folder (and delivers a deferred preemption signal).
         self._finalizer = weakref.finalize(
             self,
-            self._background.finish if self._sharded is None else self._sharded.close,
+            shut_down,
+            self._background,
+            self._folder,
+            self._lock,
+            self._preemption,
+            self._sharded,
         )
 
     def __repr__(self) -> str:
@@ -180,6 +233,15 @@ class CheckpointManager:
     ) -> None:
         self.close()
 
+    @property
+    def preempted(self) -> bool:
+        """Whether a preemption signal arrived (``handle_preemption``).
+
+        When it turns True, take one last ``save`` and stop: with the signal's
+        default action deferred, the process ends once that save is durable.
+        """
+        return self._preemption is not None and self._preemption.received is not None
+
     def save(
         self,
         step: int,
@@ -192,11 +254,14 @@ class CheckpointManager:
 
         Waits for the save in flight, if any, and raises its error. The state is
         checked (and, asynchronously, copied to host memory) before this returns:
-        the caller may change its tensors at once. When the step is durable and
-        has passed full validation, steps beyond the retention rule are deleted.
+        the caller may change its tensors and containers at once. When the step
+        is durable and has passed full validation, steps beyond the retention
+        rule are deleted. After a preemption signal whose default action was
+        deferred, the save is synchronous and the process ends once it is durable.
 
         Args:
-            step: The step number (>= 0); saving an existing step replaces it.
+            step: The step number (0 to 2**63 - 1); saving an existing step
+                replaces it.
             state: The state, as for ``ckptkit.save``.
             metrics: Numbers stored with the step (``best_metric`` ranks by one).
             status: ``"complete"`` or ``"in_progress"`` (still a step).
@@ -204,7 +269,9 @@ class CheckpointManager:
         Raises:
             SerializationError: A leaf ckptkit cannot store (raised here, at once).
             TypeError: A step or metric of the wrong type.
-            ValueError: A negative step or an unknown status.
+            ValueError: A step out of range or an unknown status.
+            FileExistsError: The step's file is one this manager did not write
+                (a symbolic link, a plain torch file, another schema's step).
             CheckpointError: The previous asynchronous save failed (or, without
                 ``async_save``, this one did); ``OSError`` from the disk likewise.
             RuntimeError: The manager is closed.
@@ -215,22 +282,50 @@ class CheckpointManager:
             return
         self.wait()
         step = check_step(step)
-        status = Status(status).value
+        status = checked_status(status)
         metadata = {
             STEP_METADATA_STEP: step,
             STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
         }
-        encoded = encode_state(state)
-        if not self.async_save:
-            self._commit(step, encoded, status, metadata)
+        self._refuse_foreign(step)
+        last = self._preemption is not None and self._preemption.deferred is not None
+        if not self.async_save or last:
+            self._commit(step, encode_state(state), status, metadata)
+            if last:
+                self.close()  # ends the process with the deferred signal
             return
-        snapshot = self._buffer.snapshot(encoded)
-        del encoded  # the caller's tensors are no longer referenced
+        job = self._copy_for_background(state)
         self._in_flight = step
         self._background.start(
-            lambda: self._commit(step, snapshot, status, metadata),
+            lambda: self._commit(step, job(), status, metadata),
             name=f"ckptkit-save-{step}",
         )
+
+    def _copy_for_background(self, state: StateTree) -> Callable[[], Encoded]:
+        """Copy what the caller may change; return what encodes the copy later."""
+        try:
+            frozen = self._buffer.freeze(state)
+        except NotFrozenError:
+            # A leaf only the codec may judge: encode at once (it raises for an
+            # unstorable one here), then copy the encoded entries.
+            snapshot = self._buffer.snapshot(encode_state(state))
+            return lambda: snapshot
+        return lambda: encode_state(frozen)
+
+    def _refuse_foreign(self, step: int) -> None:
+        path = self._folder.path_of(step)
+        record = self._folder.record_of(step, path)
+        if self._folder.is_foreign(step, path) or (
+            record is not None and record.schema != self.schema
+        ):
+            raise FileExistsError(
+                errno.EEXIST,
+                f"step {step}'s file is not one this manager wrote (a symbolic link, "
+                "a plain torch or safetensors file, a file without step metadata, "
+                "or another schema's step): move it out of the folder, or save "
+                "another step",
+                str(path),
+            )
 
     def _commit(
         self, step: int, encoded: Encoded, status: str, metadata: dict[str, Any]
@@ -241,15 +336,20 @@ class CheckpointManager:
             fields = HeaderFields(self.version, self.schema, status, metadata)
             write_encoded(path, encoded, fields)
             report = validate(path, level="full")
-            if not report.ok:
+            if not report.ok or report.info is None:
                 self._folder.mark_damaged(path, report.reason)
                 reason = f"failed validation right after writing: {report.reason}"
                 raise CheckpointCorruptError(path, reason)
+            self._folder.note_written(step, path, report.info)
         finally:
             self._in_flight = None
-        records = self._folder.records()
-        doomed = steps_to_delete(records, new_step=step, rule=self._rule)
-        self._folder.delete(doomed)
+        # Only this manager's steps count and go: another schema's are left alone.
+        records = [r for r in self._folder.records() if r.schema == self.schema]
+        rule = RetentionRule(
+            self.keep_last, self.keep_best, self.best_metric, self.mode
+        )
+        doomed = set(steps_to_delete(records, new_step=step, rule=rule))
+        self._folder.delete(r for r in records if r.step in doomed)
 
     def wait(self) -> None:
         """Block until the save in flight is durable; raise its error, if any.
@@ -266,7 +366,8 @@ class CheckpointManager:
         """Durable steps whose header passes quick validation, oldest first.
 
         An asynchronous save in flight is not a step yet. A step that a full read
-        found damaged is left out from then on (in this manager).
+        found damaged is left out from then on (in this manager), and so are
+        files named like steps that the manager did not write.
 
         Returns:
             The step numbers.
@@ -322,7 +423,8 @@ class CheckpointManager:
             The checkpoint, migrated to ``version`` when the manager has a registry.
 
         Raises:
-            CheckpointNotFoundError: No such step, or no valid step at all.
+            CheckpointNotFoundError: No such step, or no valid step at all (the
+                message says so when this manager created the folder just now).
             CheckpointCorruptError: ``step`` was given and is damaged.
             CheckpointIncompatibleError: A step of another schema or a newer
                 version (never skipped: it needs another reader, not a fallback).
@@ -331,17 +433,9 @@ class CheckpointManager:
         if self._sharded is not None or state is not None:
             return self._restore_sharded(step, state, map_location)
         self._background.join()
-        if step is not None:
-            return self._load_checked(
-                self._folder.path_of(check_step(step)), map_location
-            )
-        return restore_newest(
-            self._folder.step_files(),
-            lambda path: self._load_checked(path, map_location),
-            folder=self._folder,
-            is_another_step=self._folder.holds_another_step,
-            stacklevel=2,
-        )
+        checkpoint = self._restorer.restore(step, map_location)
+        self._prepare_buffer(checkpoint, map_location)
+        return checkpoint
 
     def _restore_sharded(
         self, step: int | None, state: StateTree | None, map_location: Any
@@ -356,27 +450,23 @@ class CheckpointManager:
             step = check_step(step)
         return self._sharded.restore(step, state=state, map_location=map_location)
 
-    def _load_checked(self, path: Path, map_location: Any) -> Checkpoint:
-        try:
-            checkpoint = load(
-                path,
-                map_location=map_location,
-                verify="full",
-                registry=self.registry,
-                to_version=None if self.registry is None else self.version,
-            )
-        except CheckpointCorruptError as error:
-            self._folder.mark_damaged(path, error.reason)
-            raise
-        found = checkpoint.info.schema
-        if self.registry is None and self.schema is not None and found != self.schema:
-            reason = f"schema {found!r}, expected {self.schema!r}"
-            raise SchemaMismatchError(path, reason)
-        return checkpoint
+    def _prepare_buffer(self, checkpoint: Checkpoint, map_location: Any) -> None:
+        """After a restore the next save's size is known: get its buffer ready."""
+        if not self.async_save or self._closed:
+            return
+        info = checkpoint.info
+        nbytes = info.nbytes + 64 * info.tensor_count + _PREPARE_SLACK_BYTES
+        device = str(map_location) if isinstance(map_location, str) else ""
+        pinned = (
+            device.startswith("cuda") or getattr(map_location, "type", "") == "cuda"
+        )
+        self._buffer.prepare(nbytes, pinned=pinned)
 
     def close(self) -> None:
-        """Wait for the save in flight, free the host buffer, raise a pending error.
+        """Wait for the save in flight, free the host buffer, let go of the folder.
 
+        Raises a pending background error. After a preemption signal whose
+        default action was deferred, the process then ends with that signal.
         Calling it again does nothing. ``steps``/``latest``/``best``/``restore``
         still work afterwards; ``save`` does not.
 
@@ -388,13 +478,20 @@ class CheckpointManager:
         self._closed = True
         self._finalizer.detach()
         try:
-            if self._sharded is not None:
-                self._sharded.close()
-            self._background.finish()
+            shut_down(
+                self._background,
+                self._folder,
+                self._lock,
+                self._preemption,
+                self._sharded,
+            )
         finally:
             self._buffer.release()
 
     def _check_open(self) -> None:
         if self._closed:
-            msg = f"{self!r} is closed"
+            msg = (
+                f"{self!r} is closed: open a new CheckpointManager on the folder "
+                "to save again"
+            )
             raise RuntimeError(msg)

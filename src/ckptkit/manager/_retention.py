@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
     from pathlib import Path
 
 Mode = Literal["min", "max"]
@@ -30,6 +31,7 @@ class StepRecord:
     path: Path
     status: str
     metrics: dict[str, MetricValue] = field(default_factory=dict)
+    schema: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,23 +66,48 @@ class RetentionRule:
             raise ValueError(msg)
 
 
+def _metric_fix(value: object) -> str:
+    """What to do with a metric value that is not a real number."""
+    if value is None:
+        return "leave the metric out of metrics= (or pass float('nan'))"
+    if isinstance(value, bool):
+        return "pass int(value) or float(value)"
+    if hasattr(value, "item"):  # a tensor or an array: one number inside
+        return "pass value.item() (a one-element tensor or array)"
+    if isinstance(value, (str, bytes)):
+        return "pass float(value)"
+    if isinstance(value, numbers.Complex):
+        return "pass a real number (abs(value) or value.real)"
+    return "pass an int or a float"
+
+
 def check_metrics(metrics: Mapping[str, object] | None) -> dict[str, MetricValue]:
     """Return ``metrics`` as plain numbers, or raise for anything else.
 
     Raises:
-        TypeError: A key that is not a str or a value that is not a real number
-            (a tensor must be converted with ``.item()`` first).
+        TypeError: ``metrics`` is not a mapping, a key is not a str, or a value
+            is not a real number; the message names the metric and the fix.
     """
+    given: object = metrics  # typed callers pass a mapping; untyped ones may not
+    if given is not None and not isinstance(given, Mapping):
+        msg = (
+            f"metrics must be a dict of name -> number, not {type(given).__name__}"
+            " (e.g. metrics={'val_loss': 0.25})"
+        )
+        raise TypeError(msg)
     checked: dict[str, MetricValue] = {}
     for key, value in (metrics or {}).items():
         name: object = key  # typed callers pass str; untyped ones may not
         if not isinstance(name, str):
-            msg = f"metric names must be str, not {type(name).__name__} ({name!r})"
+            msg = (
+                f"metric names must be str, not {type(name).__name__} ({name!r}): "
+                f"pass str({name!r})"
+            )
             raise TypeError(msg)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             msg = (
-                f"metric {key!r} must be a real number, not {type(value).__name__}"
-                " (use .item() on a tensor)"
+                f"metric {key!r} must be a real number, not "
+                f"{type(value).__name__}: {_metric_fix(value)}"
             )
             raise TypeError(msg)
         checked[key] = (

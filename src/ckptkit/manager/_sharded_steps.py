@@ -21,8 +21,8 @@ from ckptkit.distributed._commit import delete_checkpoint
 from ckptkit.distributed._index import read_index
 from ckptkit.errors import CheckpointError
 from ckptkit.ledger import FailureLedger
+from ckptkit.manager._index import FileKey, file_key
 from ckptkit.manager._retention import StepRecord, metrics_from_json
-from ckptkit.manager._steps import FileKey, file_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

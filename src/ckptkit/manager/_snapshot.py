@@ -1,35 +1,44 @@
-"""Host-memory snapshots of encoded states, in one buffer reused across saves.
+"""Host-memory copies of a state for asynchronous saves, in one reused buffer.
 
-An asynchronous save copies the state's container entries (``_codec.Entry``)
-into host memory and writes the copies later, so the caller may change its
-tensors as soon as ``save`` returns. Copying the entries rather than the state's
-tensors keeps every sharing decision the codec made (tied weights, views of one
-storage): the copies encode to the same file, byte for byte.
+An asynchronous save copies what the caller may change once ``save`` returns,
+and writes the copy later. :meth:`HostSnapshotBuffer.freeze` copies the state's
+containers and its tensors' bytes (``_freeze``) and leaves the encoding to the
+background thread; :meth:`HostSnapshotBuffer.snapshot` copies the entries of a
+state already encoded (the path for states ``_freeze`` leaves to the codec).
+Either way the copies keep every sharing decision of the codec (tied weights,
+views of one storage), so they encode to the same file, byte for byte.
 
 The copies live in one ``uint8`` buffer that is kept and reused by the next save:
-a fresh gigabyte costs page faults on every first touch (and, pinned, a slow
-``cudaHostAlloc``), a warm one is a plain memcpy. It is pinned when an entry lives
-on a GPU, so device-to-host copies run at full speed and without staging.
+a warm buffer is a plain memcpy. A fresh one is mapped with its pages faulted in
+at once (``fs.map_anonymous``), which costs far less than faulting them one by
+one during the copy, and when the size of the next save is known in advance
+(after ``restore``) it is made ready on a thread while the loop runs
+(:meth:`HostSnapshotBuffer.prepare`). It is pinned when the state lives on a GPU,
+so device-to-host copies run at full speed and without staging.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
+from ckptkit._file import fs
 from ckptkit._file.codec import Encoded, Entry
+from ckptkit.manager._freeze import fill_arrays, freeze_tree, place, place_empty
 
 # Every copy starts on a 64-byte boundary: any dtype view of it is aligned, and
 # no two copies share a cache line.
 _ALIGNMENT = 64
 
 
-def _offsets(entries: list[Entry]) -> tuple[list[int], int]:
+def _offsets(sizes: list[int]) -> tuple[list[int], int]:
     offsets: list[int] = []
     total = 0
-    for entry in entries:
+    for size in sizes:
         offsets.append(total)
-        total += -(-entry.nbytes // _ALIGNMENT) * _ALIGNMENT
+        total += -(-size // _ALIGNMENT) * _ALIGNMENT
     return offsets, total
 
 
@@ -45,23 +54,65 @@ def _copy(host: torch.Tensor, window: torch.Tensor, source: torch.Tensor) -> Non
         host.copy_(source, non_blocking=source.is_cuda)
 
 
+def _allocate(nbytes: int, *, pinned: bool) -> torch.Tensor:
+    if pinned:
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    try:
+        memory = fs.map_anonymous(max(nbytes, 1))
+    except (OSError, ValueError):  # no such mapping here: torch's allocator
+        return torch.empty(nbytes, dtype=torch.uint8)
+    # The tensor keeps the array, the array keeps the mapping: freed together.
+    return torch.from_numpy(np.frombuffer(memory, dtype=np.uint8))[:nbytes]
+
+
 class HostSnapshotBuffer:
-    """One reusable host buffer holding copies of a state's entries."""
+    """One reusable host buffer holding copies of a state's tensors."""
 
     def __init__(self) -> None:
         self._buffer: torch.Tensor | None = None
+        self._lock = threading.Lock()
+        self._preparing: threading.Thread | None = None
 
     @property
     def capacity_bytes(self) -> int:
         """Size of the buffer kept for the next snapshot (0 when none)."""
+        self._wait_prepared()
         return 0 if self._buffer is None else self._buffer.numel()
 
     @property
     def is_pinned(self) -> bool:
         """Whether the kept buffer is page-locked (for copies from a GPU)."""
+        self._wait_prepared()
         return self._buffer is not None and self._buffer.is_pinned()
 
+    def prepare(self, nbytes: int, *, pinned: bool) -> None:
+        """Make a buffer of ``nbytes`` ready on a thread, unless one is kept."""
+        self._wait_prepared()
+        if self._buffer is not None or nbytes <= 0:
+            return
+
+        def allocate() -> None:
+            try:
+                buffer = _allocate(nbytes, pinned=pinned)
+            except (OSError, RuntimeError):  # no memory now: the save allocates
+                return
+            with self._lock:
+                if self._buffer is None:
+                    self._buffer = buffer
+
+        # A daemon: at exit nobody needs the buffer, and nothing is written.
+        self._preparing = threading.Thread(
+            target=allocate, name="ckptkit-buffer", daemon=True
+        )
+        self._preparing.start()
+
+    def _wait_prepared(self) -> None:
+        preparing, self._preparing = self._preparing, None
+        if preparing is not None:
+            preparing.join()
+
     def _reserve(self, nbytes: int, *, pinned: bool) -> torch.Tensor:
+        self._wait_prepared()
         buffer = self._buffer
         if (
             buffer is None
@@ -69,9 +120,41 @@ class HostSnapshotBuffer:
             or (pinned and not buffer.is_pinned())
         ):
             self._buffer = None  # free the old buffer before taking a new one
-            buffer = torch.empty(nbytes, dtype=torch.uint8, pin_memory=pinned)
+            buffer = _allocate(nbytes, pinned=pinned)
             self._buffer = buffer
         return buffer
+
+    def freeze(self, state: object) -> object:
+        """Copy ``state``'s containers and tensor bytes; return the copy.
+
+        The copy is valid until the next ``freeze``, ``snapshot`` or ``release``.
+
+        Raises:
+            NotFrozenError: A leaf only the codec may judge (use ``snapshot``).
+        """
+        frozen = freeze_tree(state)
+        groups = frozen.groups
+        offsets, total = _offsets([group.nbytes for group in groups])
+        on_gpu = {g.storage.device for g in groups if g.storage.device.type == "cuda"}
+        buffer = self._reserve(total, pinned=bool(on_gpu))
+        host = buffer.numpy()
+        for group, offset in zip(groups, offsets, strict=True):
+            window = buffer[offset : offset + group.nbytes]
+            source = torch.empty(0, dtype=torch.uint8, device=group.storage.device)
+            source.set_(group.storage, group.low, (group.nbytes,), (1,))
+            _copy(window, window, source)
+            # A storage of its own over the window: the codec tells storages
+            # apart by address, so each group must stay a storage apart.
+            place(
+                group,
+                torch.frombuffer(
+                    host[offset : offset + group.nbytes], dtype=torch.uint8
+                ),
+            )
+        for device in on_gpu:
+            torch.cuda.current_stream(device).synchronize()
+        place_empty(frozen)
+        return fill_arrays(frozen.tree) if frozen.has_arrays else frozen.tree
 
     def snapshot(self, encoded: Encoded) -> Encoded:
         """Copy ``encoded``'s entries into the buffer; return the encoding of the copy.
@@ -80,7 +163,7 @@ class HostSnapshotBuffer:
         valid until the next ``snapshot`` or ``release``.
         """
         on_gpu = {e.tensor.device for e in encoded.entries if e.tensor.is_cuda}
-        offsets, total = _offsets(encoded.entries)
+        offsets, total = _offsets([entry.nbytes for entry in encoded.entries])
         buffer = self._reserve(total, pinned=bool(on_gpu))
         copies: list[Entry] = []
         for entry, offset in zip(encoded.entries, offsets, strict=True):
@@ -98,4 +181,5 @@ class HostSnapshotBuffer:
 
     def release(self) -> None:
         """Free the buffer (the next snapshot allocates a new one)."""
+        self._wait_prepared()
         self._buffer = None

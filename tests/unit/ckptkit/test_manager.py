@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -490,3 +491,54 @@ def test_a_background_error_at_exit_is_printed_not_lost(tmp_path: Path) -> None:
         check=False,
     )
     assert "No space left on device" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "fix"),
+    [
+        (None, "leave the metric out of metrics="),
+        (torch.tensor(0.5), "value.item()"),
+        (np.array([0.5]), "value.item()"),
+        ("0.5", "float(value)"),
+        (True, "int(value) or float(value)"),
+        (1 + 2j, "a real number"),
+    ],
+)
+def test_a_bad_metric_is_told_its_own_fix(
+    tmp_path: Path, value: object, fix: str
+) -> None:
+    """Issue 13 item 9: a None metric is not told to "use .item()"."""
+    with ckptkit.CheckpointManager(tmp_path) as mgr:
+        with pytest.raises(TypeError) as caught:
+            mgr.save(0, {}, metrics={"val_loss": value})  # type: ignore[dict-item]
+        message = str(caught.value)
+        assert "'val_loss'" in message
+        assert fix in message
+        if value is None:
+            assert "item()" not in message
+        assert mgr.steps() == []
+
+
+@pytest.mark.parametrize(
+    ("call", "fix"),
+    [
+        (lambda m: m.save(1.0, {}), "pass int(step)"),
+        (lambda m: m.save(0, {}, status="done"), "'complete' or 'in_progress'"),
+        (lambda m: m.save(0, {}, metrics=[("loss", 1.0)]), "metrics={'val_loss'"),
+        (lambda m: m.save(0, {}, metrics={1: 1.0}), "pass str(1)"),
+    ],
+)
+def test_each_refusal_of_save_names_the_fix(
+    tmp_path: Path, call: Any, fix: str
+) -> None:
+    with ckptkit.CheckpointManager(tmp_path) as mgr:
+        with pytest.raises((TypeError, ValueError), match=re.escape(fix)):
+            call(mgr)
+        assert mgr.steps() == []
+
+
+def test_a_closed_manager_says_how_to_save_again(tmp_path: Path) -> None:
+    mgr = ckptkit.CheckpointManager(tmp_path)
+    mgr.close()
+    with pytest.raises(RuntimeError, match="open a new CheckpointManager"):
+        mgr.save(0, {})
