@@ -164,3 +164,12 @@ def test_a_forked_child_ends_on_sigterm_at_once(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(int(signal.SIGTERM)), "False"]
+
+
+def test_a_sharded_manager_refuses_handle_preemption_before_touching_the_folder(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run"
+    with pytest.raises(ValueError, match="handle_preemption is for single-file"):
+        ckptkit.CheckpointManager(folder, sharded=True, handle_preemption=True)
+    assert not folder.exists()
