@@ -12,14 +12,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.format import CHECKPOINT_VERSION
+from ckptkit._file.placement import check_dtype, check_map_location
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
 from ckptkit._file.writer import HeaderFields, write_checkpoint
+from ckptkit.keys import key_paths
 from ckptkit.migrations._checkpoints import migrate_loaded, refuse_incompatible
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import torch
+
     from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord
+    from ckptkit.keys import KeyPath
     from ckptkit.legacy import SafeGlobal
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
@@ -86,10 +91,11 @@ def load(  # noqa: PLR0913 - the documented public signature
     map_location: Any = "cpu",
     verify: Verify = "quick",
     mmap: bool = False,
-    keys: Sequence[str] | None = None,
+    keys: Sequence[KeyPath] | None = None,
     extra_safe_globals: Sequence[SafeGlobal] = (),
     registry: MigrationRegistry | None = None,
     to_version: str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Checkpoint:
     """Load a checkpoint written by ``save`` (or a legacy 0.x file, read-only).
 
@@ -139,8 +145,9 @@ def load(  # noqa: PLR0913 - the documented public signature
     request = ReadRequest(
         verify=verify == "full",
         use_mmap=mmap,
-        keys=keys,
-        map_location=map_location,
+        keys=None if keys is None else key_paths(keys, argument="keys"),
+        device=check_map_location(map_location),
+        dtype=check_dtype(dtype),
         extra_safe_globals=extra_safe_globals,
     )
     if registry is not None:

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file import fs
-from ckptkit._file.codec import decode_tree
 from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
-from ckptkit._file.reader import info_from_parsed, torch_pickle_info
+from ckptkit._file.reader import info_from_parsed, read_structure, torch_pickle_info
 from ckptkit._file.tensors import verify_buffer, verify_entry
-from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
-from ckptkit.keys import has_key, lookup
+from ckptkit.errors import CheckpointCorruptError, CheckpointError
+from ckptkit.keys import KeyPath, has_key, key_paths, key_text
 from ckptkit.ledger import FailureLedger, FailureRecorder
 from ckptkit.legacy import safe_torch_load
 from ckptkit.types import ExitCode
@@ -31,6 +30,10 @@ if TYPE_CHECKING:
 
 Level = Literal["exists", "quick", "full"]
 LEVELS: tuple[Level, ...] = ("exists", "quick", "full")
+#: What a report says went wrong: a ``CheckpointError`` kind, or ``"missing_keys"``
+#: for an intact checkpoint that lacks keys the caller requires.
+ReportKind = Literal["missing", "corrupted", "incompatible", "missing_keys"]
+MISSING_KEYS: Literal["missing_keys"] = "missing_keys"
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ class ValidationReport:
         path: The file checked.
         ok: True when every check of the level passed.
         level: ``"exists"``, ``"quick"`` or ``"full"``.
-        kind: None when ok, else ``"missing"``, ``"corrupted"`` or ``"incompatible"``.
+        kind: None when ok, else ``"missing"``, ``"corrupted"``, ``"incompatible"``
+            or ``"missing_keys"`` (intact, but without a required key; such a
+            report is never recorded in a ledger).
         reason: One line a person can act on (``"ok"`` when ok).
         info: Header information, when the header could be read.
     """
@@ -49,7 +54,7 @@ class ValidationReport:
     path: Path
     ok: bool
     level: str
-    kind: ErrorKind | None
+    kind: ReportKind | None
     reason: str
     info: CheckpointInfo | None = None
 
@@ -89,22 +94,19 @@ def _verify_tensors(parsed: ParsedFile, handle: FileIO) -> None:
 
 
 def _missing_keys(
-    parsed: ParsedFile, legacy_state: object, required_keys: Sequence[str]
+    parsed: ParsedFile, state: object, required: Sequence[tuple[Any, ...]]
 ) -> list[str]:
-    if parsed.kind == "ckptkit":
-        return [k for k in required_keys if not has_key(parsed.header["tree"], k)]
     if parsed.kind == "safetensors":
-        return [k for k in required_keys if k not in parsed.entries]
-    return [k for k in required_keys if not _legacy_has(legacy_state, k)]
+        return [key_text(k) for k in required if key_text(k) not in parsed.entries]
+    return [key_text(k) for k in required if not has_key(state, k)]
 
 
-def _legacy_has(state: object, key: str) -> bool:
-    missing = object()
-    return lookup(state, key, missing) is not missing
+class _MissingKeysError(Exception):
+    """The file is intact but lacks keys the caller requires (not damage)."""
 
 
 def _run_checks(
-    path: Path, level: Level, required_keys: Sequence[str]
+    path: Path, level: Level, required_keys: Sequence[tuple[Any, ...]]
 ) -> CheckpointInfo | None:
     with open_checkpoint(path) as handle:
         if level == "exists":
@@ -114,21 +116,23 @@ def _run_checks(
                 )
             return None
         parsed = parse_open(path, handle)
-        legacy_state: object = None
+        state: object = None
         if parsed.kind == "torch":
             # The only way to check a pickle is to read it: always safely.
-            legacy_state = safe_torch_load(path, handle=handle)
+            state = safe_torch_load(path, handle=handle)
         elif parsed.kind == "ckptkit":
-            leaves = parsed.header["leaves"]
-            decode_tree(parsed.header["tree"], lambda _kind, index: leaves[index])
+            state = read_structure(parsed, handle)  # the tree decodes
         if level == "full" and parsed.kind != "torch":
             _verify_tensors(parsed, handle)
-        missing = _missing_keys(parsed, legacy_state, required_keys)
+        missing = _missing_keys(parsed, state, required_keys)
         if missing:
-            reason = f"required keys missing from the state: {', '.join(missing)}"
-            raise CheckpointCorruptError(path, reason)
+            reason = (
+                f"required keys missing from the state: {', '.join(missing)} "
+                "(the file is intact; check the key or the checkpoint chosen)"
+            )
+            raise _MissingKeysError(reason)
         if parsed.kind == "torch":
-            return torch_pickle_info(parsed, handle, legacy_state)
+            return torch_pickle_info(parsed, handle, state)
         return info_from_parsed(parsed)
 
 
@@ -136,7 +140,7 @@ def validate(
     path: PathLike,
     *,
     level: Level = "full",
-    required_keys: Sequence[str] = (),
+    required_keys: Sequence[KeyPath] = (),
     ledger: FailureRecorder | None = None,
 ) -> ValidationReport:
     """Check a checkpoint and report what is wrong; never raises for a bad file.
@@ -167,13 +171,21 @@ def validate(
     if level not in LEVELS:
         msg = f"level must be one of {LEVELS}, not {level!r}"
         raise ValueError(msg)
+    required = key_paths(required_keys, argument="required_keys")
     target = Path(path)
     try:
-        info = _run_checks(target, level, required_keys)
+        info = _run_checks(target, level, required)
     except CheckpointError as error:
         report = ValidationReport(
             target, ok=False, level=level, kind=error.kind, reason=error.reason
         )
+    except _MissingKeysError as error:
+        # Not damage: reported as its own outcome and never recorded.
+        return ValidationReport(
+            target, ok=False, level=level, kind=MISSING_KEYS, reason=str(error)
+        )
+    except PermissionError:
+        raise  # the caller's environment, not the file: raised as it is
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
         reason = f"unreadable: {type(error).__name__}: {error}".splitlines()[0]
         report = ValidationReport(
@@ -235,18 +247,28 @@ class TreeReport:
         return self._count("missing")
 
     @property
+    def num_missing_keys(self) -> int:
+        """Intact checkpoints that lack a required key."""
+        return self._count(MISSING_KEYS)
+
+    @property
     def ok(self) -> bool:
         """True when every checkpoint is valid and every place could be read."""
         return self.exit_code is ExitCode.OK
 
     @property
     def exit_code(self) -> ExitCode:
-        """``CHECKPOINT`` if any checkpoint failed, else ``FAILURE`` on errors, else OK.
+        """The verdict: ``CHECKPOINT``, ``MISSING_KEYS``, ``FAILURE`` or ``OK``.
 
-        Files that are not checkpoints and skipped temporary files do not count.
+        ``CHECKPOINT`` if any checkpoint is corrupted, incompatible or missing;
+        else ``MISSING_KEYS`` if any lacks a required key; else ``FAILURE`` if a
+        place could not be read or a failure not recorded; else ``OK``. Files
+        that are not checkpoints and skipped temporary files do not count.
         """
-        if any(not report.ok for report in self.reports):
+        if any(not r.ok and r.kind != MISSING_KEYS for r in self.reports):
             return ExitCode.CHECKPOINT
+        if self.num_missing_keys:
+            return ExitCode.MISSING_KEYS
         if self.errors:
             return ExitCode.FAILURE
         return ExitCode.OK
@@ -270,6 +292,7 @@ class TreeReport:
                 "corrupted": self.num_corrupted,
                 "incompatible": self.num_incompatible,
                 "missing": self.num_missing,
+                "missing_keys": self.num_missing_keys,
                 "not_checkpoints": len(self.not_checkpoints),
                 "temporary": len(self.temporary),
                 "errors": len(self.errors),
@@ -287,6 +310,7 @@ class TreeReport:
         ]
         extras = (
             (self.num_missing, "missing"),
+            (self.num_missing_keys, "missing keys"),
             (len(self.not_checkpoints), "not checkpoints"),
             (len(self.temporary), "temporary files skipped"),
             (len(self.errors), "errors"),
@@ -315,6 +339,8 @@ class _Recorder:
         return self._per_folder[folder]
 
     def record(self, report: ValidationReport) -> None:
+        if report.kind == MISSING_KEYS:
+            return  # the caller's expectation, not damage: never recorded
         path = report.path.absolute()
         target = self._target(path)
         if target is None:
@@ -336,7 +362,7 @@ def validate_tree(
     paths: Iterable[PathLike],
     *,
     level: Level = "full",
-    required_keys: Sequence[str] = (),
+    required_keys: Sequence[KeyPath] = (),
     ledger: FailureRecorder | Literal["folder"] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TreeReport:
@@ -375,23 +401,31 @@ def validate_tree(
     if level not in LEVELS:
         msg = f"level must be one of {LEVELS}, not {level!r}"
         raise ValueError(msg)
+    required = key_paths(required_keys, argument="required_keys")
     found = discover(paths)
     recorder = _Recorder(ledger)
     total = len(found.checkpoints)
     reports: list[ValidationReport] = []
     if progress is not None:
         progress(0, total)
+    errors: list[str] = []
     for index, path in enumerate(found.checkpoints, start=1):
-        report = validate(path, level=level, required_keys=required_keys)
-        if not report.ok:
-            recorder.record(report)
-        reports.append(report)
+        try:
+            report = validate(path, level=level, required_keys=required)
+        except PermissionError as error:
+            errors.append(
+                f"{path}: cannot read it ({error.strerror}); check its permissions"
+            )
+        else:
+            if not report.ok:
+                recorder.record(report)
+            reports.append(report)
         if progress is not None:
             progress(index, total)
     return TreeReport(
         reports=tuple(reports),
         not_checkpoints=tuple(found.not_checkpoints),
         temporary=tuple(found.temporary),
-        errors=tuple(found.errors + recorder.errors),
+        errors=tuple(found.errors + errors + recorder.errors),
         ledger_paths=tuple(recorder.written),
     )

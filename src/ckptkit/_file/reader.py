@@ -6,28 +6,41 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 from __future__ import annotations
 
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._file.codec import decode_tree
-from ckptkit._file.format import LEGACY_VERSION, utc_iso_from_timestamp
+from ckptkit._file.format import (
+    LEGACY_VERSION,
+    SKELETON_ENTRY,
+    utc_iso_from_timestamp,
+)
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
+from ckptkit._file.skeleton import LeafRef, Opaque, materialize, unpack_skeleton
 from ckptkit._file.tensors import TensorSource, build_leaf
+from ckptkit._file.tree_v1 import decode_tree, leaf_kinds
+from ckptkit._file.values import UnresolvedValueError
 from ckptkit._file.versions import parse_version
-from ckptkit.errors import CheckpointCorruptError
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointIncompatibleError,
+)
 from ckptkit.info import Checkpoint, CheckpointInfo, TensorInfo
-from ckptkit.keys import lookup, select_keys, split_key
+from ckptkit.keys import key_text, select_keys
 from ckptkit.legacy import safe_torch_load
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from io import FileIO
     from pathlib import Path
 
     from ckptkit.legacy import SafeGlobal
     from ckptkit.types import StateTree
+
+_CPU = torch.device("cpu")
 
 
 def torch_pickle_info(
@@ -75,11 +88,12 @@ def torch_pickle_info(
 
 def info_from_parsed(parsed: ParsedFile) -> CheckpointInfo:
     """Build the public header information of a parsed file."""
+    legacy = parsed.is_legacy
     tensors = tuple(
         TensorInfo(e.name, e.dtype_name, e.shape, e.end - e.begin)
         for e in sorted(parsed.entries.values(), key=lambda e: e.begin)
+        if legacy or e.name != SKELETON_ENTRY  # ckptkit's own, not the state's
     )
-    legacy = parsed.is_legacy
     header = parsed.header
     return CheckpointInfo(
         path=parsed.path,
@@ -112,39 +126,86 @@ def inspect_file(path: Path) -> CheckpointInfo:
     return info_from_parsed(parsed)
 
 
-def _needed_leaves(node: Any, out: set[int]) -> None:
-    if isinstance(node, dict) and len(node) == 1:
-        ((kind, body),) = node.items()
-        if kind in ("tensor", "ndarray", "npscalar"):
-            out.add(int(body))
-        elif kind in ("list", "tuple"):
-            for item in body:
-                _needed_leaves(item, out)
-        elif kind in ("dict", "odict"):
-            for pair in body:
-                _needed_leaves(pair[1], out)
-
-
 @dataclass(frozen=True)
 class ReadRequest:
     """What the caller asked ``load`` for (its arguments, checked)."""
 
     verify: bool
     use_mmap: bool
-    keys: Sequence[str] | None
-    map_location: Any
+    keys: Sequence[tuple[Any, ...]] | None  # key paths, as parts
+    device: torch.device = _CPU
+    dtype: torch.dtype | None = None
     extra_safe_globals: Sequence[SafeGlobal] = ()
 
 
-def _place(tensor: torch.Tensor, map_location: Any) -> torch.Tensor:
-    return tensor if map_location in (None, "cpu") else tensor.to(map_location)
+_MALFORMED = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RuntimeError,
+    RecursionError,
+)
 
 
-def _verify_unselected(source: TensorSource, parsed: ParsedFile, tree: Any) -> None:
+@contextmanager
+def _rebuilding(path: Path) -> Iterator[None]:
+    """Report a skeleton that cannot be rebuilt: damaged, or needing more here."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except UnresolvedValueError as error:
+        raise CheckpointIncompatibleError(path, str(error)) from error
+    except _MALFORMED as error:
+        reason = f"state cannot be rebuilt: {type(error).__name__}: {error}"
+        raise CheckpointCorruptError(path, reason.splitlines()[0]) from error
+
+
+def read_structure(parsed: ParsedFile, handle: FileIO) -> object:
+    """The state's structure, tensors not read (``skeleton.LeafRef`` in their place).
+
+    Raises:
+        CheckpointCorruptError: The skeleton is damaged.
+        CheckpointIncompatibleError: It holds a kind of value this ckptkit
+            does not know.
+    """
+    with _rebuilding(parsed.path):
+        if parsed.header["format_version"] < 2:  # noqa: PLR2004
+            return decode_tree(parsed.header["tree"], lambda _kind, i: LeafRef(i))
+        source = TensorSource(parsed, handle, verify=True, use_mmap=False)
+        return unpack_skeleton(source.skeleton(SKELETON_ENTRY), None)
+
+
+def _leaf_indices(node: object, out: set[int]) -> None:
+    """Indices of the leaves under a structurally read part."""
+    if type(node) is LeafRef:
+        out.add(node.index)
+    elif type(node) is Opaque:
+        _leaf_indices(node.body, out)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _leaf_indices(key, out)
+            _leaf_indices(value, out)
+    elif isinstance(node, (list, tuple, set, frozenset)):
+        for item in node:
+            _leaf_indices(item, out)
+
+
+def _leaf_table(parsed: ParsedFile) -> list[Any]:
+    leaves: list[Any] = parsed.header["leaves"]
+    if parsed.header["format_version"] < 2:  # noqa: PLR2004
+        with _rebuilding(parsed.path):
+            return leaf_kinds(parsed.header["tree"], leaves)
+    return leaves
+
+
+def _verify_unselected(source: TensorSource, parsed: ParsedFile, needed: set[int]) -> None:
     """Full verification covers the whole file, not only the selected keys."""
-    needed: set[int] = set()
-    _needed_leaves(tree, needed)
-    wanted = {parsed.header["leaves"][i]["entry"] for i in needed}
+    leaves = parsed.header["leaves"]
+    wanted = {leaves[i]["entry"] for i in needed} | {SKELETON_ENTRY}
     for name in parsed.entries.keys() - wanted:
         source.verify_only(name)
 
@@ -152,32 +213,37 @@ def _verify_unselected(source: TensorSource, parsed: ParsedFile, tree: Any) -> N
 def _decode_ckptkit(
     parsed: ParsedFile, handle: FileIO, request: ReadRequest
 ) -> StateTree:
-    tree = parsed.header["tree"]
-    if request.keys is not None:
-        tree = select_keys(tree, [split_key(k) for k in request.keys], parsed.path)
-    leaves = parsed.header["leaves"]
+    leaves = _leaf_table(parsed)
     source = TensorSource(
         parsed, handle, verify=request.verify, use_mmap=request.use_mmap
     )
+    version = parsed.header["format_version"]
+    # Read (and check) the skeleton first: a damaged one fails before any tensor.
+    skeleton = source.skeleton(SKELETON_ENTRY) if version >= 2 else None  # noqa: PLR2004
+    if request.keys is None:
+        needed = set(range(len(leaves)))
+    else:
+        selected = select_keys(read_structure(parsed, handle), request.keys, parsed.path)
+        needed = set()
+        with _rebuilding(parsed.path):
+            _leaf_indices(selected, needed)
+        if request.verify:
+            _verify_unselected(source, parsed, needed)
+    # Every leaf is built (read, moved, cast) before the skeleton is decoded: an
+    # error there (out of memory, a device gone) is raised as it is, never
+    # mistaken for a damaged skeleton.
     built: dict[int, object] = {}
-
-    def leaf(kind: str, index: int) -> object:
-        if index not in built:
-            value = build_leaf(source, leaves[index], kind)
-            if isinstance(value, torch.Tensor):
-                value = _place(value, request.map_location)
-            built[index] = value
-        return built[index]
-
-    try:
-        if request.verify and request.keys is not None:
-            _verify_unselected(source, parsed, tree)
-        return decode_tree(tree, leaf)
-    except CheckpointCorruptError:
-        raise
-    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
-        reason = f"state cannot be rebuilt: {error}"
-        raise CheckpointCorruptError(parsed.path, reason) from error
+    for index in sorted(needed):
+        if index >= len(leaves):
+            reason = f"the state refers to leaf {index}, which is not stored"
+            raise CheckpointCorruptError(parsed.path, reason)
+        built[index] = build_leaf(source, leaves[index], request.device, request.dtype)
+    with _rebuilding(parsed.path):
+        if request.keys is not None:
+            return materialize(selected, built.__getitem__)
+        if skeleton is None:
+            return decode_tree(parsed.header["tree"], lambda _kind, i: built[i])
+        return unpack_skeleton(skeleton, built.__getitem__)
 
 
 def _load_legacy_pickle(
@@ -188,34 +254,32 @@ def _load_legacy_pickle(
     state = safe_torch_load(
         parsed.path,
         extra_globals=request.extra_safe_globals,
-        map_location=request.map_location,
+        map_location=request.device,
         handle=handle,
     )
     info = torch_pickle_info(parsed, handle, state)
     if request.keys is not None:
-        state = {k: _get_legacy(state, k, parsed.path) for k in request.keys}
+        state = select_keys(state, request.keys, parsed.path)
     return Checkpoint(state=state, info=info)
 
 
 def _load_plain_safetensors(
     parsed: ParsedFile, handle: FileIO, request: ReadRequest
 ) -> dict[str, torch.Tensor]:
-    names = list(parsed.entries) if request.keys is None else list(request.keys)
-    missing = [n for n in names if n not in parsed.entries]
-    if missing:
-        msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
-        raise KeyError(msg)
+    names = list(parsed.entries)
+    if request.keys is not None:
+        names = [key_text(parts) for parts in request.keys]
+        missing = [n for n in names if n not in parsed.entries]
+        if missing:
+            msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
+            raise KeyError(msg)
     # Plain safetensors files carry no checksums: nothing more to verify.
     source = TensorSource(parsed, handle, verify=False, use_mmap=request.use_mmap)
-    return {name: _place(source.entry(name), request.map_location) for name in names}
-
-
-def _get_legacy(state: Any, key: str, path: Path) -> Any:
-    try:
-        return lookup(state, key)
-    except KeyError:
-        msg = f"{path}: key {key!r} is not in the checkpoint"
-        raise KeyError(msg) from None
+    leaves = {name: {"kind": "tensor", "entry": name} for name in names}
+    return {
+        name: build_leaf(source, leaf, request.device, request.dtype)  # type: ignore[misc]
+        for name, leaf in leaves.items()
+    }
 
 
 def read_checkpoint(path: Path, request: ReadRequest) -> Checkpoint:

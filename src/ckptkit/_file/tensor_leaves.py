@@ -1,0 +1,307 @@
+"""The tensor leaves of a state: what is stored once, and how each leaf comes back.
+
+Every tensor, numpy array, numpy scalar and ``torch.Generator`` of a state is a
+*leaf*: one row of the leaf table (docs/ckptkit/format.md, "The leaf table")
+pointing at a container entry. The same object several times is one leaf;
+different views of one storage share one entry, so they come back sharing memory.
+Whatever cannot come back exactly is refused here, with what to store instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ckptkit._file.format import SAFETENSORS_DTYPES, SKELETON_ENTRY
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_STORAGE_ALIGNMENT = 16  # the largest itemsize (complex128): views stay aligned
+_DENSE_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+@dataclass
+class Entry:
+    """One tensor of the safetensors container."""
+
+    name: str
+    tensor: torch.Tensor  # what gets written: contiguous once materialised
+    dtype: str  # torch dtype name of the stored bytes
+    shape: list[int]
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the stored bytes."""
+        return self.tensor.numel() * self.tensor.element_size()
+
+
+def path_text(path: tuple[object, ...]) -> str:
+    """A state path as Python would index it: ``state['optim'][0]``."""
+    return "state" + "".join(f"[{part!r}]" for part in path)
+
+
+def _entry_name(path: tuple[object, ...]) -> str:
+    return ".".join(str(part) for part in path) or "state"
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _tensor_refusal(tensor: torch.Tensor) -> str | None:  # noqa: PLR0911
+    """Why ``tensor`` cannot be stored exactly, with what to store instead."""
+    kind = type(tensor)
+    if kind not in _DENSE_TYPES:
+        return (
+            f"is a tensor subclass ({kind.__module__}.{kind.__qualname__}); store "
+            "value.as_subclass(torch.Tensor) and rebuild the subclass after "
+            "loading, or register it with ckptkit.register_leaf_type"
+        )
+    if tensor.is_nested:
+        return "is a nested tensor; store value.unbind() (a list of tensors)"
+    if tensor.layout is not torch.strided:
+        return (
+            f"is a {tensor.layout} tensor; store value.to_dense(), or its "
+            "indices and values"
+        )
+    if tensor.is_quantized:
+        return (
+            "is a quantized tensor; store value.dequantize(), or value.int_repr() "
+            "with its scale and zero point"
+        )
+    if tensor.device.type == "meta":
+        return "is a meta tensor, which holds no data; store its shape and dtype"
+    name = _dtype_name(tensor.dtype)
+    if name not in SAFETENSORS_DTYPES and tensor.dtype is not torch.complex128:
+        return (
+            f"has dtype {tensor.dtype}, which ckptkit does not store; convert it "
+            "with value.to(...) or keep its bytes with value.view(torch.uint8)"
+        )
+    return None
+
+
+def _numpy_refusal(array: np.ndarray[Any, Any]) -> str | None:
+    if array.dtype.hasobject or array.dtype.kind in "USVOMm":
+        return (
+            f"is a numpy array of dtype {array.dtype}, which ckptkit does not "
+            "store; store value.tolist() or a numeric array"
+        )
+    if array.dtype.byteorder == ">":
+        return (
+            f"is a big-endian numpy array ({array.dtype}); store "
+            "value.astype(value.dtype.newbyteorder('='))"
+        )
+    return None
+
+
+def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
+    """Bytes ``[start, end)`` of the storage that ``tensor``'s elements occupy."""
+    size = tensor.element_size()
+    start = int(tensor.storage_offset()) * size
+    last = tensor.storage_offset() + sum(
+        (n - 1) * s for n, s in zip(tensor.shape, tensor.stride(), strict=True)
+    )
+    return start, int(last + 1) * size
+
+
+def _overlaps_itself(tensor: torch.Tensor) -> bool:
+    """Whether elements share memory (an expand): copying would multiply it."""
+    start, end = _byte_span(tensor)
+    return end - start < tensor.numel() * tensor.element_size()
+
+
+def _numpy_bounds(array: np.ndarray[Any, Any]) -> tuple[int, int]:
+    numpy = sys.modules["numpy"]
+    utils = getattr(numpy.lib, "array_utils", numpy)  # numpy >= 2 moved it
+    low, high = utils.byte_bounds(array)
+    return int(low), int(high)
+
+
+class TensorLeaves:
+    """Collects a state's leaves, then decides how their bytes are stored."""
+
+    def __init__(self) -> None:
+        self.leaves: list[dict[str, Any]] = []
+        self.entries: list[Entry] = []
+        self._by_id: dict[int, int] = {}
+        self._names: set[str] = {SKELETON_ENTRY}
+        self._paths: list[tuple[object, ...]] = []
+        self._tensors: list[torch.Tensor] = []
+        # (memory start, end, leaf) of every numpy leaf: they must not overlap others
+        self._numpy_spans: list[tuple[int, int, int]] = []
+        self._keepalive: list[object] = []
+
+    def known(self, value: object) -> int | None:
+        """The leaf index of an object already added, if any."""
+        return self._by_id.get(id(value))
+
+    def add_tensor(self, tensor: torch.Tensor, path: tuple[object, ...]) -> int:
+        """Add a tensor (or ``nn.Parameter``) leaf.
+
+        Raises:
+            TypeError: A tensor that cannot be stored exactly (says what to store).
+        """
+        reason = _tensor_refusal(tensor)
+        if reason is not None:
+            raise TypeError(reason)
+        if type(tensor) is torch.nn.Parameter:
+            leaf = {"kind": "parameter", "requires_grad": tensor.requires_grad}
+        else:
+            leaf = {"kind": "tensor"}
+        return self._add(id(tensor), tensor, path, leaf)
+
+    def add_numpy(self, value: Any, path: tuple[object, ...]) -> int:
+        """Add a numpy array or scalar leaf (stored C-contiguous).
+
+        Raises:
+            TypeError: A dtype ckptkit does not store.
+        """
+        numpy = sys.modules["numpy"]
+        scalar = type(value) is not numpy.ndarray
+        array = numpy.asarray(value) if scalar else value
+        reason = _numpy_refusal(array)
+        if reason is not None:
+            raise TypeError(reason)
+        contiguous = array if array.flags.c_contiguous else array.copy()
+        self._keepalive.append(contiguous)
+        kind = "npscalar" if scalar else "ndarray"
+        index = self._add(id(value), torch.from_numpy(contiguous), path, {"kind": kind})
+        if array.size:
+            self._numpy_spans.append((*_numpy_bounds(array), index))
+        return index
+
+    def add_generator(self, generator: torch.Generator, path: tuple[object, ...]) -> int:
+        """Add a ``torch.Generator``: its state bytes and its device."""
+        leaf = {"kind": "generator", "device": str(generator.device)}
+        return self._add(id(generator), generator.get_state(), path, leaf)
+
+    def _add(
+        self,
+        key: int,
+        tensor: torch.Tensor,
+        path: tuple[object, ...],
+        leaf: dict[str, Any],
+    ) -> int:
+        index = len(self.leaves)
+        self._by_id[key] = index
+        self.leaves.append(leaf)
+        self._paths.append(path)
+        self._tensors.append(tensor)
+        self._keepalive.append(tensor)
+        return index
+
+    def finish(self) -> tuple[list[dict[str, Any]], list[Entry]]:
+        """Decide how each storage is stored, once every leaf is known.
+
+        Raises:
+            TypeError: A numpy leaf shares memory with another leaf.
+        """
+        self._refuse_numpy_sharing()
+        groups: dict[tuple[str, int], list[int]] = {}
+        for index, tensor in enumerate(self._tensors):
+            if tensor.numel() == 0:
+                self._plain_entry([index])
+                continue
+            key = (str(tensor.device), tensor.untyped_storage().data_ptr())
+            groups.setdefault(key, []).append(index)
+        for indices in groups.values():
+            members = [self._tensors[i] for i in indices]
+            geometries = {
+                (m.dtype, m.storage_offset(), tuple(m.shape), tuple(m.stride()))
+                + (m.is_conj(), m.is_neg())
+                for m in members
+            }
+            if len(geometries) == 1 and not _overlaps_itself(members[0]):
+                # The same view (or the same tensor) several times: stored once.
+                self._plain_entry(indices)
+            else:
+                self._blob_entry(indices)
+        return self.leaves, self.entries
+
+    def _refuse_numpy_sharing(self) -> None:
+        if not self._numpy_spans:
+            return
+        spans = list(self._numpy_spans)
+        numpy_leaves = {index for _, _, index in spans}
+        for index, tensor in enumerate(self._tensors):
+            if index not in numpy_leaves and tensor.device.type == "cpu":
+                start, end = _byte_span(tensor)
+                base = tensor.untyped_storage().data_ptr()
+                if end > start:
+                    spans.append((base + start, base + end, index))
+        spans.sort()
+        reach, owner = -1, -1
+        for start, end, index in spans:
+            if start < reach and (index in numpy_leaves or owner in numpy_leaves):
+                first, second = path_text(self._paths[owner]), path_text(self._paths[index])
+                msg = (
+                    f"{first} and {second} share memory, which ckptkit keeps only "
+                    "between torch tensors; store one of them, a copy (value.copy()), "
+                    "or torch tensors (torch.from_numpy)"
+                )
+                raise TypeError(msg)
+            if end > reach:
+                reach, owner = end, index
+
+    def _unique_name(self, path: tuple[object, ...]) -> str:
+        base = _entry_name(path)
+        name, counter = base, 1
+        while name in self._names or name == "__metadata__":
+            name, counter = f"{base}~{counter}", counter + 1
+        self._names.add(name)
+        return name
+
+    def _plain_entry(self, indices: list[int]) -> None:
+        """Store one tensor's values contiguously; every leaf in ``indices`` uses it."""
+        first = self._tensors[indices[0]]
+        source = first.detach().resolve_conj().resolve_neg()
+        shared: dict[str, Any] = {}
+        if source.dtype is torch.complex128:
+            source = torch.view_as_real(source)
+            shared["complex128"] = True
+        entry = Entry(
+            name=self._unique_name(self._paths[indices[0]]),
+            tensor=source,
+            dtype=_dtype_name(source.dtype),
+            shape=list(source.shape),
+        )
+        self.entries.append(entry)
+        shared["entry"] = entry.name
+        for index in indices:
+            self.leaves[index].update(shared)
+
+    def _blob_entry(self, indices: list[int]) -> None:
+        """Store the bytes that several views of one storage span, once."""
+        members = [self._tensors[i] for i in indices]
+        spans = [_byte_span(m) for m in members]
+        storage = members[0].untyped_storage()
+        align = _STORAGE_ALIGNMENT
+        low = min(s[0] for s in spans) // align * align
+        high = min(storage.nbytes(), -(-max(s[1] for s in spans) // align) * align)
+        blob = torch.empty(0, dtype=torch.uint8, device=members[0].device)
+        blob.set_(storage, low, (high - low,), (1,))
+        entry = Entry(
+            name=self._unique_name(self._paths[indices[0]]),
+            tensor=blob,
+            dtype="uint8",
+            shape=[high - low],
+        )
+        self.entries.append(entry)
+        for index, member in zip(indices, members, strict=True):
+            offset_bytes = member.storage_offset() * member.element_size() - low
+            view: dict[str, Any] = {
+                "dtype": _dtype_name(member.dtype),
+                "shape": list(member.shape),
+                "stride": list(member.stride()),
+                "offset": offset_bytes // member.element_size(),
+            }
+            # The blob holds raw memory: a conjugate or negative view keeps its bit.
+            if member.is_conj():
+                view["conj"] = True
+            if member.is_neg():
+                view["neg"] = True
+            self.leaves[index].update({"entry": entry.name, "view": view})
