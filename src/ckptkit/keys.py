@@ -1,11 +1,11 @@
-"""Key paths into a state: ``"optim.state.0.exp_avg"`` or ``("model", "a.b")``.
+r"""Key paths into a state: ``"optim.state.0.exp_avg"`` or ``("model", "a.b")``.
 
 A key path names one value inside a state, one *part* per level. It is given
 either as a dotted string or as a sequence of parts:
 
-- ``"model.layer.weight"``: parts split at each ``.``; write ``\\.`` for a dot
-  that belongs to a name and ``\\\\`` for a backslash
-  (``"model._orig_mod\\.tok_emb\\.weight"`` is two parts);
+- ``"model.layer.weight"``: parts split at each ``.``; write ``\.`` for a dot
+  that belongs to a name and ``\\`` for a backslash
+  (``"model._orig_mod\.tok_emb\.weight"`` is two parts);
 - ``("model", "_orig_mod.tok_emb.weight")``: the parts themselves, dots and all.
 
 A ``str`` part matches a dict key that is that string, or an int, float, bool or
@@ -85,7 +85,7 @@ def key_parts(key: object, *, argument: str = "key") -> tuple[Any, ...]:
 
 
 def key_paths(keys: object, *, argument: str) -> list[tuple[Any, ...]]:
-    """The parts of every key path of an argument such as ``keys=`` or ``required_keys=``.
+    """The parts of every key path of an argument (``keys=``, ``required_keys=``).
 
     Raises:
         TypeError: ``keys`` is a single str (``keys="model"`` for ``["model"]``),

@@ -108,17 +108,18 @@ def register_leaf_type(
         Fraction(1, 3)
         >>> ckptkit.unregister_leaf_type(fractions.Fraction)
     """
-    if not isinstance(cls, type):
+    given: tuple[object, ...] = (cls, name, encode, decode)  # untyped callers
+    if not isinstance(given[0], type):
         msg = f"register_leaf_type needs a class, not {cls!r}"
         raise TypeError(msg)
-    if not callable(encode) or not callable(decode):
+    if not callable(given[2]) or not callable(given[3]):
         msg = "register_leaf_type needs callable encode= and decode= converters"
         raise TypeError(msg)
     qualified = f"{cls.__module__}.{cls.__qualname__}"
     if qualified in _RESERVED_NAMES:
         msg = f"{qualified} is stored by ckptkit itself; it cannot be registered"
         raise ValueError(msg)
-    if not isinstance(name, str) or not name:
+    if not isinstance(given[1], str) or not name:
         msg = f"name must be a non-empty str, not {name!r}"
         raise ValueError(msg)
     with _lock:

@@ -114,7 +114,9 @@ class _Walker:
             return  # the same leaf or registered value again
         if isinstance(value, _MSGPACK_OWN):
             # MessagePack would write these itself, as values ckptkit reads as tags.
-            raise self.refuse(path, f"is a {type(value).__name__} of msgpack; unwrap it")
+            raise self.refuse(
+                path, f"is a {type(value).__name__} of msgpack; unwrap it"
+            )
         user = values.user_node(value)
         if user is not None:
             self._visit_user(value, path, depth, user)
@@ -155,7 +157,9 @@ class _Walker:
             kind = type(value)
             name = f"{kind.__module__}.{kind.__qualname__}"
             hint = values.refusal_hint(value)
-            raise self.refuse(path, f"is a {name}, which ckptkit does not store; {hint}")
+            raise self.refuse(
+                path, f"is a {name}, which ckptkit does not store; {hint}"
+            )
         if isinstance(value, tuple):  # a namedtuple: its items are state too
             self._visit_items(value, path, depth)
 

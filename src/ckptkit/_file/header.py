@@ -281,7 +281,7 @@ def _has_tree(header: dict[str, Any], format_version: int) -> bool:
     """Format 1 holds the tree in the header; format 2 names its skeleton entry."""
     if format_version < 2:  # noqa: PLR2004 - the format that moved it out
         return isinstance(header["tree"], (dict, str, bool, type(None)))
-    return header["skeleton"] == SKELETON_ENTRY
+    return bool(header["skeleton"] == SKELETON_ENTRY)
 
 
 def _check_tree_agrees(

@@ -14,7 +14,7 @@ import torch
 _CPU = torch.device("cpu")
 
 
-def check_map_location(map_location: Any) -> torch.device:  # noqa: ANN401 - checked here
+def check_map_location(map_location: Any) -> torch.device:
     """The device ``map_location`` names, after checking it can hold tensors here.
 
     Raises:
@@ -57,7 +57,7 @@ def check_map_location(map_location: Any) -> torch.device:  # noqa: ANN401 - che
     return device
 
 
-def check_dtype(dtype: Any) -> torch.dtype | None:  # noqa: ANN401 - checked here
+def check_dtype(dtype: Any) -> torch.dtype | None:
     """The floating-point dtype to cast floating-point tensors to, or None.
 
     Raises:

@@ -202,7 +202,9 @@ def _leaf_table(parsed: ParsedFile) -> list[Any]:
     return leaves
 
 
-def _verify_unselected(source: TensorSource, parsed: ParsedFile, needed: set[int]) -> None:
+def _verify_unselected(
+    source: TensorSource, parsed: ParsedFile, needed: set[int]
+) -> None:
     """Full verification covers the whole file, not only the selected keys."""
     leaves = parsed.header["leaves"]
     wanted = {leaves[i]["entry"] for i in needed} | {SKELETON_ENTRY}
@@ -223,7 +225,9 @@ def _decode_ckptkit(
     if request.keys is None:
         needed = set(range(len(leaves)))
     else:
-        selected = select_keys(read_structure(parsed, handle), request.keys, parsed.path)
+        selected = select_keys(
+            read_structure(parsed, handle), request.keys, parsed.path
+        )
         needed = set()
         with _rebuilding(parsed.path):
             _leaf_indices(selected, needed)
@@ -254,7 +258,7 @@ def _load_legacy_pickle(
     state = safe_torch_load(
         parsed.path,
         extra_globals=request.extra_safe_globals,
-        map_location=request.device,
+        map_location=str(request.device),
         handle=handle,
     )
     info = torch_pickle_info(parsed, handle, state)

@@ -169,9 +169,7 @@ def unpack_skeleton(
     return state
 
 
-def materialize(
-    node: object, leaf: Callable[[int], object], depth: int = 0
-) -> object:
+def materialize(node: object, leaf: Callable[[int], object], depth: int = 0) -> object:
     """Finish a structurally read part: read its leaves, rebuild tagged values.
 
     Raises:

@@ -39,9 +39,19 @@ class Entry:
         return self.tensor.numel() * self.tensor.element_size()
 
 
+_PATH_PARTS_SHOWN = 12
+
+
 def path_text(path: tuple[object, ...]) -> str:
-    """A state path as Python would index it: ``state['optim'][0]``."""
-    return "state" + "".join(f"[{part!r}]" for part in path)
+    """A state path as Python would index it: ``state['optim'][0]``.
+
+    A very deep path shows its first and last parts around ``...``.
+    """
+    parts = [f"[{part!r}]" for part in path]
+    if len(parts) > _PATH_PARTS_SHOWN:
+        half = _PATH_PARTS_SHOWN // 2
+        parts = [*parts[:half], f"...({len(path) - 2 * half} more)...", *parts[-half:]]
+    return "state" + "".join(parts)
 
 
 def _entry_name(path: tuple[object, ...]) -> str:
@@ -106,6 +116,13 @@ def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
         (n - 1) * s for n, s in zip(tensor.shape, tensor.stride(), strict=True)
     )
     return start, int(last + 1) * size
+
+
+def _geometry(tensor: torch.Tensor) -> tuple[object, ...]:
+    """What makes two tensors on one storage the same view, bits included."""
+    shape, stride = tuple(tensor.shape), tuple(tensor.stride())
+    offset = tensor.storage_offset()
+    return (tensor.dtype, offset, shape, stride, tensor.is_conj(), tensor.is_neg())
 
 
 def _overlaps_itself(tensor: torch.Tensor) -> bool:
@@ -174,7 +191,9 @@ class TensorLeaves:
             self._numpy_spans.append((*_numpy_bounds(array), index))
         return index
 
-    def add_generator(self, generator: torch.Generator, path: tuple[object, ...]) -> int:
+    def add_generator(
+        self, generator: torch.Generator, path: tuple[object, ...]
+    ) -> int:
         """Add a ``torch.Generator``: its state bytes and its device."""
         leaf = {"kind": "generator", "device": str(generator.device)}
         return self._add(id(generator), generator.get_state(), path, leaf)
@@ -210,11 +229,7 @@ class TensorLeaves:
             groups.setdefault(key, []).append(index)
         for indices in groups.values():
             members = [self._tensors[i] for i in indices]
-            geometries = {
-                (m.dtype, m.storage_offset(), tuple(m.shape), tuple(m.stride()))
-                + (m.is_conj(), m.is_neg())
-                for m in members
-            }
+            geometries = {_geometry(m) for m in members}
             if len(geometries) == 1 and not _overlaps_itself(members[0]):
                 # The same view (or the same tensor) several times: stored once.
                 self._plain_entry(indices)
@@ -237,7 +252,10 @@ class TensorLeaves:
         reach, owner = -1, -1
         for start, end, index in spans:
             if start < reach and (index in numpy_leaves or owner in numpy_leaves):
-                first, second = path_text(self._paths[owner]), path_text(self._paths[index])
+                first, second = (
+                    path_text(self._paths[owner]),
+                    path_text(self._paths[index]),
+                )
                 msg = (
                     f"{first} and {second} share memory, which ckptkit keeps only "
                     "between torch tensors; store one of them, a copy (value.copy()), "

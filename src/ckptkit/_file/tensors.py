@@ -138,7 +138,8 @@ class TensorSource:
         A damaged skeleton must never decode into a wrong state, at any level.
         """
         spec = self._parsed.entries[name]
-        return memoryview(read_entry(self._handle, self._parsed, spec, verify=True).numpy())
+        tensor = read_entry(self._handle, self._parsed, spec, verify=True)
+        return tensor.numpy().data
 
     def entry(self, name: str, device: torch.device = _CPU) -> torch.Tensor:
         """The stored tensor ``name`` on ``device``, read on first use.
@@ -193,12 +194,16 @@ def _shaped(tensor: torch.Tensor, leaf: dict[str, Any]) -> torch.Tensor:
     return tensor
 
 
-def _generator(leaf: dict[str, Any], state: torch.Tensor, path: Path) -> torch.Generator:
+def _generator(
+    leaf: dict[str, Any], state: torch.Tensor, path: Path
+) -> torch.Generator:
     generator = torch.Generator(device=leaf["device"])  # no such device: raised as is
     try:
         generator.set_state(state)
     except (RuntimeError, TypeError, ValueError) as error:
-        raise CheckpointCorruptError(path, f"a generator state is malformed: {error}") from error
+        raise CheckpointCorruptError(
+            path, f"a generator state is malformed: {error}"
+        ) from error
     return generator
 
 

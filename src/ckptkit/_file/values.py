@@ -67,10 +67,10 @@ _PATH_TYPES: dict[str, type[pathlib.PurePath]] = {
 
 
 class UnresolvedValueError(Exception):
-    """An intact node this process cannot turn into its value (reported incompatible)."""
+    """An intact node this process cannot rebuild (reported *incompatible*)."""
 
 
-def find_class(module: str, qualname: str) -> type | None:
+def find_class(module: object, qualname: object) -> type | None:
     """The class ``module:qualname`` if its module is already imported, else None.
 
     Nothing is imported: a file may name any class, and importing runs code.
@@ -154,7 +154,7 @@ def bigint_node(value: int) -> list[object]:
     return [MARKS[Tag.BIGINT], value.to_bytes(size, "little", signed=True)]
 
 
-_SIMPLE: dict[type, Callable[[Any], list[object]]] = {
+_SIMPLE: dict[type, Callable[[Any], object]] = {
     tuple: lambda v: [MARKS[Tag.TUPLE], *v],
     OrderedDict: lambda v: [MARKS[Tag.ODICT], dict(v)],
     set: lambda v: [MARKS[Tag.SET], *v],
@@ -173,7 +173,7 @@ _SIMPLE: dict[type, Callable[[Any], list[object]]] = {
 }
 
 
-def to_node(value: object) -> list[object] | None:
+def to_node(value: object) -> object:
     """The tagged node of a value that is not a container, leaf or plain type.
 
     Returns None for a type ckptkit does not store (see :func:`refusal_hint`).
@@ -221,8 +221,10 @@ _HINTS: list[tuple[Callable[[object], bool], str]] = [
     ),
     (
         _is_dataclass_instance,
-        "store dataclasses.asdict(value) and rebuild the object after loading, "
-        "or register it with ckptkit.register_leaf_type",
+        (
+            "store dataclasses.asdict(value) and rebuild the object after "
+            "loading, or register it with ckptkit.register_leaf_type"
+        ),
     ),
     (lambda v: isinstance(v, (bytearray, memoryview)), "store bytes(value)"),
     (lambda v: isinstance(v, dict), "store dict(value) (or an OrderedDict)"),
@@ -230,8 +232,7 @@ _HINTS: list[tuple[Callable[[object], bool], str]] = [
     (lambda v: isinstance(v, tuple), "store tuple(value)"),
     (lambda v: isinstance(v, str), "store str(value)"),
     (lambda v: isinstance(v, (int, float)), "store int(value) or float(value)"),
-    (lambda v: isinstance(v, torch.Generator), "store value.get_state()"),
-    (lambda v: callable(v), "ckptkit stores data, not code: store what it computes"),
+    (callable, "ckptkit stores data, not code: store what it computes"),
 ]
 
 
@@ -264,17 +265,19 @@ def _tz(node: object) -> dt.tzinfo | None:
     if node is None or isinstance(node, dt.tzinfo):
         return node
     msg = "a datetime's time zone is malformed"
-    raise ValueError(msg)
+    raise TypeError(msg)
 
 
 def _datetime(body: list[Any]) -> dt.datetime:
-    *fields, fold, tz = _need(body, 9)
-    return dt.datetime(*fields, tzinfo=_tz(tz), fold=fold)  # noqa: DTZ001 - tz given
+    year, month, day, hour, minute, second, micros, fold, tz = _need(body, 9)
+    return dt.datetime(
+        year, month, day, hour, minute, second, micros, tzinfo=_tz(tz), fold=fold
+    )
 
 
 def _time(body: list[Any]) -> dt.time:
-    *fields, fold, tz = _need(body, 6)
-    return dt.time(*fields, tzinfo=_tz(tz), fold=fold)
+    hour, minute, second, micros, fold, tz = _need(body, 6)
+    return dt.time(hour, minute, second, micros, tzinfo=_tz(tz), fold=fold)
 
 
 def _path(body: list[Any]) -> pathlib.PurePath:
@@ -288,7 +291,7 @@ def _path(body: list[Any]) -> pathlib.PurePath:
 
 
 def _named_class(module: object, qualname: object, what: str) -> type:
-    cls = find_class(module, qualname)  # type: ignore[arg-type]
+    cls = find_class(module, qualname)
     if cls is None:
         msg = (
             f"the state holds {what} {module}.{qualname}: import {module} before "
@@ -338,10 +341,10 @@ def _user(body: list[Any]) -> object:
 def _dtype(body: list[Any]) -> torch.dtype:
     (name,) = _need(body, 1)
     dtype = getattr(torch, name, None) if isinstance(name, str) else None
-    if not isinstance(dtype, torch.dtype):
-        msg = f"unknown dtype {name!r}"
-        raise ValueError(msg)
-    return dtype
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    msg = f"unknown dtype {name!r}"
+    raise ValueError(msg)
 
 
 def _bigint(body: list[Any]) -> int:
@@ -368,7 +371,7 @@ REBUILD: dict[int, Callable[[list[Any]], object]] = {
     Tag.ODICT: _odict,
     Tag.BIGINT: _bigint,
     Tag.DTYPE: _dtype,
-    Tag.SIZE: lambda body: torch.Size(body),
+    Tag.SIZE: torch.Size,
     Tag.DEVICE: lambda body: torch.device(*_need(body, 1)),
     Tag.SET: set,
     Tag.FROZENSET: frozenset,

@@ -215,7 +215,7 @@ def write_encoded(
     status_value = _checked_status(version, status)
     history = _checked_history(fields.history)
     created_at = utc_now_iso()
-    ckpt_header = {
+    ckpt_header: dict[str, Any] = {
         "version": version,
         "schema": schema,
         "status": status_value,
