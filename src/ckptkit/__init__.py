@@ -26,6 +26,7 @@ from ckptkit.errors import (
     exit_code_for,
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
+from ckptkit.leaf_types import register_leaf_type, unregister_leaf_type
 from ckptkit.ledger import FailureLedger, LedgerEntry
 from ckptkit.types import ExitCode, PathLike, StateTree, Status
 
@@ -126,7 +127,9 @@ __all__ = [
     "inspect",
     "load",
     "migrate",
+    "register_leaf_type",
     "save",
+    "unregister_leaf_type",
     "validate",
     "validate_tree",
 ]

@@ -163,7 +163,7 @@ def select_keys(state: Any, paths: Sequence[tuple[Any, ...]], file: Path) -> Any
     """
     for parts in paths:
         if not has_key(state, parts):
-            msg = f"{file}: key {key_text(parts)!r} is not in the checkpoint"
+            msg = f"{file}: key '{key_text(parts)}' is not in the checkpoint"
             raise KeyError(msg)
     return _prune(state, list(paths))
 

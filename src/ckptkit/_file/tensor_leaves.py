@@ -65,14 +65,14 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def _tensor_refusal(tensor: torch.Tensor) -> str | None:  # noqa: PLR0911
     """Why ``tensor`` cannot be stored exactly, with what to store instead."""
     kind = type(tensor)
+    if tensor.is_nested:
+        return "is a nested tensor; store value.unbind() (a list of tensors)"
     if kind not in _DENSE_TYPES:
         return (
             f"is a tensor subclass ({kind.__module__}.{kind.__qualname__}); store "
             "value.as_subclass(torch.Tensor) and rebuild the subclass after "
             "loading, or register it with ckptkit.register_leaf_type"
         )
-    if tensor.is_nested:
-        return "is a nested tensor; store value.unbind() (a list of tensors)"
     if tensor.layout is not torch.strided:
         return (
             f"is a {tensor.layout} tensor; store value.to_dense(), or its "
@@ -183,7 +183,11 @@ class TensorLeaves:
         reason = _numpy_refusal(array)
         if reason is not None:
             raise TypeError(reason)
-        contiguous = array if array.flags.c_contiguous else array.copy()
+        # numpy calls any array of at most one element contiguous, whatever its
+        # strides (negative ones included, which torch refuses): copy those too.
+        contiguous = (
+            array if array.flags.c_contiguous and array.size > 1 else array.copy()
+        )
         self._keepalive.append(contiguous)
         kind = "npscalar" if scalar else "ndarray"
         index = self._add(id(value), torch.from_numpy(contiguous), path, {"kind": kind})
@@ -217,9 +221,8 @@ class TensorLeaves:
         """Decide how each storage is stored, once every leaf is known.
 
         Raises:
-            TypeError: A numpy leaf shares memory with another leaf.
+            TypeError: Leaves share memory in a way ckptkit cannot rebuild.
         """
-        self._refuse_numpy_sharing()
         groups: dict[tuple[str, int], list[int]] = {}
         for index, tensor in enumerate(self._tensors):
             if tensor.numel() == 0:
@@ -227,6 +230,7 @@ class TensorLeaves:
                 continue
             key = (str(tensor.device), tensor.untyped_storage().data_ptr())
             groups.setdefault(key, []).append(index)
+        self._refuse_foreign_sharing(groups)
         for indices in groups.values():
             members = [self._tensors[i] for i in indices]
             geometries = {_geometry(m) for m in members}
@@ -237,33 +241,50 @@ class TensorLeaves:
                 self._blob_entry(indices)
         return self.leaves, self.entries
 
-    def _refuse_numpy_sharing(self) -> None:
-        if not self._numpy_spans:
-            return
-        spans = list(self._numpy_spans)
-        numpy_leaves = {index for _, _, index in spans}
-        for index, tensor in enumerate(self._tensors):
-            if index not in numpy_leaves and tensor.device.type == "cpu":
-                start, end = _byte_span(tensor)
-                base = tensor.untyped_storage().data_ptr()
-                if end > start:
-                    spans.append((base + start, base + end, index))
-        spans.sort()
-        reach, owner = -1, -1
-        for start, end, index in spans:
-            if start < reach and (index in numpy_leaves or owner in numpy_leaves):
-                first, second = (
-                    path_text(self._paths[owner]),
-                    path_text(self._paths[index]),
-                )
-                msg = (
-                    f"{first} and {second} share memory, which ckptkit keeps only "
-                    "between torch tensors; store one of them, a copy (value.copy()), "
-                    "or torch tensors (torch.from_numpy)"
-                )
-                raise TypeError(msg)
-            if end > reach:
-                reach, owner = end, index
+    def _refuse_foreign_sharing(self, groups: dict[tuple[str, int], list[int]]) -> None:
+        """Refuse memory shared other than as views of one torch storage.
+
+        A numpy value that may overlap another leaf, or tensors over overlapping
+        memory that do not start one storage (``torch.from_numpy`` of two views
+        of one array), cannot come back sharing it: refused, never split.
+        """
+        numpy_leaves = {index for _, _, index in self._numpy_spans}
+        spans: list[tuple[str, int, int, int, object]] = [
+            ("cpu", low, high, index, ("numpy", index))
+            for low, high, index in self._numpy_spans
+        ]
+        for key, indices in groups.items():
+            for index in indices:
+                if index not in numpy_leaves:
+                    start, end = _byte_span(self._tensors[index])
+                    spans.append((key[0], key[1] + start, key[1] + end, index, key))
+        spans.sort(key=lambda span: span[:3])
+        active: list[tuple[str, int, int, int, object]] = []
+        for span in spans:
+            device, low = span[0], span[1]
+            active = [a for a in active if a[0] == device and a[2] > low]
+            for other in active:
+                if other[4] != span[4]:
+                    self._shared_memory_error(other[3], span[3], numpy_leaves)
+            active.append(span)
+
+    def _shared_memory_error(
+        self, first: int, second: int, numpy_leaves: set[int]
+    ) -> None:
+        names = f"{path_text(self._paths[first])} and {path_text(self._paths[second])}"
+        if first in numpy_leaves or second in numpy_leaves:
+            msg = (
+                f"{names} share memory, which ckptkit keeps only between torch "
+                "tensors; store one of them, a copy (value.copy()), or torch tensors"
+            )
+        else:
+            msg = (
+                f"{names} share memory without sharing a torch storage (tensors "
+                "made by torch.from_numpy of views of one array?); store "
+                "torch.from_numpy(base) and views of that tensor, or a copy "
+                "(value.clone())"
+            )
+        raise TypeError(msg)
 
     def _unique_name(self, path: tuple[object, ...]) -> str:
         base = _entry_name(path)
@@ -277,6 +298,10 @@ class TensorLeaves:
         """Store one tensor's values contiguously; every leaf in ``indices`` uses it."""
         first = self._tensors[indices[0]]
         source = first.detach().resolve_conj().resolve_neg()
+        if source.numel() == 1:
+            # One element counts as contiguous whatever its stride (a step slice
+            # of length 1): give it the stride a flat byte view needs.
+            source = source.clone(memory_format=torch.contiguous_format)
         shared: dict[str, Any] = {}
         if source.dtype is torch.complex128:
             source = torch.view_as_real(source)
@@ -296,7 +321,11 @@ class TensorLeaves:
         """Store the bytes that several views of one storage span, once."""
         members = [self._tensors[i] for i in indices]
         spans = [_byte_span(m) for m in members]
-        storage = members[0].untyped_storage()
+        # Tensors over the same memory may hold different storages of different
+        # sizes (torch.from_numpy of two views): the largest covers the others.
+        storage = max(
+            (m.untyped_storage() for m in members), key=lambda st: st.nbytes()
+        )
         align = _STORAGE_ALIGNMENT
         low = min(s[0] for s in spans) // align * align
         high = min(storage.nbytes(), -(-max(s[1] for s in spans) // align) * align)

@@ -223,9 +223,11 @@ def build_leaf(
         Exception: Moving to ``device`` failed (out of memory, ...): as raised.
     """
     kind = leaf.get("kind")
-    tensor = source.entry(leaf["entry"], _CPU if kind in _HOST_KINDS else device)
+    entry = source.entry(leaf["entry"], _CPU if kind in _HOST_KINDS else device)
     try:
-        tensor = _shaped(tensor, leaf)
+        tensor = _shaped(entry, leaf)
+        if tensor is entry:  # each leaf its own tensor object, sharing the entry
+            tensor = entry.view(entry.shape)
         if kind == "ndarray":
             return tensor.numpy()
         if kind == "npscalar":

@@ -114,7 +114,10 @@ def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) ->
     digest = StreamingDigest()
     if not entry.tensor.numel():
         return digest.hexdigest()
-    flat = entry.tensor.reshape(-1).view(torch.uint8)
+    flat = entry.tensor.reshape(-1)
+    if not flat.is_contiguous():  # a 1-D strided view: reshape did not copy it
+        flat = flat.contiguous()
+    flat = flat.view(torch.uint8)
     for start in range(0, flat.numel(), _WRITE_SLICE_BYTES):
         piece = flat[start : start + _WRITE_SLICE_BYTES]
         host = piece.cpu() if piece.device.type != "cpu" else piece
