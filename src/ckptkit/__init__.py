@@ -40,12 +40,8 @@ if TYPE_CHECKING:
         StateChange,
         migrate,
     )
-    from ckptkit.validation import (
-        TreeReport,
-        ValidationReport,
-        validate,
-        validate_tree,
-    )
+    from ckptkit.tree_validation import TreeReport, validate_tree
+    from ckptkit.validation import ValidationReport, validate
 
 # Names whose modules import torch are loaded on first use (PEP 562), so that
 # `import ckptkit` (and `ckptkit --help`, and apps importing its error types)
@@ -55,8 +51,8 @@ _LAZY = {
     "inspect": "ckptkit._api",
     "load": "ckptkit._api",
     "save": "ckptkit._api",
-    "TreeReport": "ckptkit.validation",
-    "validate_tree": "ckptkit.validation",
+    "TreeReport": "ckptkit.tree_validation",
+    "validate_tree": "ckptkit.tree_validation",
     "CheckpointFallbackWarning": "ckptkit.manager",
     "CheckpointManager": "ckptkit.manager",
     "Migration": "ckptkit.migrations",

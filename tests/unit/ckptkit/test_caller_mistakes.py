@@ -60,7 +60,7 @@ def test_restore_with_a_bad_map_location_raises_and_marks_nothing(
 def test_load_with_a_bad_map_location_raises_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "a.ckpt"
     ckptkit.save(path, {"w": torch.ones(2)})
-    with pytest.raises(ValueError, match="map_location='cuda0'.*'cuda:0'"):
+    with pytest.raises(ValueError, match=r"map_location='cuda0'.*'cuda:0'"):
         ckptkit.load(path, map_location="cuda0")
     with pytest.raises(ValueError, match="map_location='cuda0'"):
         ckptkit.load(tmp_path / "absent.ckpt", map_location="cuda0")

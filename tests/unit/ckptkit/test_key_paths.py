@@ -10,7 +10,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import ckptkit
-from ckptkit.keys import key_text, split_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,7 +67,7 @@ def test_missing_key_by_parts_names_it_escaped(tmp_path: Path) -> None:
 
 
 def test_cli_require_takes_an_escaped_key(tmp_path: Path) -> None:
-    from ...integration.test_ckptkit_cli import ckptkit_cli  # noqa: PLC0415
+    from ...integration.test_ckptkit_cli import ckptkit_cli
 
     path = _compiled_model_state(tmp_path)
     ok = ckptkit_cli("validate", "--require", r"model._orig_mod\.head\.bias", path)
@@ -77,5 +76,7 @@ def test_cli_require_takes_an_escaped_key(tmp_path: Path) -> None:
 
 @given(parts=st.lists(st.text(alphabet="ab.\\", max_size=4), min_size=1, max_size=4))
 def test_key_text_splits_back_into_its_parts(parts: list[str]) -> None:
+    from ckptkit.keys import key_text, split_key
+
     assume(parts != [""])  # one empty part reads as the empty path: use parts
     assert split_key(key_text(parts)) == tuple(parts)

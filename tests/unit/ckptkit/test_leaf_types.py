@@ -90,7 +90,7 @@ EXACT_VALUES: dict[str, Any] = {
     "date": dt.date(1, 1, 1),
     "time": dt.time(23, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(minutes=90))),
     "timedelta": dt.timedelta(days=-2, seconds=3, microseconds=4),
-    "timezone": dt.timezone.utc,
+    "timezone": dt.UTC,
     "enum": Phase.TRAIN,
     "int_enum": Level.HIGH,
     "str_enum": Split.TRAIN,
@@ -248,8 +248,8 @@ def fraction_type() -> Iterator[None]:
 @pytest.mark.usefixtures("fraction_type")
 @given(values=st.lists(st.fractions(max_denominator=10**30), min_size=1, max_size=5))
 def test_registered_type_round_trips_exactly(values: list[fractions.Fraction]) -> None:
-    import tempfile  # noqa: PLC0415 - hypothesis examples need their own folders
-    from pathlib import Path  # noqa: PLC0415
+    import tempfile
+    from pathlib import Path
 
     with tempfile.TemporaryDirectory() as folder:
         state = {"fractions": values, "keyed": {values[0]: "first"}}
@@ -286,7 +286,7 @@ def test_registered_type_may_hold_tensors_and_validate_needs_no_converter(
     assert torch.equal(loaded["w"], weight)
     assert ckptkit.validate(path).ok  # nothing registered now: still intact
     with pytest.raises(
-        ckptkit.CheckpointIncompatibleError, match="'test.WithTensor'.*register"
+        ckptkit.CheckpointIncompatibleError, match=r"'test\.WithTensor'.*register"
     ):
         ckptkit.load(path)
 

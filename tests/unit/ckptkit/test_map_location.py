@@ -71,7 +71,7 @@ def test_dtype_casts_floating_point_tensors_only_and_keeps_ties(tmp_path: Path) 
     assert state["numpy"].dtype == np.float64
     with pytest.raises(ValueError, match="not a floating-point dtype"):
         ckptkit.load(path, dtype=torch.int32)
-    with pytest.raises(TypeError, match="dtype takes a torch.dtype"):
+    with pytest.raises(TypeError, match=r"dtype takes a torch\.dtype"):
         ckptkit.load(path, dtype="float16")  # type: ignore[arg-type]
 
 
