@@ -201,7 +201,8 @@ def validate_tree(
     Args:
         paths: Checkpoint files and folders.
         level: ``"exists"``, ``"quick"`` or ``"full"`` (see ``ckptkit.validate``).
-        required_keys: Dotted paths every checkpoint's state must contain.
+        required_keys: Key paths every checkpoint's state must contain (see
+            ``ckptkit.validate``).
         ledger: Where failures are recorded: a ``FailureLedger`` (or anything with
             ``record(path, reason)``), ``"folder"`` for the ledger in each failed
             checkpoint's own folder, or None. Paths are recorded absolute.
@@ -213,6 +214,7 @@ def validate_tree(
 
     Raises:
         ValueError: An unknown ``level``.
+        TypeError: ``required_keys`` is not a list of key paths.
 
     Example:
         >>> import ckptkit, tempfile, pathlib

@@ -151,7 +151,10 @@ def validate(
     Args:
         path: The checkpoint file.
         level: How deep to check.
-        required_keys: Dotted paths that must exist in the state.
+        required_keys: Key paths that must exist in the state (``"model.w"``, or
+            parts for names with dots: ``("model", "_orig_mod.w")``; see
+            ``ckptkit.keys``). An intact file without one is reported with kind
+            ``"missing_keys"``, which is never recorded in ``ledger``.
         ledger: Where a failure is recorded (``ckptkit.FailureLedger``), if given.
 
     Returns:
@@ -159,6 +162,8 @@ def validate(
 
     Raises:
         ValueError: An unknown ``level`` (a programming error, not a bad file).
+        TypeError: ``required_keys`` is not a list of key paths (a single str).
+        PermissionError: The file cannot be read by this user (not damage).
 
     Example:
         >>> import ckptkit, tempfile, pathlib
