@@ -172,11 +172,18 @@ def read_structure(parsed: ParsedFile, handle: FileIO) -> object:
         CheckpointIncompatibleError: It holds a kind of value this ckptkit
             does not know.
     """
-    with _rebuilding(parsed.path):
-        if parsed.header["format_version"] < 2:  # noqa: PLR2004
-            return decode_tree(parsed.header["tree"], lambda _kind, i: LeafRef(i))
+    skeleton = None
+    if parsed.header["format_version"] >= 2:  # noqa: PLR2004
         source = TensorSource(parsed, handle, verify=True, use_mmap=False)
-        return unpack_skeleton(source.skeleton(SKELETON_ENTRY), None)
+        skeleton = source.skeleton(SKELETON_ENTRY)
+    return _structure(parsed, skeleton)
+
+
+def _structure(parsed: ParsedFile, skeleton: memoryview | None) -> object:
+    with _rebuilding(parsed.path):
+        if skeleton is None:
+            return decode_tree(parsed.header["tree"], lambda _kind, i: LeafRef(i))
+        return unpack_skeleton(skeleton, None)
 
 
 def _leaf_indices(node: object, out: set[int]) -> None:
@@ -202,6 +209,13 @@ def _leaf_table(parsed: ParsedFile) -> list[Any]:
     return leaves
 
 
+def _check_indices(parsed: ParsedFile, needed: set[int], count: int) -> None:
+    wrong = [index for index in needed if not 0 <= index < count]
+    if wrong:
+        reason = f"the state refers to leaf {wrong[0]}, which is not stored"
+        raise CheckpointCorruptError(parsed.path, reason)
+
+
 def _verify_unselected(
     source: TensorSource, parsed: ParsedFile, needed: set[int]
 ) -> None:
@@ -225,12 +239,12 @@ def _decode_ckptkit(
     if request.keys is None:
         needed = set(range(len(leaves)))
     else:
-        selected = select_keys(
-            read_structure(parsed, handle), request.keys, parsed.path
-        )
+        structure = _structure(parsed, skeleton)
+        selected = select_keys(structure, request.keys, parsed.path)
         needed = set()
         with _rebuilding(parsed.path):
             _leaf_indices(selected, needed)
+        _check_indices(parsed, needed, len(leaves))
         if request.verify:
             _verify_unselected(source, parsed, needed)
     # Every leaf is built (read, moved, cast) before the skeleton is decoded: an
@@ -238,9 +252,6 @@ def _decode_ckptkit(
     # mistaken for a damaged skeleton.
     built: dict[int, object] = {}
     for index in sorted(needed):
-        if index >= len(leaves):
-            reason = f"the state refers to leaf {index}, which is not stored"
-            raise CheckpointCorruptError(parsed.path, reason)
         built[index] = build_leaf(source, leaves[index], request.device, request.dtype)
     with _rebuilding(parsed.path):
         if request.keys is not None:
