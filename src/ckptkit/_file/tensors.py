@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 _READ_SLICE_BYTES = 64 << 20
 _CPU = torch.device("cpu")
 VERIFY_SLICE_BYTES = 16 << 20
+_ALIGNMENT_BYTES = 16  # the largest itemsize (complex128)
 
 
 def read_entry(
@@ -153,8 +154,13 @@ class TensorSource:
         tensor = read_entry(self._handle, self._parsed, spec, verify=True)
         return tensor.numpy().data
 
-    def entry(self, name: str, device: torch.device = _CPU) -> torch.Tensor:
+    def entry(
+        self, name: str, device: torch.device = _CPU, *, aligned: bool = False
+    ) -> torch.Tensor:
         """The stored tensor ``name`` on ``device``, read on first use.
+
+        ``aligned``: its bytes must start at a multiple of 16 (every use of an
+        entry asks the same: complex128 values and views of a shared blob).
 
         The whole entry moves at once, so views of it stay views of one storage
         on any device. Errors of the move (out of memory, a device gone) are
@@ -162,14 +168,18 @@ class TensorSource:
         """
         key = (name, device)
         if key not in self._cache:
-            tensor = self._read(self._parsed.entries[name])
+            tensor = self._read(self._parsed.entries[name], aligned=aligned)
             self._cache[key] = tensor if device == _CPU else tensor.to(device)
         return self._cache[key]
 
-    def _read(self, spec: EntrySpec) -> torch.Tensor:
-        if self._mmap is None or spec.end == spec.begin:
-            return read_entry(self._handle, self._parsed, spec, verify=self._verify)
+    def _read(self, spec: EntrySpec, *, aligned: bool) -> torch.Tensor:
         start = self._parsed.data_start + spec.begin
+        # Mapped bytes are only as aligned as their file offset (the map starts on
+        # a page): complex128 needs 16 bytes (its kernels segfault on 8), and a
+        # blob's views may be any dtype. Such an entry is read into fresh memory.
+        misaligned = aligned and start % _ALIGNMENT_BYTES != 0
+        if self._mmap is None or spec.end == spec.begin or misaligned:
+            return read_entry(self._handle, self._parsed, spec, verify=self._verify)
         if self._verify:
             window = memoryview(self._mmap)[start : self._parsed.data_start + spec.end]
             check_digest(self._parsed, spec, digest(window))
@@ -235,7 +245,10 @@ def build_leaf(
         Exception: Moving to ``device`` failed (out of memory, ...): as raised.
     """
     kind = leaf.get("kind")
-    entry = source.entry(leaf["entry"], _CPU if kind in _HOST_KINDS else device)
+    aligned = "view" in leaf or bool(leaf.get("complex128"))
+    entry = source.entry(
+        leaf["entry"], _CPU if kind in _HOST_KINDS else device, aligned=aligned
+    )
     try:
         tensor = _shaped(entry, leaf)
         if tensor is entry:  # each leaf its own tensor object, sharing the entry

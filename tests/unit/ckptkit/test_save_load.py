@@ -262,6 +262,26 @@ def test_empty_file_is_corrupted_not_missing(tmp_path: Path) -> None:
     assert (report.ok, report.kind) == (False, "corrupted")
 
 
+def test_mmap_load_of_complex128_at_any_file_offset(tmp_path: Path) -> None:
+    """complex128 needs 16-byte alignment; a mapped entry may start at 8 mod 16.
+
+    The header grows by 8 bytes per case, so some cases put the entries at an
+    offset that is not a multiple of 16 (this crashed the process before).
+    """
+    base = torch.tensor([1 + 2j, 3 - 4j, -5j, 6.0], dtype=torch.complex128)
+    state = {"c": torch.tensor([0.5 - 1j]), "views": (base[0:2], base[1:4])}
+    state["c"] = state["c"].to(torch.complex128)
+    for pad in range(4):
+        path = tmp_path / f"c{pad}.ckpt"
+        ckptkit.save(path, state, metadata={"pad": "x" * 8 * pad})
+        loaded = ckptkit.load(path, mmap=True, verify="full").state
+        assert_same_state(loaded, state)
+        assert (loaded["c"] * 2).tolist() == [1 - 2j]
+        assert loaded["views"][0].untyped_storage().data_ptr() == (
+            loaded["views"][1].untyped_storage().data_ptr()
+        )
+
+
 def test_map_location_and_mmap_load(tmp_path: Path) -> None:
     path = tmp_path / "a.ckpt"
     ckptkit.save(path, {"w": torch.arange(10.0)})
