@@ -28,6 +28,12 @@ CHECKPOINT_VERSION: Final = "1.0"
 #: safetensors files); they are read, never written.
 LEGACY_VERSION: Final = "0.x"
 
+#: The kinds of rows of the leaf table (format.md, "The leaf table"); format 1
+#: wrote only ``tensor`` and ``ndarray``.
+LEAF_KINDS: Final = frozenset(
+    {"tensor", "parameter", "ndarray", "npscalar", "generator"}
+)
+
 # Keys in the safetensors ``__metadata__`` map. Every ckptkit file carries all of
 # them; their common prefix appears several times in the header, so no single bit
 # flip can make a ckptkit file pass for a plain safetensors file.

@@ -27,6 +27,7 @@ from ckptkit._file.format import (
     KEY_HEADER_CHECKSUM,
     KEY_MIN_READER,
     KEY_PREFIX,
+    LEAF_KINDS,
     LENGTH_PREFIX_BYTES,
     MAX_HEADER_BYTES,
     METADATA_KEY,
@@ -354,6 +355,8 @@ def _check_tree_agrees(
                 path, f"state leaf {index} refers to a tensor that is not stored"
             )
         used.add(entry.name)
+        if not _kind_known(leaf):
+            raise _corrupt(path, f"state leaf {index} has no known kind")
         view = leaf.get("view")
         if view is not None and not _view_fits(view, entry):
             raise _corrupt(path, f"state leaf {index} reaches outside its stored bytes")
@@ -367,6 +370,13 @@ def _check_tree_agrees(
             )
     if used != set(entries):
         raise _corrupt(path, "some stored tensors belong to no part of the state")
+
+
+def _kind_known(leaf: dict[str, Any]) -> bool:
+    kind = leaf.get("kind")
+    if type(kind) is not str or kind not in LEAF_KINDS:
+        return False
+    return kind != "generator" or type(leaf.get("device")) is str
 
 
 def _view_dtype(view: dict[str, Any]) -> torch.dtype | None:

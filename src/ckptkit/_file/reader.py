@@ -193,10 +193,25 @@ def read_structure(parsed: ParsedFile, handle: FileIO) -> object:
 
 
 def _structure(parsed: ParsedFile, skeleton: memoryview | None) -> object:
+    count = len(parsed.header["leaves"])
     with _rebuilding(parsed.path):
         if skeleton is None:
-            return decode_tree(parsed.header["tree"], lambda _kind, i: LeafRef(i))
-        return unpack_skeleton(skeleton, None)
+            return decode_tree(
+                parsed.header["tree"], lambda _kind, i: LeafRef(_checked_leaf(i, count))
+            )
+        return unpack_skeleton(skeleton, None, count)
+
+
+def _checked_leaf(index: int, count: int) -> int:
+    """``index``, once known to name one of the ``count`` leaves of the table.
+
+    Raises:
+        ValueError: It does not (never counted from the end: -1 is no leaf).
+    """
+    if not 0 <= index < count:
+        msg = f"the state refers to leaf {index}, which is not stored"
+        raise ValueError(msg)
+    return index
 
 
 def _leaf_table(parsed: ParsedFile) -> list[Any]:
@@ -255,8 +270,11 @@ def _decode_ckptkit(
         if request.keys is not None:
             return materialize(selected, built.__getitem__)
         if skeleton is None:
-            return decode_tree(parsed.header["tree"], lambda _kind, i: built[i])
-        return unpack_skeleton(skeleton, built.__getitem__)
+            return decode_tree(
+                parsed.header["tree"],
+                lambda _kind, i: built[_checked_leaf(i, len(leaves))],
+            )
+        return unpack_skeleton(skeleton, built.__getitem__, len(leaves))
 
 
 def _load_legacy_pickle(
