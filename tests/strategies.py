@@ -130,5 +130,6 @@ def assert_same_state(actual: Any, expected: Any, path: str = "state") -> None:
 def _bits(tensor: torch.Tensor) -> bytes:
     if tensor.numel() == 0:
         return b""
-    contiguous = tensor.detach().resolve_conj().resolve_neg().contiguous()
+    resolved = tensor.detach().resolve_conj().resolve_neg()
+    contiguous = resolved.clone(memory_format=torch.contiguous_format)
     return bytes(contiguous.reshape(-1).view(torch.uint8).numpy().tobytes())

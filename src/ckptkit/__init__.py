@@ -27,6 +27,7 @@ from ckptkit.errors import (
     exit_code_for,
 )
 from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord, TensorInfo
+from ckptkit.leaf_types import register_leaf_type, unregister_leaf_type
 from ckptkit.ledger import FailureLedger, LedgerEntry
 from ckptkit.types import ExitCode, PathLike, StateTree, Status
 
@@ -40,12 +41,8 @@ if TYPE_CHECKING:
         StateChange,
         migrate,
     )
-    from ckptkit.validation import (
-        TreeReport,
-        ValidationReport,
-        validate,
-        validate_tree,
-    )
+    from ckptkit.tree_validation import TreeReport, validate_tree
+    from ckptkit.validation import ValidationReport, validate
 
 # Names whose modules import torch are loaded on first use (PEP 562), so that
 # `import ckptkit` (and `ckptkit --help`, and apps importing its error types)
@@ -55,8 +52,8 @@ _LAZY = {
     "inspect": "ckptkit._api",
     "load": "ckptkit._api",
     "save": "ckptkit._api",
-    "TreeReport": "ckptkit.validation",
-    "validate_tree": "ckptkit.validation",
+    "TreeReport": "ckptkit.tree_validation",
+    "validate_tree": "ckptkit.tree_validation",
     "CheckpointFallbackWarning": "ckptkit.manager",
     "CheckpointManager": "ckptkit.manager",
     "Migration": "ckptkit.migrations",
@@ -128,7 +125,9 @@ __all__ = [
     "inspect",
     "load",
     "migrate",
+    "register_leaf_type",
     "save",
+    "unregister_leaf_type",
     "validate",
     "validate_tree",
 ]

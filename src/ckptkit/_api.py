@@ -14,15 +14,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.format import CHECKPOINT_VERSION
+from ckptkit._file.placement import check_dtype, check_map_location
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
 from ckptkit._file.sharded import may_be_sharded
 from ckptkit._file.writer import HeaderFields, write_checkpoint
+from ckptkit.keys import key_paths
 from ckptkit.migrations._checkpoints import migrate_loaded, refuse_incompatible
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import torch
+
     from ckptkit.info import Checkpoint, CheckpointInfo, MigrationRecord
+    from ckptkit.keys import KeyPath
     from ckptkit.legacy import SafeGlobal
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
@@ -93,10 +98,11 @@ def load(  # noqa: PLR0913 - the documented public signature
     map_location: Any = "cpu",
     verify: Verify = "quick",
     mmap: bool = False,
-    keys: Sequence[str] | None = None,
+    keys: Sequence[KeyPath] | None = None,
     extra_safe_globals: Sequence[SafeGlobal] = (),
     registry: MigrationRegistry | None = None,
     to_version: str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Checkpoint:
     """Load a checkpoint written by ``save`` (or a legacy 0.x file, read-only).
 
@@ -107,19 +113,27 @@ def load(  # noqa: PLR0913 - the documented public signature
         path: The checkpoint file, or a sharded checkpoint folder
             (``ckptkit.distributed``), read whole into this process.
         map_location: Device for the tensors (``"cpu"``, ``"cuda:0"``, a
-            ``torch.device``).
+            ``torch.device``). Tensors that share memory in the file share it on
+            that device too. Never casts; a dtype, a dict or a function here is
+            a ``TypeError``. numpy values and generator states stay on the host.
         verify: ``"none"`` trusts the file; ``"quick"`` checks the header and the
             layout; ``"full"`` also checks every tensor's checksum before returning.
         mmap: Map tensor bytes from the file instead of reading them (CPU only;
             a private copy-on-write mapping that lives as long as the tensors).
-        keys: Dotted paths (``"model"``, ``"optim.state.0"``) of the parts of the
-            state to load; only their tensors are read. None loads everything.
+        keys: Key paths of the parts of the state to load (``"model"``,
+            ``"optim.state.0"``, or parts for names with dots:
+            ``("model", "_orig_mod.w")``; see ``ckptkit.keys``); only their
+            tensors are read. None loads everything.
         extra_safe_globals: For legacy pickles: globals allowed beyond torch's own
             weights-only set (see ``ckptkit.legacy``).
         registry: Migrate the state in memory after reading it, with this
             registry's chain (the file is not touched); ``Checkpoint.applied``
             lists the steps run. Not combinable with ``keys``.
         to_version: Target of that migration; defaults to ``registry.current``.
+        dtype: Cast every floating-point tensor to this floating-point dtype
+            (``torch.float16``); other tensors keep theirs. None keeps every
+            dtype as saved. A cast makes copies: views of one storage no longer
+            share memory (the same tensor twice still comes back once).
 
     Returns:
         The state and the file's header information.
@@ -130,6 +144,12 @@ def load(  # noqa: PLR0913 - the documented public signature
         CheckpointIncompatibleError: A newer format, or a legacy pickle that needs
             a global outside the allowlist (never unpickled).
         KeyError: A requested key is not in the state.
+        TypeError: ``map_location``, ``dtype`` or ``keys`` of the wrong kind (a
+            caller's mistake: raised before the file is read).
+        ValueError: An unknown ``verify``, a device this machine cannot use, a
+            dtype that is not floating point.
+        RuntimeError: Moving tensors to ``map_location`` failed (out of memory):
+            raised as torch raised it, never as damage to the file.
         MigrationError: With ``registry``: no chain, or a failing step (see
             ``MigrationRegistry.migrate``); a file of another schema or a newer
             version raises ``SchemaMismatchError`` / ``UnsupportedVersionError``.
@@ -147,8 +167,9 @@ def load(  # noqa: PLR0913 - the documented public signature
     request = ReadRequest(
         verify=verify == "full",
         use_mmap=mmap,
-        keys=keys,
-        map_location=map_location,
+        keys=None if keys is None else key_paths(keys, argument="keys"),
+        device=check_map_location(map_location),
+        dtype=check_dtype(dtype),
         extra_safe_globals=extra_safe_globals,
     )
     if registry is not None:

@@ -1,119 +1,186 @@
-"""Dotted key paths into a state (``"optim.state.0.exp_avg"``)."""
+r"""Key paths into a state: ``"optim.state.0.exp_avg"`` or ``("model", "a.b")``.
+
+A key path names one value inside a state, one *part* per level. It is given
+either as a dotted string or as a sequence of parts:
+
+- ``"model.layer.weight"``: parts split at each ``.``; write ``\.`` for a dot
+  that belongs to a name and ``\\`` for a backslash
+  (``"model._orig_mod\.tok_emb\.weight"`` is two parts);
+- ``("model", "_orig_mod.tok_emb.weight")``: the parts themselves, dots and all.
+
+A ``str`` part matches a dict key that is that string, or an int, float, bool or
+None key whose ``str()`` it is (``"0"`` matches the key ``0``), and a list or
+tuple index written in decimal. Any other part matches a dict key equal to it
+and of its type (``("metrics", ("train", 3))``) or, as an int, a list index.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from pathlib import Path
 
+#: A key path: a dotted string, or a sequence of parts.
+KeyPath: TypeAlias = str | Sequence[Any]
 
-def split_key(key: str) -> tuple[str, ...]:
-    """Split a dotted key into its parts (``"a.b.0"`` -> ``("a", "b", "0")``)."""
-    return tuple(key.split(".")) if key else ()
-
-
-def _key_text(node: Any) -> str | None:
-    if node is None or isinstance(node, (bool, str)):
-        return str(node)
-    if isinstance(node, dict) and len(node) == 1:
-        ((kind, body),) = node.items()
-        if kind == "int":
-            return str(body)
-        if kind == "float":
-            return repr(float.fromhex(body))
-    return None
-
-
-def _children(node: Any) -> list[tuple[str, Any]] | None:
-    if not (isinstance(node, dict) and len(node) == 1):
-        return None
-    ((kind, body),) = node.items()
-    if kind in ("dict", "odict"):
-        return [(_key_text(k) or "", v) for k, v in body]
-    if kind in ("list", "tuple"):
-        return [(str(i), v) for i, v in enumerate(body)]
-    return None
-
-
-def find_node(tree: Any, parts: Sequence[str]) -> Any | None:
-    """The skeleton node at a dotted path, or None if it does not exist."""
-    node = tree
-    for part in parts:
-        children = _children(node)
-        if children is None:
-            return None
-        match = [child for name, child in children if name == part]
-        if not match:
-            return None
-        node = match[0]
-    return node
-
-
+_TEXT_KEYS = (str, int, float, bool, type(None))
 _MISSING = object()
 
 
-def lookup(state: Any, key: str, default: Any = _MISSING) -> Any:
-    """The value at a dotted ``key`` in a plain (loaded) state.
+def split_key(key: str) -> tuple[str, ...]:
+    r"""Split a dotted key into its parts, honouring ``\.`` and ``\\`` escapes.
 
-    Dict keys match by ``str(key)``; list and tuple items by index.
+    Example:
+        >>> split_key("model.w")
+        ('model', 'w')
+        >>> split_key(r"model._orig_mod\.w")
+        ('model', '_orig_mod.w')
+        >>> split_key("")
+        ()
+    """
+    if not key:
+        return ()
+    if "\\" not in key:
+        return tuple(key.split("."))
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(key)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, "\\"))
+        elif char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+def key_text(parts: Sequence[Any]) -> str:
+    r"""A key path as one dotted string (dots and backslashes in parts escaped)."""
+    return ".".join(
+        str(part).replace("\\", "\\\\").replace(".", "\\.") for part in parts
+    )
+
+
+def key_parts(key: object, *, argument: str = "key") -> tuple[Any, ...]:
+    """The parts of one key path.
+
+    Raises:
+        TypeError: ``key`` is neither a str nor a list or tuple of parts.
+    """
+    if isinstance(key, str):
+        return split_key(key)
+    if isinstance(key, (list, tuple)):
+        return tuple(key)
+    msg = (
+        f"{argument} takes key paths, each a dotted str or a list/tuple of "
+        f"parts, not {type(key).__name__} ({key!r})"
+    )
+    raise TypeError(msg)
+
+
+def key_paths(keys: object, *, argument: str) -> list[tuple[Any, ...]]:
+    """The parts of every key path of an argument (``keys=``, ``required_keys=``).
+
+    Raises:
+        TypeError: ``keys`` is a single str (``keys="model"`` for ``["model"]``),
+            or not a collection of key paths.
+    """
+    if isinstance(keys, (str, bytes)):
+        msg = (
+            f"{argument} takes a list of key paths, not a single str: pass "
+            f"{argument}=[{keys!r}]"
+        )
+        raise TypeError(msg)
+    if not isinstance(keys, (list, tuple, set, frozenset)):
+        msg = f"{argument} takes a list of key paths, not {type(keys).__name__}"
+        raise TypeError(msg)
+    return [key_parts(key, argument=argument) for key in keys]
+
+
+def _matches(name: object, part: object) -> bool:
+    if type(part) is str:
+        return name == part or (
+            type(name) in _TEXT_KEYS and type(name) is not str and str(name) == part
+        )
+    return type(name) is type(part) and name == part
+
+
+def _index(node: Sequence[Any], part: object) -> int | None:
+    if type(part) is str and part.isdecimal():
+        index = int(part)
+    elif type(part) is int:
+        index = part
+    else:
+        return None
+    return index if 0 <= index < len(node) else None
+
+
+def _child(node: object, part: object) -> object:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if _matches(name, part):
+                return value
+        return _MISSING
+    if type(node) in (list, tuple):
+        index = _index(node, part)  # type: ignore[arg-type]
+        return _MISSING if index is None else node[index]  # type: ignore[index]
+    return _MISSING
+
+
+def lookup(state: Any, key: KeyPath, default: Any = _MISSING) -> Any:
+    """The value at a key path in a state.
 
     Raises:
         KeyError: The key is not in the state and no ``default`` was given.
     """
     node = state
-    for part in split_key(key):
-        if isinstance(node, dict):
-            matches = [v for k, v in node.items() if str(k) == part]
-            if matches:
-                node = matches[0]
-                continue
-        elif (
-            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
-        ):
-            node = node[int(part)]
-            continue
-        if default is _MISSING:
-            raise KeyError(key)
-        return default
+    for part in key_parts(key):
+        node = _child(node, part)
+        if node is _MISSING:
+            if default is _MISSING:
+                raise KeyError(key if isinstance(key, str) else key_text(key))
+            return default
     return node
 
 
-def has_key(tree: Any, key: str) -> bool:
-    """True when the dotted ``key`` exists in the state skeleton."""
-    return find_node(tree, split_key(key)) is not None or (
-        key == "" and tree is not None
-    )
+def has_key(state: Any, key: KeyPath) -> bool:
+    """True when the key path exists in the state (the empty path always does)."""
+    absent = object()
+    return lookup(state, key, absent) is not absent
 
 
-def select_keys(tree: Any, paths: Sequence[tuple[str, ...]], file: Path) -> Any:
-    """Prune a skeleton to the given paths, keeping the containers around them.
+def select_keys(state: Any, paths: Sequence[tuple[Any, ...]], file: Path) -> Any:
+    """Prune a state to the given key paths, keeping the containers around them.
 
     Raises:
-        KeyError: A path is not in the state.
+        KeyError: A path is not in the state (the message names the file).
     """
     for parts in paths:
-        if find_node(tree, parts) is None:
-            msg = f"{file}: key {'.'.join(parts)!r} is not in the checkpoint"
+        if not has_key(state, parts):
+            msg = f"{file}: key '{key_text(parts)}' is not in the checkpoint"
             raise KeyError(msg)
-    return _prune(tree, list(paths))
+    return _prune(state, list(paths))
 
 
-def _prune(node: Any, paths: list[tuple[str, ...]]) -> Any:
+def _prune(node: Any, paths: list[tuple[Any, ...]]) -> Any:
     if any(len(p) == 0 for p in paths):
         return node
-    ((kind, body),) = node.items()
-    if kind in ("dict", "odict"):
+    if isinstance(node, dict):
         kept = []
-        for key, value in body:
-            sub = [p[1:] for p in paths if p[0] == _key_text(key)]
+        for name, value in node.items():
+            sub = [p[1:] for p in paths if _matches(name, p[0])]
             if sub:
-                kept.append([key, _prune(value, sub)])
-        return {kind: kept}
-    kept_items = []
-    for index, value in enumerate(body):
-        sub = [p[1:] for p in paths if p[0] == str(index)]
+                kept.append((name, _prune(value, sub)))
+        return OrderedDict(kept) if type(node) is OrderedDict else dict(kept)
+    items = []
+    for index, value in enumerate(node):
+        sub = [p[1:] for p in paths if _index(node, p[0]) == index]
         if sub:
-            kept_items.append(_prune(value, sub))
-    return {kind: kept_items}
+            items.append(_prune(value, sub))
+    return tuple(items) if type(node) is tuple else items

@@ -32,6 +32,9 @@ class ExitCode(IntEnum):
     FAILURE = 1
     PARTIAL = 2
     CHECKPOINT = 3
+    #: ``ckptkit validate --require``: every checkpoint is intact, but some lack
+    #: a required key (a caller's expectation, not damage).
+    MISSING_KEYS = 4
 
 
 #: Exit code after Ctrl-C, as shells report SIGINT (128 + 2); not an ``ExitCode``

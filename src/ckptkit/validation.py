@@ -1,7 +1,7 @@
-"""Validation of checkpoints: report what is wrong, never raise for a bad file.
+"""Validation of a checkpoint: report what is wrong, never raise for a bad file.
 
-``validate`` checks one checkpoint at a chosen depth; ``validate_tree`` every
-checkpoint found in files and folders, collecting all problems.
+``validate`` checks one checkpoint at a chosen depth; ``ckptkit.tree_validation``
+checks every checkpoint found in files and folders.
 """
 
 from __future__ import annotations
@@ -11,25 +11,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ckptkit._file import fs
-from ckptkit._file.discovery import discover
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
-from ckptkit._file.reader import check_tree, info_from_parsed, torch_pickle_info
+from ckptkit._file.reader import info_from_parsed, read_structure, torch_pickle_info
 from ckptkit._file.sharded import may_be_sharded
 from ckptkit._file.tensors import verify_all
-from ckptkit.errors import CheckpointCorruptError, CheckpointError, ErrorKind
-from ckptkit.keys import has_key, lookup
-from ckptkit.ledger import FailureLedger, FailureRecorder
+from ckptkit.errors import CheckpointCorruptError, CheckpointError
+from ckptkit.keys import has_key, key_paths, key_text
 from ckptkit.legacy import _load_legacy
-from ckptkit.types import ExitCode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Sequence
 
     from ckptkit.info import CheckpointInfo
+    from ckptkit.keys import KeyPath
+    from ckptkit.ledger import FailureRecorder
     from ckptkit.types import PathLike
 
 Level = Literal["exists", "quick", "full"]
 LEVELS: tuple[Level, ...] = ("exists", "quick", "full")
+#: What a report says went wrong: a ``CheckpointError`` kind, or ``"missing_keys"``
+#: for an intact checkpoint that lacks keys the caller requires.
+ReportKind = Literal["missing", "corrupted", "incompatible", "missing_keys"]
+MISSING_KEYS: Literal["missing_keys"] = "missing_keys"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class ValidationReport:
         path: The file checked.
         ok: True when every check of the level passed.
         level: ``"exists"``, ``"quick"`` or ``"full"``.
-        kind: None when ok, else ``"missing"``, ``"corrupted"`` or ``"incompatible"``.
+        kind: None when ok, else ``"missing"``, ``"corrupted"``, ``"incompatible"``
+            or ``"missing_keys"`` (intact, but without a required key; such a
+            report is never recorded in a ledger).
         reason: One line a person can act on (``"ok"`` when ok).
         info: Header information, when the header could be read.
     """
@@ -48,7 +53,7 @@ class ValidationReport:
     path: Path
     ok: bool
     level: str
-    kind: ErrorKind | None
+    kind: ReportKind | None
     reason: str
     info: CheckpointInfo | None = None
 
@@ -83,28 +88,35 @@ class ValidationReport:
 
 
 def _missing_keys(
-    parsed: ParsedFile, legacy_state: object, required_keys: Sequence[str]
+    parsed: ParsedFile, state: object, required: Sequence[tuple[Any, ...]]
 ) -> list[str]:
-    if parsed.kind == "ckptkit":
-        return [k for k in required_keys if not has_key(parsed.header["tree"], k)]
     if parsed.kind == "safetensors":
-        return [k for k in required_keys if k not in parsed.entries]
-    return [k for k in required_keys if not _legacy_has(legacy_state, k)]
+        return [key_text(k) for k in required if key_text(k) not in parsed.entries]
+    return [key_text(k) for k in required if not has_key(state, k)]
 
 
-def _legacy_has(state: object, key: str) -> bool:
-    missing = object()
-    return lookup(state, key, missing) is not missing
+class _MissingKeysError(Exception):
+    """The file is intact but lacks keys the caller requires (not damage)."""
+
+
+def _refuse_missing(missing: list[str]) -> None:
+    if missing:
+        reason = (
+            f"required keys missing from the state: {', '.join(missing)} "
+            "(the file is intact; check the key or the checkpoint chosen)"
+        )
+        raise _MissingKeysError(reason)
 
 
 def _run_checks(
-    path: Path, level: Level, required_keys: Sequence[str]
+    path: Path, level: Level, required_keys: Sequence[tuple[Any, ...]]
 ) -> CheckpointInfo | None:
     if may_be_sharded(path):
         from ckptkit.distributed._hooks import validate_folder
 
-        sharded, info = validate_folder(path, level, required_keys)
+        sharded, info, missing = validate_folder(path, level, required_keys)
         if sharded:
+            _refuse_missing(missing)
             return info
     with open_checkpoint(path) as handle:
         if level == "exists":
@@ -114,21 +126,18 @@ def _run_checks(
                 )
             return None
         parsed = parse_open(path, handle)
-        legacy_state: object = None
+        state: object = None
         storages = None
         if parsed.kind == "torch":
             # The only way to check a pickle is to read it: always safely.
-            legacy_state, storages = _load_legacy(path, handle=handle)
+            state, storages = _load_legacy(path, handle=handle)
         elif parsed.kind == "ckptkit":
-            check_tree(parsed)
+            state = read_structure(parsed, handle)  # the tree decodes
         if level == "full" and parsed.kind != "torch":
             verify_all(handle, parsed)
-        missing = _missing_keys(parsed, legacy_state, required_keys)
-        if missing:
-            reason = f"required keys missing from the state: {', '.join(missing)}"
-            raise CheckpointCorruptError(path, reason)
+        _refuse_missing(_missing_keys(parsed, state, required_keys))
         if parsed.kind == "torch":
-            return torch_pickle_info(parsed, handle, legacy_state, storages)
+            return torch_pickle_info(parsed, handle, state, storages)
         return info_from_parsed(parsed)
 
 
@@ -136,7 +145,7 @@ def validate(
     path: PathLike,
     *,
     level: Level = "full",
-    required_keys: Sequence[str] = (),
+    required_keys: Sequence[KeyPath] = (),
     ledger: FailureRecorder | None = None,
 ) -> ValidationReport:
     """Check a checkpoint and report what is wrong; never raises for a bad file.
@@ -149,7 +158,10 @@ def validate(
         path: The checkpoint file, or a sharded checkpoint folder
             (``ckptkit.distributed``; a failure's reason names the shard file).
         level: How deep to check.
-        required_keys: Dotted paths that must exist in the state.
+        required_keys: Key paths that must exist in the state (``"model.w"``, or
+            parts for names with dots: ``("model", "_orig_mod.w")``; see
+            ``ckptkit.keys``). An intact file without one is reported with kind
+            ``"missing_keys"``, which is never recorded in ``ledger``.
         ledger: Where a failure is recorded (``ckptkit.FailureLedger``), if given.
 
     Returns:
@@ -157,6 +169,8 @@ def validate(
 
     Raises:
         ValueError: An unknown ``level`` (a programming error, not a bad file).
+        TypeError: ``required_keys`` is not a list of key paths (a single str).
+        PermissionError: The file cannot be read by this user (not damage).
 
     Example:
         >>> import ckptkit, tempfile, pathlib
@@ -168,13 +182,21 @@ def validate(
     if level not in LEVELS:
         msg = f"level must be one of {LEVELS}, not {level!r}"
         raise ValueError(msg)
+    required = key_paths(required_keys, argument="required_keys")
     target = Path(path)
     try:
-        info = _run_checks(target, level, required_keys)
+        info = _run_checks(target, level, required)
     except CheckpointError as error:
         report = ValidationReport(
             target, ok=False, level=level, kind=error.kind, reason=error.reason
         )
+    except _MissingKeysError as error:
+        # Not damage: reported as its own outcome and never recorded.
+        return ValidationReport(
+            target, ok=False, level=level, kind=MISSING_KEYS, reason=str(error)
+        )
+    except PermissionError:
+        raise  # the caller's environment, not the file: raised as it is
     except (
         OSError,
         ValueError,
@@ -195,218 +217,3 @@ def validate(
     if ledger is not None:
         ledger.record(target, report.reason)
     return report
-
-
-#: ``ledger=FOLDER_LEDGERS``: record each failure in the ledger of its own folder.
-FOLDER_LEDGERS: Literal["folder"] = "folder"
-
-
-@dataclass(frozen=True)
-class TreeReport:
-    """The outcome of validating every checkpoint found under some paths.
-
-    Attributes:
-        reports: One report per checkpoint, in the order found.
-        not_checkpoints: Files in the folders that are no checkpoint (by content).
-        temporary: Temporary files of interrupted writers (skipped).
-        errors: One line per folder or file that could not be read, or failure
-            that could not be recorded.
-        ledger_paths: Ledger files that received at least one failure.
-    """
-
-    reports: tuple[ValidationReport, ...]
-    not_checkpoints: tuple[Path, ...] = ()
-    temporary: tuple[Path, ...] = ()
-    errors: tuple[str, ...] = ()
-    ledger_paths: tuple[Path, ...] = ()
-
-    def _count(self, kind: str | None) -> int:
-        return sum(report.kind == kind for report in self.reports)
-
-    @property
-    def num_valid(self) -> int:
-        """Checkpoints that passed."""
-        return self._count(None)
-
-    @property
-    def num_corrupted(self) -> int:
-        """Checkpoints that are damaged."""
-        return self._count("corrupted")
-
-    @property
-    def num_incompatible(self) -> int:
-        """Intact checkpoints this ckptkit cannot or must not use."""
-        return self._count("incompatible")
-
-    @property
-    def num_missing(self) -> int:
-        """Named checkpoints that do not exist."""
-        return self._count("missing")
-
-    @property
-    def ok(self) -> bool:
-        """True when every checkpoint is valid and every place could be read."""
-        return self.exit_code is ExitCode.OK
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """``CHECKPOINT`` if any checkpoint failed, else ``FAILURE`` on errors, else OK.
-
-        Files that are not checkpoints and skipped temporary files do not count.
-        """
-        if any(not report.ok for report in self.reports):
-            return ExitCode.CHECKPOINT
-        if self.errors:
-            return ExitCode.FAILURE
-        return ExitCode.OK
-
-    def to_json(self) -> dict[str, Any]:
-        """The whole outcome as plain JSON data (``ckptkit validate --json``).
-
-        Returns:
-            ``checkpoints`` (each report's ``to_json()``), ``not_checkpoints``,
-            ``temporary``, ``errors``, ``ledgers`` and a ``summary`` of the counts,
-            the exit code and the summary line.
-        """
-        return {
-            "checkpoints": [report.to_json() for report in self.reports],
-            "not_checkpoints": [str(path) for path in self.not_checkpoints],
-            "temporary": [str(path) for path in self.temporary],
-            "errors": list(self.errors),
-            "ledgers": [str(path) for path in self.ledger_paths],
-            "summary": {
-                "valid": self.num_valid,
-                "corrupted": self.num_corrupted,
-                "incompatible": self.num_incompatible,
-                "missing": self.num_missing,
-                "not_checkpoints": len(self.not_checkpoints),
-                "temporary": len(self.temporary),
-                "errors": len(self.errors),
-                "exit_code": int(self.exit_code),
-                "text": self.summary(),
-            },
-        }
-
-    def summary(self) -> str:
-        """One line: ``N valid, M corrupted, K incompatible`` and what else was seen."""
-        parts = [
-            f"{self.num_valid} valid",
-            f"{self.num_corrupted} corrupted",
-            f"{self.num_incompatible} incompatible",
-        ]
-        extras = (
-            (self.num_missing, "missing"),
-            (len(self.not_checkpoints), "not checkpoints"),
-            (len(self.temporary), "temporary files skipped"),
-            (len(self.errors), "errors"),
-        )
-        parts.extend(f"{count} {label}" for count, label in extras if count)
-        return ", ".join(parts)
-
-
-class _Recorder:
-    """Records failures in one given ledger or in each checkpoint folder's own."""
-
-    def __init__(self, ledger: FailureRecorder | Literal["folder"] | None) -> None:
-        self._ledger = ledger
-        self._per_folder: dict[Path, FailureLedger] = {}
-        self.errors: list[str] = []
-        self.written: dict[Path, None] = {}  # ledger files, in first-use order
-
-    def _target(self, report: ValidationReport, path: Path) -> FailureRecorder | None:
-        if self._ledger != FOLDER_LEDGERS:
-            return self._ledger
-        if report.kind == "missing":
-            # Nothing is there to keep a record next to: a mistyped path must not
-            # leave a ledger file behind in whatever folder holds it.
-            return None
-        folder = path.parent
-        if not fs.is_dir(folder):
-            return None  # never create folders for a checkpoint that is not there
-        if folder not in self._per_folder:
-            self._per_folder[folder] = FailureLedger(folder)
-        return self._per_folder[folder]
-
-    def record(self, report: ValidationReport) -> None:
-        path = report.path.absolute()
-        target = self._target(report, path)
-        if target is None:
-            return
-        where = getattr(target, "path", None)
-        try:
-            target.record(path, report.reason)
-        except OSError as error:
-            self.errors.append(
-                f"{where or target}: cannot record the failure of {path} "
-                f"({error.strerror}); make the ledger writable or record it elsewhere"
-            )
-        else:
-            if isinstance(where, Path):
-                self.written[where] = None
-
-
-def validate_tree(
-    paths: Iterable[PathLike],
-    *,
-    level: Level = "full",
-    required_keys: Sequence[str] = (),
-    ledger: FailureRecorder | Literal["folder"] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> TreeReport:
-    """Validate every checkpoint in the given files and folders; never stops early.
-
-    Folders are searched recursively and their files classified by content
-    (ckptkit, plain safetensors and ``torch.save`` files are checkpoints); files
-    named explicitly are always validated. Temporary files of interrupted writers
-    are skipped and listed.
-
-    Args:
-        paths: Checkpoint files and folders.
-        level: ``"exists"``, ``"quick"`` or ``"full"`` (see ``ckptkit.validate``).
-        required_keys: Dotted paths every checkpoint's state must contain.
-        ledger: Where failures are recorded: a ``FailureLedger`` (or anything with
-            ``record(path, reason)``), ``"folder"`` for the ledger in each failed
-            checkpoint's own folder (a path that does not exist is reported, never
-            recorded there: nothing is created next to a mistyped path), or None.
-            Paths are recorded absolute.
-        progress: Called with ``(done, total)`` before the first and after each
-            checkpoint.
-
-    Returns:
-        Every report plus what else was found; ``.exit_code`` gives the verdict.
-
-    Raises:
-        ValueError: An unknown ``level``.
-
-    Example:
-        >>> import ckptkit, tempfile, pathlib
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = ckptkit.save(folder / "a.ckpt", {"x": 1})
-        >>> (folder / "notes.txt").write_text("hello")
-        5
-        >>> ckptkit.validate_tree([folder]).summary()
-        '1 valid, 0 corrupted, 0 incompatible, 1 not checkpoints'
-    """
-    if level not in LEVELS:
-        msg = f"level must be one of {LEVELS}, not {level!r}"
-        raise ValueError(msg)
-    found = discover(paths)
-    recorder = _Recorder(ledger)
-    total = len(found.checkpoints)
-    reports: list[ValidationReport] = []
-    if progress is not None:
-        progress(0, total)
-    for index, path in enumerate(found.checkpoints, start=1):
-        report = validate(path, level=level, required_keys=required_keys)
-        if not report.ok:
-            recorder.record(report)
-        reports.append(report)
-        if progress is not None:
-            progress(index, total)
-    return TreeReport(
-        reports=tuple(reports),
-        not_checkpoints=tuple(found.not_checkpoints),
-        temporary=tuple(found.temporary),
-        errors=tuple(found.errors + recorder.errors),
-        ledger_paths=tuple(recorder.written),
-    )

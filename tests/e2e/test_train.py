@@ -19,7 +19,7 @@ import torch
 import ckptkit
 from virnucpro_app.models.classifier import load_classifier
 
-from ..support.corrupt import flip_bit
+from ..support.corrupt import flip_tensor_bit
 from ..support.subprocess_runner import run_cli
 from .predict_support import (
     coding_contig,
@@ -220,7 +220,7 @@ def test_damaged_epoch_checkpoints_stop_with_exit_3_and_force_resume_retrains(
     folder = tmp_path / "classifier.training"
     shutil.copytree(reference.with_name("classifier.training"), folder)
     for step in (folder / "train").glob("step-*.ckpt"):
-        flip_bit(step, 8 * (step.stat().st_size - 3))
+        flip_tensor_bit(step)  # tensor bytes (the skeleton is the last entry)
     result = _train(inputs, output, demo_cache, "--resume")
     assert result.returncode == 3
     assert "--force-resume" in result.stderr

@@ -1,4 +1,8 @@
-"""Valid files to mutate: ckptkit checkpoints of varied states, legacy files."""
+"""Valid files to mutate: ckptkit checkpoints of varied states, legacy files.
+
+Checkpoints are written in today's container format, plus one golden file of
+format 1 (its tree in the JSON header), which ckptkit still reads.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,18 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 import ckptkit
+
+from ..fixtures.ckptkit import golden_states
+
+#: A file of container format 1, written by ckptkit 0.1.0 (never rewritten).
+FORMAT_1_FILE = (
+    Path(__file__).resolve().parents[1]
+    / "fixtures"
+    / "ckptkit"
+    / "format-1"
+    / "v1.0-in-progress.ckpt"
+)
+FORMAT_1 = "format-1"
 
 
 def states() -> dict[str, Any]:
@@ -39,6 +55,7 @@ def states() -> dict[str, Any]:
             empty=torch.empty(0, 3),
             nested={"deep": {"er": [torch.zeros(2, dtype=torch.int64)]}},
         ),
+        FORMAT_1: golden_states.state_in_progress(),
     }
 
 
@@ -48,6 +65,9 @@ def ckptkit_seeds() -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, state in states().items():
+            if name == FORMAT_1:
+                found[name] = FORMAT_1_FILE.read_bytes()
+                continue
             path = Path(folder) / f"{name}.ckpt"
             ckptkit.save(path, state, schema="fuzz", metadata={"seed": name})
             found[name] = path.read_bytes()

@@ -19,7 +19,7 @@ from ckptkit._file.torch_pickle import declared_storages
 from . import hostile
 from .harness import CASE_MEMORY_BYTES, run_readers
 from .mutations import DEEP, Layers
-from .seeds import ckptkit_seeds, legacy_seeds
+from .seeds import FORMAT_1, ckptkit_seeds, legacy_seeds
 
 
 def _crafted(seed: str, change: Any, *, deep: int = 0, fill: str = "") -> bytes:
@@ -88,21 +88,44 @@ def test_float_shape_regression_is_refused_not_truncated(tmp_path: Path) -> None
 def test_huge_float_in_the_state_regression_is_refused_not_an_overflow_error(
     tmp_path: Path,
 ) -> None:
-    def huge(_top: dict[str, Any], inner: dict[str, Any]) -> None:
-        inner["tree"]["dict"][2][1] = {"float": "0x1p99999"}
+    """Format 1 (the JSON tree in the header) wrote floats as hex text."""
 
-    _refused_everywhere(tmp_path, _crafted("plain", huge), "too large")
+    def huge(_top: dict[str, Any], inner: dict[str, Any]) -> None:
+        inner["tree"]["dict"][2][1] = {"float": "0x1p99999"}  # "progress"
+
+    _refused_everywhere(tmp_path, _crafted(FORMAT_1, huge), "too large")
 
 
 def test_negative_leaf_index_regression_is_refused_not_another_leaf(
     tmp_path: Path,
 ) -> None:
-    """{"tensor": -1} used to load the last leaf in its place, without error."""
+    """{"tensor": -1} (format 1) used to load the last leaf in its place."""
 
     def negative(_top: dict[str, Any], inner: dict[str, Any]) -> None:
-        inner["tree"]["dict"][0][1] = {"tensor": -1}
+        inner["tree"]["dict"][0][1] = {"tensor": -1}  # "model"
 
-    _refused_everywhere(tmp_path, _crafted("plain", negative), "leaf -1")
+    _refused_everywhere(tmp_path, _crafted(FORMAT_1, negative), "leaf -1")
+
+
+@pytest.mark.parametrize("kind", [["tensor"], None, "sparse"])
+def test_leaf_of_unknown_kind_regression_is_refused_everywhere(
+    tmp_path: Path, kind: object
+) -> None:
+    """A list as a kind was a TypeError traceback; a missing one passed validate."""
+
+    def unknown(_top: dict[str, Any], inner: dict[str, Any]) -> None:
+        inner["leaves"][0]["kind"] = kind
+
+    _refused_everywhere(tmp_path, _crafted("plain", unknown), "no known kind")
+
+
+def test_generator_leaf_without_a_device_name_regression_is_refused(
+    tmp_path: Path,
+) -> None:
+    def no_device(_top: dict[str, Any], inner: dict[str, Any]) -> None:
+        inner["leaves"][0].update(kind="generator", device=["cpu"])
+
+    _refused_everywhere(tmp_path, _crafted("plain", no_device), "no known kind")
 
 
 def test_zero_stride_view_regression_is_refused_not_materialised(

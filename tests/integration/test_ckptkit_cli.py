@@ -89,6 +89,7 @@ def test_validate_json_parses_and_matches_the_files(tmp_path: Path) -> None:
         "corrupted": len(zoo.corrupted),
         "incompatible": len(zoo.incompatible),
         "missing": 0,
+        "missing_keys": 0,
         "not_checkpoints": len(zoo.not_checkpoints),
         "temporary": 1,
         "errors": 0,
@@ -117,6 +118,7 @@ def test_validate_all_valid_exits_0_at_every_level(tmp_path: Path) -> None:
 
 
 def test_validate_missing_required_key_and_missing_file_exit_3(tmp_path: Path) -> None:
+    """A missing file is a checkpoint problem (3); a lacking key is not damage."""
     ckptkit.save(tmp_path / "a.ckpt", {"step": 1})
     ledger_dir = tmp_path / "audit"
     result = ckptkit_cli(
@@ -129,11 +131,27 @@ def test_validate_missing_required_key_and_missing_file_exit_3(tmp_path: Path) -
         tmp_path / "gone.ckpt",
     )
     assert result.returncode == 3
-    assert "1 corrupted" in result.stdout
-    assert "1 missing" in result.stdout
+    assert "0 corrupted" in result.stdout
+    assert "1 missing, 1 missing keys" in result.stdout
+    assert "MISSING_KEYS" in result.stdout
     entries = FailureLedger(ledger_dir).entries()
-    assert [Path(e.path).name for e in entries] == ["a.ckpt", "gone.ckpt"]
-    assert "model" in entries[0].reason
+    assert [Path(e.path).name for e in entries] == ["gone.ckpt"]
+
+
+def test_validate_require_on_a_healthy_file_without_the_key_exits_4(
+    tmp_path: Path,
+) -> None:
+    """Issue 13 item 1: not 'corrupted', no ledger line, its own exit code."""
+    ckptkit.save(tmp_path / "a.ckpt", {"step": 1})
+    result = ckptkit_cli("validate", "--require", "model", "--json", tmp_path)
+    assert result.returncode == 4, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["checkpoints"][0]["kind"] == "missing_keys"
+    assert "model" in data["checkpoints"][0]["reason"]
+    assert data["summary"]["missing_keys"] == 1
+    assert data["summary"]["corrupted"] == 0
+    assert data["ledgers"] == []
+    assert not (tmp_path / "failed_checkpoints.txt").exists()
 
 
 def test_validate_bad_arguments_exit_1_with_one_line(tmp_path: Path) -> None:

@@ -114,9 +114,11 @@ def test_prepare_binary_input_stops_with_exit_1(tmp_path: Path) -> None:
 
 
 def test_prepare_missing_input_stops_with_exit_1(tmp_path: Path) -> None:
-    code, _, stderr = _prepare(tmp_path / "nope.fa", "-o", tmp_path / "out")
+    missing = tmp_path / "nope.fa"
+    code, _, stderr = _prepare(missing, "-o", tmp_path / "out")
     assert code == ExitCode.FAILURE
-    assert "nope.fa: no such file" in stderr
+    # The inputs are checked together before anything is written (issue 15).
+    assert stderr == (f"error: {missing}: no such file; check the input paths\n")
 
 
 def test_prepare_refuses_existing_outputs_unless_forced(tmp_path: Path) -> None:

@@ -12,16 +12,27 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-#: Container format understood by this release. Bumped only when a reader of the
-#: previous format could not read new files correctly.
-FORMAT_VERSION: Final = 1
-#: Oldest ckptkit release that reads files of FORMAT_VERSION.
-MIN_READER: Final = "0.1.0"
+#: Container format written by this release (it reads every format up to it).
+#: Bumped only when a reader of the previous format could not read new files
+#: correctly: format 2 keeps the state's skeleton as MessagePack in its own entry
+#: (format 1 kept it as JSON inside the header).
+FORMAT_VERSION: Final = 2
+#: Oldest ckptkit release that reads files of FORMAT_VERSION (named in the error
+#: an older reader gives).
+MIN_READER: Final = "0.2.0"
+#: The entry that holds the skeleton of a format-2 file (a 1-D ``U8`` tensor).
+SKELETON_ENTRY: Final = "__ckptkit_skeleton__"
 #: Version of the caller's state that ``save`` writes by default.
 CHECKPOINT_VERSION: Final = "1.0"
 #: Version reported for files without a ckptkit header (plain torch.save or
 #: safetensors files); they are read, never written.
 LEGACY_VERSION: Final = "0.x"
+
+#: The kinds of rows of the leaf table (format.md, "The leaf table"); format 1
+#: wrote only ``tensor`` and ``ndarray``.
+LEAF_KINDS: Final = frozenset(
+    {"tensor", "parameter", "ndarray", "npscalar", "generator"}
+)
 
 # Keys in the safetensors ``__metadata__`` map. Every ckptkit file carries all of
 # them; their common prefix appears several times in the header, so no single bit

@@ -27,9 +27,11 @@ from ckptkit._file.format import (
     KEY_HEADER_CHECKSUM,
     KEY_MIN_READER,
     KEY_PREFIX,
+    LEAF_KINDS,
     LENGTH_PREFIX_BYTES,
     MAX_HEADER_BYTES,
     METADATA_KEY,
+    SKELETON_ENTRY,
     TORCH_DTYPES,
     parse_temp_name,
     view_limit_bytes,
@@ -302,7 +304,7 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
         parse_version(header["version"])
         history = [MigrationRecord.from_json(r) for r in header.get("history", [])]
         checks = (
-            isinstance(header["tree"], (dict, str, bool, type(None))),
+            _has_tree(header, format_version),
             isinstance(header["leaves"], list),
             isinstance(header["checksums"], dict),
             isinstance(header["metadata"], dict),
@@ -320,6 +322,13 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+def _has_tree(header: dict[str, Any], format_version: int) -> bool:
+    """Format 1 holds the tree in the header; format 2 names its skeleton entry."""
+    if format_version < 2:  # noqa: PLR2004 - the format that moved it out
+        return isinstance(header["tree"], (dict, str, bool, type(None)))
+    return bool(header["skeleton"] == SKELETON_ENTRY)
+
+
 def _check_tree_agrees(
     path: Path, header: dict[str, Any], entries: dict[str, EntrySpec], limit: int
 ) -> None:
@@ -328,6 +337,16 @@ def _check_tree_agrees(
             path, "the header's checksums do not list exactly the stored tensors"
         )
     used: set[str] = set()
+    if header["format_version"] >= 2:  # noqa: PLR2004 - the skeleton's own entry
+        skeleton = entries.get(SKELETON_ENTRY)
+        if (
+            skeleton is None
+            or skeleton.dtype_name != "uint8"
+            or len(skeleton.shape) != 1
+            or skeleton.end == skeleton.begin
+        ):
+            raise _corrupt(path, "the state's skeleton is not stored")
+        used.add(SKELETON_ENTRY)
     for index, leaf in enumerate(header["leaves"]):
         name = leaf.get("entry") if isinstance(leaf, dict) else None
         entry = entries.get(name) if isinstance(name, str) else None
@@ -336,6 +355,8 @@ def _check_tree_agrees(
                 path, f"state leaf {index} refers to a tensor that is not stored"
             )
         used.add(entry.name)
+        if not _kind_known(leaf):
+            raise _corrupt(path, f"state leaf {index} has no known kind")
         view = leaf.get("view")
         if view is not None and not _view_fits(view, entry):
             raise _corrupt(path, f"state leaf {index} reaches outside its stored bytes")
@@ -349,6 +370,13 @@ def _check_tree_agrees(
             )
     if used != set(entries):
         raise _corrupt(path, "some stored tensors belong to no part of the state")
+
+
+def _kind_known(leaf: dict[str, Any]) -> bool:
+    kind = leaf.get("kind")
+    if type(kind) is not str or kind not in LEAF_KINDS:
+        return False
+    return kind != "generator" or type(leaf.get("device")) is str
 
 
 def _view_dtype(view: dict[str, Any]) -> torch.dtype | None:

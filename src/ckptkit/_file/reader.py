@@ -5,21 +5,36 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 
 from __future__ import annotations
 
-import contextlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._file.codec import decode_tree
-from ckptkit._file.format import LEGACY_VERSION, utc_iso_from_timestamp
+from ckptkit._file.format import (
+    LEGACY_VERSION,
+    SKELETON_ENTRY,
+    utc_iso_from_timestamp,
+)
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
+from ckptkit._file.skeleton import (
+    LeafRef,
+    leaf_indices,
+    materialize,
+    unpack_skeleton,
+)
 from ckptkit._file.tensors import TensorSource, build_leaf
 from ckptkit._file.torch_pickle import StorageDeclaration, declared_storages
+from ckptkit._file.tree_v1 import decode_tree, leaf_kinds
+from ckptkit._file.values import UnresolvedValueError
 from ckptkit._file.versions import parse_version
-from ckptkit.errors import CheckpointCorruptError
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointIncompatibleError,
+)
 from ckptkit.info import Checkpoint, CheckpointInfo, TensorInfo
-from ckptkit.keys import lookup, select_keys, split_key
+from ckptkit.keys import key_text, select_keys
 from ckptkit.legacy import _load_legacy
 
 if TYPE_CHECKING:
@@ -29,6 +44,8 @@ if TYPE_CHECKING:
 
     from ckptkit.legacy import SafeGlobal
     from ckptkit.types import StateTree
+
+_CPU = torch.device("cpu")
 
 
 def torch_pickle_info(
@@ -84,11 +101,12 @@ def torch_pickle_info(
 
 def info_from_parsed(parsed: ParsedFile) -> CheckpointInfo:
     """Build the public header information of a parsed file."""
+    legacy = parsed.is_legacy
     tensors = tuple(
         TensorInfo(e.name, e.dtype_name, e.shape, e.end - e.begin)
         for e in sorted(parsed.entries.values(), key=lambda e: e.begin)
+        if legacy or e.name != SKELETON_ENTRY  # ckptkit's own, not the state's
     )
-    legacy = parsed.is_legacy
     header = parsed.header
     return CheckpointInfo(
         path=parsed.path,
@@ -121,89 +139,102 @@ def inspect_file(path: Path) -> CheckpointInfo:
     return info_from_parsed(parsed)
 
 
-def _needed_leaves(node: Any, out: set[int]) -> None:
-    if isinstance(node, dict) and len(node) == 1:
-        ((kind, body),) = node.items()
-        if kind in ("tensor", "ndarray", "npscalar"):
-            out.add(int(body))
-        elif kind in ("list", "tuple"):
-            for item in body:
-                _needed_leaves(item, out)
-        elif kind in ("dict", "odict"):
-            for pair in body:
-                _needed_leaves(pair[1], out)
-
-
-# What rebuilding a state from a damaged (or crafted) skeleton can raise: a wrong
-# type or value (OverflowError from a huge float, RecursionError from deep
-# nesting) is the file's fault, never a reason for a traceback.
-_REBUILD_ERRORS = (
-    ValueError,
-    KeyError,
-    TypeError,
-    RuntimeError,
-    IndexError,
-    ArithmeticError,
-)
-
-
-@contextlib.contextmanager
-def rebuild_errors(path: Path) -> Iterator[None]:
-    """Turn an error met while rebuilding a state into ``CheckpointCorruptError``."""
-    try:
-        yield
-    except CheckpointCorruptError:
-        raise
-    except _REBUILD_ERRORS as error:
-        detail = "nested too deeply" if isinstance(error, RecursionError) else error
-        reason = f"state cannot be rebuilt: {detail}"
-        raise CheckpointCorruptError(path, reason) from error
-
-
-def leaf_of(leaves: list[Any], index: int) -> dict[str, Any]:
-    """The leaf record ``index`` of the header (never counted from the end).
-
-    Raises:
-        ValueError: No such leaf.
-    """
-    if not 0 <= index < len(leaves):
-        msg = f"the state refers to leaf {index}, but the file has {len(leaves)}"
-        raise ValueError(msg)
-    leaf: dict[str, Any] = leaves[index]
-    return leaf
-
-
-def check_tree(parsed: ParsedFile) -> None:
-    """Check that the state's skeleton can be rebuilt (no tensor bytes are read).
-
-    Raises:
-        CheckpointCorruptError: It cannot.
-    """
-    leaves = parsed.header["leaves"]
-    with rebuild_errors(parsed.path):
-        decode_tree(parsed.header["tree"], lambda _kind, index: leaf_of(leaves, index))
-
-
 @dataclass(frozen=True)
 class ReadRequest:
     """What the caller asked ``load`` for (its arguments, checked)."""
 
     verify: bool
     use_mmap: bool
-    keys: Sequence[str] | None
-    map_location: Any
+    keys: Sequence[tuple[Any, ...]] | None  # key paths, as parts
+    device: torch.device = _CPU
+    dtype: torch.dtype | None = None
     extra_safe_globals: Sequence[SafeGlobal] = ()
 
 
-def _place(tensor: torch.Tensor, map_location: Any) -> torch.Tensor:
-    return tensor if map_location in (None, "cpu") else tensor.to(map_location)
+_MALFORMED = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RuntimeError,
+    RecursionError,
+)
 
 
-def _verify_unselected(source: TensorSource, parsed: ParsedFile, tree: Any) -> None:
+@contextmanager
+def _rebuilding(path: Path) -> Iterator[None]:
+    """Report a skeleton that cannot be rebuilt: damaged, or needing more here."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except UnresolvedValueError as error:
+        raise CheckpointIncompatibleError(path, str(error)) from error
+    except _MALFORMED as error:
+        reason = f"state cannot be rebuilt: {type(error).__name__}: {error}"
+        raise CheckpointCorruptError(path, reason.splitlines()[0]) from error
+
+
+def read_structure(parsed: ParsedFile, handle: FileIO) -> object:
+    """The state's structure, tensors not read (``skeleton.LeafRef`` in their place).
+
+    Raises:
+        CheckpointCorruptError: The skeleton is damaged.
+        CheckpointIncompatibleError: It holds a kind of value this ckptkit
+            does not know.
+    """
+    skeleton = None
+    if parsed.header["format_version"] >= 2:  # noqa: PLR2004
+        source = TensorSource(parsed, handle, verify=True, use_mmap=False)
+        skeleton = source.skeleton(SKELETON_ENTRY)
+    return _structure(parsed, skeleton)
+
+
+def _structure(parsed: ParsedFile, skeleton: memoryview | None) -> object:
+    count = len(parsed.header["leaves"])
+    with _rebuilding(parsed.path):
+        if skeleton is None:
+            return decode_tree(
+                parsed.header["tree"], lambda _kind, i: LeafRef(_checked_leaf(i, count))
+            )
+        return unpack_skeleton(skeleton, None, count)
+
+
+def _checked_leaf(index: int, count: int) -> int:
+    """``index``, once known to name one of the ``count`` leaves of the table.
+
+    Raises:
+        ValueError: It does not (never counted from the end: -1 is no leaf).
+    """
+    if not 0 <= index < count:
+        msg = f"the state refers to leaf {index}, which is not stored"
+        raise ValueError(msg)
+    return index
+
+
+def _leaf_table(parsed: ParsedFile) -> list[Any]:
+    leaves: list[Any] = parsed.header["leaves"]
+    if parsed.header["format_version"] < 2:  # noqa: PLR2004
+        with _rebuilding(parsed.path):
+            return leaf_kinds(parsed.header["tree"], leaves)
+    return leaves
+
+
+def _check_indices(parsed: ParsedFile, needed: set[int], count: int) -> None:
+    wrong = [index for index in needed if not 0 <= index < count]
+    if wrong:
+        reason = f"the state refers to leaf {wrong[0]}, which is not stored"
+        raise CheckpointCorruptError(parsed.path, reason)
+
+
+def _verify_unselected(
+    source: TensorSource, parsed: ParsedFile, needed: set[int]
+) -> None:
     """Full verification covers the whole file, not only the selected keys."""
-    needed: set[int] = set()
-    _needed_leaves(tree, needed)
-    wanted = {parsed.header["leaves"][i]["entry"] for i in needed}
+    leaves = parsed.header["leaves"]
+    wanted = {leaves[i]["entry"] for i in needed} | {SKELETON_ENTRY}
     for name in parsed.entries.keys() - wanted:
         source.verify_only(name)
 
@@ -211,27 +242,39 @@ def _verify_unselected(source: TensorSource, parsed: ParsedFile, tree: Any) -> N
 def _decode_ckptkit(
     parsed: ParsedFile, handle: FileIO, request: ReadRequest
 ) -> StateTree:
-    tree = parsed.header["tree"]
-    if request.keys is not None:
-        tree = select_keys(tree, [split_key(k) for k in request.keys], parsed.path)
-    leaves = parsed.header["leaves"]
+    leaves = _leaf_table(parsed)
     source = TensorSource(
         parsed, handle, verify=request.verify, use_mmap=request.use_mmap
     )
+    version = parsed.header["format_version"]
+    # Read (and check) the skeleton first: a damaged one fails before any tensor.
+    skeleton = source.skeleton(SKELETON_ENTRY) if version >= 2 else None  # noqa: PLR2004
+    if request.keys is None:
+        needed = set(range(len(leaves)))
+    else:
+        structure = _structure(parsed, skeleton)
+        selected = select_keys(structure, request.keys, parsed.path)
+        needed = set()
+        with _rebuilding(parsed.path):
+            leaf_indices(selected, needed)
+        _check_indices(parsed, needed, len(leaves))
+        if request.verify:
+            _verify_unselected(source, parsed, needed)
+    # Every leaf is built (read, moved, cast) before the skeleton is decoded: an
+    # error there (out of memory, a device gone) is raised as it is, never
+    # mistaken for a damaged skeleton.
     built: dict[int, object] = {}
-
-    def leaf(kind: str, index: int) -> object:
-        if index not in built:
-            value = build_leaf(source, leaf_of(leaves, index), kind)
-            if isinstance(value, torch.Tensor):
-                value = _place(value, request.map_location)
-            built[index] = value
-        return built[index]
-
-    with rebuild_errors(parsed.path):
-        if request.verify and request.keys is not None:
-            _verify_unselected(source, parsed, tree)
-        return decode_tree(tree, leaf)
+    for index in sorted(needed):
+        built[index] = build_leaf(source, leaves[index], request.device, request.dtype)
+    with _rebuilding(parsed.path):
+        if request.keys is not None:
+            return materialize(selected, built.__getitem__)
+        if skeleton is None:
+            return decode_tree(
+                parsed.header["tree"],
+                lambda _kind, i: built[_checked_leaf(i, len(leaves))],
+            )
+        return unpack_skeleton(skeleton, built.__getitem__, len(leaves))
 
 
 def _load_legacy_pickle(
@@ -242,37 +285,34 @@ def _load_legacy_pickle(
     state, storages = _load_legacy(
         parsed.path,
         extra_globals=request.extra_safe_globals,
-        map_location=request.map_location,
+        map_location=str(request.device),
         handle=handle,
     )
     info = torch_pickle_info(parsed, handle, state, storages)
     if request.keys is not None:
-        state = {k: _get_legacy(state, k, parsed.path) for k in request.keys}
+        state = select_keys(state, request.keys, parsed.path)
     return Checkpoint(state=state, info=info)
 
 
 def _load_plain_safetensors(
     parsed: ParsedFile, handle: FileIO, request: ReadRequest
 ) -> dict[str, torch.Tensor]:
-    names = list(parsed.entries) if request.keys is None else list(request.keys)
-    missing = [n for n in names if n not in parsed.entries]
-    if missing:
-        msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
-        raise KeyError(msg)
+    names = list(parsed.entries)
+    if request.keys is not None:
+        names = [key_text(parts) for parts in request.keys]
+        missing = [n for n in names if n not in parsed.entries]
+        if missing:
+            msg = f"{parsed.path}: keys {missing} are not in the checkpoint"
+            raise KeyError(msg)
     # Plain safetensors files carry no checksums: nothing more to verify.
     source = TensorSource(parsed, handle, verify=False, use_mmap=request.use_mmap)
-    with rebuild_errors(parsed.path):
+    leaves = {name: {"kind": "tensor", "entry": name} for name in names}
+    # A crafted header (shapes, offsets) is the file's fault: never a traceback.
+    with _rebuilding(parsed.path):
         return {
-            name: _place(source.entry(name), request.map_location) for name in names
+            name: build_leaf(source, leaf, request.device, request.dtype)  # type: ignore[misc]
+            for name, leaf in leaves.items()
         }
-
-
-def _get_legacy(state: Any, key: str, path: Path) -> Any:
-    try:
-        return lookup(state, key)
-    except KeyError:
-        msg = f"{path}: key {key!r} is not in the checkpoint"
-        raise KeyError(msg) from None
 
 
 def read_checkpoint(path: Path, request: ReadRequest) -> Checkpoint:

@@ -12,15 +12,22 @@ import torch
 
 from ckptkit._file import fs
 from ckptkit._file.digest import StreamingDigest, digest
-from ckptkit.errors import ChecksumMismatchError, TruncatedCheckpointError
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    ChecksumMismatchError,
+    TruncatedCheckpointError,
+)
 
 if TYPE_CHECKING:
     from io import FileIO
+    from pathlib import Path
 
     from ckptkit._file.header import EntrySpec, ParsedFile
 
 _READ_SLICE_BYTES = 64 << 20
+_CPU = torch.device("cpu")
 VERIFY_SLICE_BYTES = 16 << 20
+_ALIGNMENT_BYTES = 16  # the largest itemsize (complex128)
 
 
 def read_entry(
@@ -124,7 +131,7 @@ class TensorSource:
     ) -> None:
         self._parsed = parsed
         self._verify = verify
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: dict[tuple[str, torch.device], torch.Tensor] = {}
         self._handle = handle
         self._buffer: memoryview | None = None
         self._mmap: fs.MappedFile | None = None
@@ -138,17 +145,41 @@ class TensorSource:
         spec = self._parsed.entries[name]
         verify_entry(self._handle, self._parsed, spec, self._buffer)
 
-    def entry(self, name: str) -> torch.Tensor:
-        """The stored tensor ``name``, read on first use."""
-        if name not in self._cache:
-            spec = self._parsed.entries[name]
-            self._cache[name] = self._read(spec)
-        return self._cache[name]
+    def skeleton(self, name: str) -> memoryview:
+        """The bytes of the skeleton entry ``name``, always checked.
 
-    def _read(self, spec: EntrySpec) -> torch.Tensor:
-        if self._mmap is None or spec.end == spec.begin:
-            return read_entry(self._handle, self._parsed, spec, verify=self._verify)
+        A damaged skeleton must never decode into a wrong state, at any level.
+        """
+        spec = self._parsed.entries[name]
+        tensor = read_entry(self._handle, self._parsed, spec, verify=True)
+        return tensor.numpy().data
+
+    def entry(
+        self, name: str, device: torch.device = _CPU, *, aligned: bool = False
+    ) -> torch.Tensor:
+        """The stored tensor ``name`` on ``device``, read on first use.
+
+        ``aligned``: its bytes must start at a multiple of 16 (every use of an
+        entry asks the same: complex128 values and views of a shared blob).
+
+        The whole entry moves at once, so views of it stay views of one storage
+        on any device. Errors of the move (out of memory, a device gone) are
+        raised as they are: they are not damage to the file.
+        """
+        key = (name, device)
+        if key not in self._cache:
+            tensor = self._read(self._parsed.entries[name], aligned=aligned)
+            self._cache[key] = tensor if device == _CPU else tensor.to(device)
+        return self._cache[key]
+
+    def _read(self, spec: EntrySpec, *, aligned: bool) -> torch.Tensor:
         start = self._parsed.data_start + spec.begin
+        # Mapped bytes are only as aligned as their file offset (the map starts on
+        # a page): complex128 needs 16 bytes (its kernels segfault on 8), and a
+        # blob's views may be any dtype. Such an entry is read into fresh memory.
+        misaligned = aligned and start % _ALIGNMENT_BYTES != 0
+        if self._mmap is None or spec.end == spec.begin or misaligned:
+            return read_entry(self._handle, self._parsed, spec, verify=self._verify)
         if self._verify:
             window = memoryview(self._mmap)[start : self._parsed.data_start + spec.end]
             check_digest(self._parsed, spec, digest(window))
@@ -158,21 +189,83 @@ class TensorSource:
         )
         return flat.view(spec.dtype).reshape(spec.shape)
 
+    @property
+    def path(self) -> Path:
+        """The file read."""
+        return self._parsed.path
 
-def build_leaf(source: TensorSource, leaf: dict[str, Any], kind: str) -> object:
-    """Rebuild one state leaf (tensor, view, numpy array or scalar) from its entry."""
-    tensor = source.entry(leaf["entry"])
+
+_HOST_KINDS = frozenset({"ndarray", "npscalar", "generator"})
+
+
+def _shaped(tensor: torch.Tensor, leaf: dict[str, Any]) -> torch.Tensor:
+    """The leaf's own view of its entry (structural: errors mean a damaged file)."""
     view = leaf.get("view")
     if view is not None:
         dtype = getattr(torch, view["dtype"])
-        # The blob entry is a fresh 1-D uint8 tensor at storage offset 0.
-        tensor = torch.empty(0, dtype=dtype).set_(
+        # The entry is a 1-D uint8 tensor at storage offset 0 (a blob).
+        tensor = torch.empty(0, dtype=dtype, device=tensor.device).set_(
             tensor.untyped_storage(), int(view["offset"]), view["shape"], view["stride"]
         )
+        if view.get("conj"):
+            tensor = tensor.conj()
+        if view.get("neg"):
+            tensor = torch._neg_view(tensor)  # noqa: SLF001 - the only way to a neg view
     if leaf.get("complex128"):
         tensor = torch.view_as_complex(tensor)
-    if kind == "ndarray":
-        return tensor.numpy()
-    if kind == "npscalar":
-        return tensor.numpy()[()]
+    return tensor
+
+
+def _generator(
+    leaf: dict[str, Any], state: torch.Tensor, path: Path
+) -> torch.Generator:
+    generator = torch.Generator(device=leaf["device"])  # no such device: raised as is
+    try:
+        generator.set_state(state)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise CheckpointCorruptError(
+            path, f"a generator state is malformed: {error}"
+        ) from error
+    return generator
+
+
+def build_leaf(
+    source: TensorSource,
+    leaf: dict[str, Any],
+    device: torch.device = _CPU,
+    dtype: torch.dtype | None = None,
+) -> object:
+    """Rebuild one state leaf from its entry (tensor, view, numpy value, generator).
+
+    Tensors go to ``device`` (numpy values and generator states stay on the host)
+    and, with ``dtype``, floating-point tensors are cast to it.
+
+    Raises:
+        CheckpointCorruptError: The leaf's description does not fit its entry.
+        Exception: Moving to ``device`` failed (out of memory, ...): as raised.
+    """
+    kind = leaf.get("kind")
+    aligned = "view" in leaf or bool(leaf.get("complex128"))
+    entry = source.entry(
+        leaf["entry"], _CPU if kind in _HOST_KINDS else device, aligned=aligned
+    )
+    try:
+        tensor = _shaped(entry, leaf)
+        if tensor is entry:  # each leaf its own tensor object, sharing the entry
+            tensor = entry.view(entry.shape)
+        if kind == "ndarray":
+            return tensor.numpy()
+        if kind == "npscalar":
+            return tensor.numpy()[()]
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        reason = f"a leaf does not fit its stored tensor: {error}"
+        raise CheckpointCorruptError(source.path, reason) from error
+    if kind == "generator":
+        return _generator(leaf, tensor, source.path)
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    if kind == "parameter":
+        return torch.nn.Parameter(tensor, requires_grad=bool(leaf.get("requires_grad")))
+    if kind != "tensor":
+        raise CheckpointCorruptError(source.path, f"unknown leaf kind {kind!r}")
     return tensor

@@ -29,6 +29,7 @@ from ckptkit._file.format import (
     METADATA_KEY,
     MIN_READER,
     SAFETENSORS_DTYPES,
+    SKELETON_ENTRY,
     parse_temp_name,
     utc_now_iso,
 )
@@ -69,6 +70,12 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         raise SerializationError(msg) from error
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+def _skeleton_entry(tree: bytes) -> Entry:
+    # bytearray: torch.frombuffer warns on read-only buffers.
+    data = torch.frombuffer(bytearray(tree), dtype=torch.uint8)
+    return Entry(SKELETON_ENTRY, data, "uint8", [len(tree)])
 
 
 def _layout(entries: list[Entry]) -> list[Entry]:
@@ -236,7 +243,7 @@ def write_encoded(
     status_value = checked_status(version, status)
     history = _checked_history(fields.history)
     created_at = utc_now_iso()
-    ckpt_header = {
+    ckpt_header: dict[str, Any] = {
         "version": version,
         "schema": schema,
         "status": status_value,
@@ -244,10 +251,10 @@ def write_encoded(
         "metadata": check_metadata(fields.metadata),
         "writer": {"library": "ckptkit", "version": library_version()},
         "history": [record.to_json() for record in history],
-        "tree": encoded.tree,
+        "skeleton": SKELETON_ENTRY,
         "leaves": encoded.leaves,
     }
-    ordered = _layout(encoded.entries)
+    ordered = _layout([*encoded.entries, _skeleton_entry(encoded.tree)])
     placeholder = dict.fromkeys((e.name for e in ordered), CHECKSUM_PLACEHOLDER)
     header = _header_bytes(ordered, placeholder, ckpt_header)
     file_size = 8 + len(header) + sum(e.nbytes for e in ordered)
@@ -261,6 +268,7 @@ def write_encoded(
         fs.seek(handle, 0)
         fs.write_all(handle, final)
         _check_size(handle, target, file_size)
+    tensors = [e for e in ordered if e.name != SKELETON_ENTRY]
     return CheckpointInfo(
         path=target,
         format_version=FORMAT_VERSION,
@@ -269,12 +277,12 @@ def write_encoded(
         status=status_value,
         created_at=created_at,
         metadata=ckpt_header["metadata"],
-        tensor_count=len(ordered),
-        nbytes=sum(e.nbytes for e in ordered),
+        tensor_count=len(tensors),
+        nbytes=sum(e.nbytes for e in tensors),
         legacy=False,
         history=tuple(history),
         tensors=tuple(
-            TensorInfo(e.name, e.dtype, tuple(e.shape), e.nbytes) for e in ordered
+            TensorInfo(e.name, e.dtype, tuple(e.shape), e.nbytes) for e in tensors
         ),
         file_size=file_size,
     )

@@ -22,12 +22,12 @@ from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.stateful import Stateful
 
 from ckptkit._file import fs
-from ckptkit._file.codec import decode_tree
 from ckptkit._file.format import CHECKPOINT_VERSION
+from ckptkit._file.skeleton import LeafRef, leaf_indices, materialize
+from ckptkit._file.tree_v1 import decode_tree
 from ckptkit._file.writer import HeaderFields, write_checkpoint
 from ckptkit.distributed._chunks import torch_dtype
 from ckptkit.distributed._errors import RankFailedError, agreed_error, one_line
-from ckptkit.distributed._fill import collect_leaves
 from ckptkit.distributed._info import ShardedCheckpointInfo, info_from_index
 from ckptkit.distributed._migrate import MigratedTree
 from ckptkit.distributed._planners import ROOT_KEY, LoadPlanner, SavePlanner
@@ -249,7 +249,7 @@ def load(  # noqa: PLR0913 - the documented public signature
 
 
 def load_whole(
-    path: Path, *, verify: Verify, keys: list[tuple[str, ...]] | None = None
+    path: Path, *, verify: Verify, keys: list[tuple[Any, ...]] | None = None
 ) -> Checkpoint:
     """Read a whole sharded checkpoint into this process (``ckptkit.load``'s engine).
 
@@ -258,10 +258,12 @@ def load_whole(
     reader = StorageReader(path, verify=verify)
     source = reader.source()
     index = source.index
-    tree = index.tree if keys is None else select_keys(index.tree, keys, path)
-    kinds: dict[int, str] = {}
-    collect_leaves(tree, kinds)
-    needed = {index.leaves[number]["key"] for number in kinds}
+    structure = decode_tree(index.tree, lambda _kind, number: LeafRef(number))
+    if keys is not None:
+        structure = select_keys(structure, keys, path)
+    numbers: set[int] = set()
+    leaf_indices(structure, numbers)
+    needed = {index.leaves[number]["key"] for number in numbers}
     targets = {
         key: torch.empty(
             index.tensors[key].shape, dtype=torch_dtype(index.tensors[key].dtype)
@@ -281,13 +283,14 @@ def load_whole(
     if verify == "full" and keys is not None:  # full verification covers everything
         _verify_chunks(source, set(index.tensors) - needed)
 
-    def leaf(kind: str, number: int) -> object:
-        tensor = targets[index.leaves[number]["key"]]
+    def leaf(number: int) -> object:
+        kind, key = index.leaves[number]["kind"], index.leaves[number]["key"]
+        tensor = targets[key]
         if kind == "ndarray":
             return tensor.numpy()
         return tensor.numpy()[()] if kind == "npscalar" else tensor
 
-    return Checkpoint(state=decode_tree(tree, leaf), info=source.info)
+    return Checkpoint(state=materialize(structure, leaf), info=source.info)
 
 
 def _verify_chunks(source: Source, keys: set[str]) -> None:

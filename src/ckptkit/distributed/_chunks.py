@@ -20,9 +20,10 @@ import torch
 
 from ckptkit._file import fs
 from ckptkit._file.digest import StreamingDigest
+from ckptkit._file.format import SKELETON_ENTRY
 from ckptkit._file.header import open_checkpoint, parse_open
 from ckptkit._file.sharded import SHARD_METADATA_KEY, SHARD_SCHEMA
-from ckptkit._file.tensors import TensorSource, build_leaf, check_digest
+from ckptkit._file.tensors import TensorSource, build_leaf, check_digest, read_entry
 from ckptkit.errors import CheckpointCorruptError, TruncatedCheckpointError
 
 if TYPE_CHECKING:
@@ -85,6 +86,11 @@ class _Shard:
                 "shard belongs to another save (its header does not match the index)"
             )
             raise CheckpointCorruptError(self.path, reason)
+        skeleton = parsed.entries.get(SKELETON_ENTRY)
+        if skeleton is not None:
+            # No chunk read covers the shard's own skeleton (a few bytes): check it
+            # here, so that one flipped bit anywhere in a shard is found.
+            read_entry(self.handle, parsed, skeleton, verify=True)
 
     def entry(self, name: str, dtype: str, shape: tuple[int, ...]) -> EntrySpec:
         spec = self.parsed.entries.get(name)
@@ -205,7 +211,8 @@ class SingleFileReader:
         del chunk
         index = self._leaf_of_key[key]
         leaf: dict[str, Any] = self.parsed.header["leaves"][index]
-        tensor = build_leaf(self._source, leaf, "tensor")
+        # A tensor whatever the leaf's kind (numpy value, parameter): DCP fills it.
+        tensor = build_leaf(self._source, {**leaf, "kind": "tensor"})
         if not isinstance(tensor, torch.Tensor):  # pragma: no cover - kind "tensor"
             msg = "internal error: a tensor leaf did not build a tensor"
             raise TypeError(msg)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.distributed.tensor import DTensor
 
-from ckptkit._file.codec import decode_tree, path_text
+from ckptkit._file.tensor_leaves import path_text
+from ckptkit._file.tree_v1 import decode_tree
 from ckptkit.distributed._chunks import torch_dtype
 from ckptkit.distributed._tree import LEAF_NODE_KINDS
 

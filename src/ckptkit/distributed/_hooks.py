@@ -9,7 +9,7 @@ reported as such. The checks are torch-free; reading imports torch.distributed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ckptkit._file.sharded import is_sharded_checkpoint
 from ckptkit.distributed._commit import refuse_pending
@@ -38,18 +38,16 @@ def load_folder(path: Path, request: ReadRequest) -> Checkpoint | None:
         raise ValueError(msg)
     from ckptkit.distributed._api import load_whole
     from ckptkit.info import Checkpoint
-    from ckptkit.keys import split_key
 
-    keys = request.keys
-    parts = None if keys is None else [split_key(key) for key in keys]
+    keys = None if request.keys is None else list(request.keys)
     checkpoint = load_whole(
-        path, verify="full" if request.verify else "quick", keys=parts
+        path, verify="full" if request.verify else "quick", keys=keys
     )
-    if request.map_location in (None, "cpu"):
+    if request.device.type == "cpu" and request.dtype is None:
         return checkpoint
     from ckptkit.distributed._local import move_tensors
 
-    state = move_tensors(checkpoint.state, request.map_location)
+    state = move_tensors(checkpoint.state, request.device, request.dtype)
     return Checkpoint(state, checkpoint.info)
 
 
@@ -64,15 +62,20 @@ def inspect_folder(path: Path) -> CheckpointInfo | None:
 
 
 def validate_folder(
-    path: Path, level: str, required_keys: Sequence[str]
-) -> tuple[bool, CheckpointInfo | None]:
-    """``ckptkit.validate`` of a sharded folder; ``(False, None)`` if it is none.
+    path: Path, level: str, required_keys: Sequence[tuple[Any, ...]]
+) -> tuple[bool, CheckpointInfo | None, list[str]]:
+    """``ckptkit.validate`` of a sharded folder; ``(False, None, [])`` if it is none.
+
+    Returns:
+        Whether ``path`` is a sharded checkpoint, its information, and the
+        required keys (dotted) its state lacks.
 
     Raises:
         CheckpointError: What is wrong (the reason names the shard file).
     """
     if not _applies(path):
-        return False, None
+        return False, None, []
     from ckptkit.distributed._local import validate_sharded
 
-    return True, validate_sharded(path, level, required_keys)
+    info, missing = validate_sharded(path, level, required_keys)
+    return True, info, missing

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._file.codec import decode_tree
 from ckptkit._file.sharded import INDEX_FILENAME
+from ckptkit._file.skeleton import LeafRef
 from ckptkit._file.tensors import verify_buffer, verify_entry
+from ckptkit._file.tree_v1 import decode_tree
 from ckptkit.distributed._chunks import ChunkReader, stored_geometry
 from ckptkit.distributed._index import file_size, read_index
 from ckptkit.distributed._info import info_from_index
@@ -26,7 +27,7 @@ from ckptkit.errors import (
     CheckpointNotFoundError,
     MigrationError,
 )
-from ckptkit.keys import has_key
+from ckptkit.keys import has_key, key_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,20 +36,33 @@ if TYPE_CHECKING:
     from ckptkit.info import CheckpointInfo
 
 
-def move_tensors(state: Any, device: Any) -> Any:
-    """``state`` with every tensor moved to ``device`` (containers rebuilt)."""
-    if isinstance(state, torch.Tensor):
-        return state.to(device)
-    if isinstance(state, dict):
-        moved = type(state)()
-        for key, value in state.items():
-            moved[key] = move_tensors(value, device)
-        return moved
-    if isinstance(state, list):
-        return [move_tensors(value, device) for value in state]
-    if type(state) is tuple:
-        return tuple(move_tensors(value, device) for value in state)
-    return state
+def move_tensors(
+    state: Any, device: torch.device, dtype: torch.dtype | None = None
+) -> Any:
+    """``state`` with every tensor on ``device`` (floating ones cast to ``dtype``).
+
+    Containers are rebuilt; one tensor held twice (tied weights) stays one tensor.
+    """
+    moved: dict[int, torch.Tensor] = {}
+
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            if id(value) not in moved:
+                cast = dtype if value.is_floating_point() else None
+                moved[id(value)] = value.to(device=device, dtype=cast)
+            return moved[id(value)]
+        if isinstance(value, dict):
+            rebuilt = type(value)()
+            for key, item in value.items():
+                rebuilt[key] = move(item)
+            return rebuilt
+        if isinstance(value, list):
+            return [move(item) for item in value]
+        if type(value) is tuple:
+            return tuple(move(item) for item in value)
+        return value
+
+    return move(state)
 
 
 def _check_shards(folder: Path, index: Index, *, full: bool) -> None:
@@ -76,13 +90,19 @@ def _located(folder: Path, error: CheckpointError) -> CheckpointError:
     return type(error)(folder, f"{name}: {error.reason}")
 
 
+def _leaf_ref(index: Index, number: int) -> LeafRef:
+    index.leaves[number]  # a leaf the index does not hold: a damaged tree
+    return LeafRef(number)
+
+
 def validate_sharded(
-    folder: Path, level: str, required_keys: Sequence[str]
-) -> CheckpointInfo | None:
+    folder: Path, level: str, required_keys: Sequence[tuple[Any, ...]]
+) -> tuple[CheckpointInfo | None, list[str]]:
     """Check a sharded checkpoint folder at ``level``.
 
     Returns:
-        Its information (None at level ``exists``).
+        Its information (None at level ``exists``), and the required keys its
+        state lacks (dotted; an intact folder without them is not damaged).
 
     Raises:
         CheckpointError: The first problem found (reason names the shard file).
@@ -91,17 +111,14 @@ def validate_sharded(
         if level == "exists":
             if not file_size(folder / INDEX_FILENAME):
                 raise CheckpointCorruptError(folder, f"{INDEX_FILENAME} is empty")
-            return None
+            return None, []
         index = read_index(folder)
-        decode_tree(index.tree, lambda _kind, number: index.leaves[number])
+        structure = decode_tree(index.tree, lambda _kind, n: _leaf_ref(index, n))
         _check_shards(folder, index, full=level == "full")
     except CheckpointError as error:
         raise _located(folder, error) from error
-    except (ValueError, KeyError, TypeError, IndexError) as error:
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as error:
         reason = f"state tree cannot be rebuilt: {error}".splitlines()[0]
         raise CheckpointCorruptError(folder, reason) from error
-    missing = [key for key in required_keys if not has_key(index.tree, key)]
-    if missing:
-        reason = f"required keys missing from the state: {', '.join(missing)}"
-        raise CheckpointCorruptError(folder, reason)
-    return info_from_index(folder, index)
+    missing = [key_text(key) for key in required_keys if not has_key(structure, key)]
+    return info_from_index(folder, index), missing

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ckptkit._file.codec import Encoder, path_text
+from ckptkit._file.tensor_leaves import path_text
+from ckptkit._file.tree_v1 import Encoder
 from ckptkit.distributed._storage_reader import decode_with, placeholders
 from ckptkit.errors import MigrationError
 from ckptkit.migrations._checkpoints import refuse_incompatible
@@ -63,8 +64,8 @@ class _MigratedEncoder(Encoder):
             key = f"@migrated.{self._unique_name(path)}"
             self.made[key] = tensor
         if key not in self._number_of:
-            self._number_of[key] = len(self.result.leaves)
-            self.result.leaves.append({"kind": kind, "key": key})
+            self._number_of[key] = len(self.leaves)
+            self.leaves.append({"kind": kind, "key": key})
         return self._number_of[key]
 
 
@@ -99,4 +100,4 @@ class MigratedTree:
             {id(t): (kinds[key], key) for key, t in metas.items()}, str(source.path)
         )
         tree = encoder.encode(migrated, ())
-        return tree, tuple(encoder.result.leaves), encoder.made
+        return tree, tuple(encoder.leaves), encoder.made

@@ -13,18 +13,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ckptkit._file import fs
-from ckptkit._file.codec import decode_tree
 from ckptkit._file.header import open_checkpoint, parse_open
-from ckptkit._file.reader import info_from_parsed
+from ckptkit._file.reader import info_from_parsed, read_structure
 from ckptkit._file.sharded import is_sharded_checkpoint
+from ckptkit._file.skeleton import LeafRef, Opaque, materialize
+from ckptkit._file.tensor_leaves import path_text
+from ckptkit._file.tree_v1 import Encoder, leaf_kinds
+from ckptkit._file.values import UnresolvedValueError
 from ckptkit.distributed._chunks import ChunkReader, SingleFileReader
 from ckptkit.distributed._commit import refuse_pending
 from ckptkit.distributed._index import ChunkRecord, Index, TensorRecord, read_index
 from ckptkit.distributed._info import info_from_index
-from ckptkit.distributed._tree import LEAF_NODE_KINDS
-from ckptkit.errors import CheckpointCorruptError, CheckpointNotFoundError
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointIncompatibleError,
+    CheckpointNotFoundError,
+    SerializationError,
+)
 
 if TYPE_CHECKING:
+    from io import FileIO
     from pathlib import Path
 
     from ckptkit._file.header import ParsedFile
@@ -79,62 +87,99 @@ def _leaf_geometry(
     return spec.dtype_name, spec.shape
 
 
-class _KeyWalker:
-    """Gives each leaf of a single file's tree the key ``ckd.save`` would give it."""
-
-    def __init__(self) -> None:
-        self.keys: dict[int, tuple[str, str]] = {}  # leaf number -> (kind, key)
-        self._names: set[str] = set()
-
-    def walk(self, node: Any, path: tuple[object, ...]) -> None:
-        if not isinstance(node, dict) or len(node) != 1:
-            return
-        ((kind, body),) = node.items()
-        if kind in LEAF_NODE_KINDS:
-            if int(body) not in self.keys:
-                self.keys[int(body)] = (kind, self._unique(path))
-        elif kind in ("list", "tuple"):
-            for position, item in enumerate(body):
-                self.walk(item, (*path, position))
-        elif kind in ("dict", "odict"):
-            for key, value in body:
-                self.walk(value, (*path, decode_tree(key, _no_leaf)))
-
-    def _unique(self, path: tuple[object, ...]) -> str:
-        base = ".".join(str(part) for part in path) or "state"
-        name, counter = base, 1
-        while name in self._names:
-            name, counter = f"{base}~{counter}", counter + 1
-        self._names.add(name)
-        return name
+# Leaf kinds of a single file that fill a tensor of a sharded state, and their
+# index node kinds (a parameter fills a tensor like any tensor).
+_FILLABLE = {
+    "tensor": "tensor",
+    "parameter": "tensor",
+    "ndarray": "ndarray",
+    "npscalar": "npscalar",
+}
 
 
-def _no_leaf(kind: str, index: int) -> object:
-    msg = f"a dict key cannot be a {kind} ({index})"
-    raise ValueError(msg)
+class _FileTreeEncoder(Encoder):
+    """A single file's state structure as an index tree, keyed as ``ckd.save`` keys.
+
+    Each tensor leaf gets the key ``ckd.save`` would give it (its dotted path);
+    values a sharded state cannot hold (format 2's datetimes, paths, sets,
+    generators ...) are refused: ``ckptkit.load`` reads such a file.
+    """
+
+    def __init__(self, kinds: list[Any]) -> None:
+        super().__init__()
+        self._kinds = kinds  # the file's leaf kinds, by leaf number
+        self.numbers: dict[str, int] = {}  # key -> leaf number in the file
+        self._key_of: dict[int, int] = {}  # leaf number in the file -> ours
+        self.tree: Any = None
+
+    def encode(self, value: Any, path: tuple[object, ...]) -> Any:
+        kind = type(value)
+        if kind is LeafRef:
+            return self._leaf(value.index, path)
+        if kind is Opaque:
+            value = materialize(value, _no_leaf)
+        elif kind is set or kind is frozenset:
+            msg = f"{path_text(path)} is a {kind.__name__}"
+            raise SerializationError(msg)
+        return super().encode(value, path)
+
+    def _leaf(self, number: int, path: tuple[object, ...]) -> Any:
+        kind = self._kinds[number]
+        if kind not in _FILLABLE:
+            msg = f"{path_text(path)} is a leaf of kind {kind!r}"
+            raise SerializationError(msg)
+        if number not in self._key_of:
+            key = self._unique_name(path)
+            self._key_of[number] = len(self.leaves)
+            self.leaves.append({"kind": _FILLABLE[kind], "key": key})
+            self.numbers[key] = number
+        return {_FILLABLE[kind]: self._key_of[number]}
+
+
+def _no_leaf(index: int) -> object:
+    msg = f"a tensor (leaf {index}) is held inside a value that is not a container"
+    raise SerializationError(msg)
+
+
+def _index_tree(parsed: ParsedFile, handle: FileIO) -> _FileTreeEncoder:
+    """Encode the file's state structure (tensors not read) as an index tree."""
+    structure = read_structure(parsed, handle)
+    leaves = parsed.header["leaves"]
+    if parsed.header["format_version"] < 2:  # noqa: PLR2004
+        leaves = leaf_kinds(parsed.header["tree"], leaves)
+    encoder = _FileTreeEncoder([leaf.get("kind") for leaf in leaves])
+    try:
+        encoder.tree = encoder.encode(structure, ())
+    except (SerializationError, UnresolvedValueError) as error:
+        reason = (
+            f"{error}, which ckd.load cannot fill into a sharded state; load this "
+            "file with ckptkit.load"
+        )
+        raise CheckpointIncompatibleError(parsed.path, reason) from error
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as error:
+        reason = f"state cannot be rebuilt: {error}".splitlines()[0]
+        raise CheckpointCorruptError(parsed.path, reason) from error
+    return encoder
 
 
 def _single_file_source(path: Path) -> Source:
     with open_checkpoint(path) as handle:
         parsed = parse_open(path, handle)
-    if parsed.kind != "ckptkit":
-        raise CheckpointCorruptError(
-            path, "is a legacy file; ckd.load reads ckptkit files (ckptkit.migrate it)"
-        )
+        if parsed.kind != "ckptkit":
+            raise CheckpointCorruptError(
+                path,
+                "is a legacy file; ckd.load reads ckptkit files (ckptkit.migrate it)",
+            )
+        encoder = _index_tree(parsed, handle)
     header = parsed.header
-    walker = _KeyWalker()
+    tensors: dict[str, TensorRecord] = {}
     try:
-        walker.walk(header["tree"], ())
-        tensors: dict[str, TensorRecord] = {}
-        for number, (_, key) in walker.keys.items():
+        for key, number in encoder.numbers.items():
             dtype, shape = _leaf_geometry(parsed, header["leaves"][number])
             whole = ChunkRecord((0,) * len(shape), shape, -1, "")
             tensors[key] = TensorRecord(dtype, shape, (whole,))
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointCorruptError(path, f"state cannot be read: {error}") from error
-    leaves = [{"kind": "tensor", "key": "?"}] * len(header["leaves"])
-    for number, (kind, key) in walker.keys.items():
-        leaves[number] = {"kind": kind, "key": key}
     info = info_from_parsed(parsed)
     index = Index(
         version=info.version,
@@ -144,11 +189,10 @@ def _single_file_source(path: Path) -> Source:
         metadata=info.metadata,
         save_id="",
         world_size=1,
-        tree=header["tree"],
-        leaves=tuple(leaves),
+        tree=encoder.tree,
+        leaves=tuple(encoder.leaves),
         tensors=tensors,
         shards=(),
         history=info.history,
     )
-    leaf_of_key = {key: number for number, (_, key) in walker.keys.items()}
-    return Source(path, index, info, leaf_of_key)
+    return Source(path, index, info, encoder.numbers)

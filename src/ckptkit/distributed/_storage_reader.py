@@ -36,7 +36,7 @@ from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPla
 from torch.distributed.checkpoint.storage import StorageReader as _DcpStorageReader
 from torch.futures import Future
 
-from ckptkit._file.codec import decode_tree
+from ckptkit._file.tree_v1 import decode_tree
 from ckptkit.distributed._chunks import torch_dtype
 from ckptkit.distributed._errors import portable
 from ckptkit.distributed._sources import Source, open_source

@@ -32,7 +32,7 @@ from torch.distributed.checkpoint.storage import StorageWriter as _DcpStorageWri
 from torch.distributed.checkpoint.storage import WriteResult
 from torch.futures import Future
 
-from ckptkit._file import fs
+from ckptkit._file import fs, values
 from ckptkit._file.codec import Encoded, Entry
 from ckptkit._file.format import CHECKPOINT_VERSION, utc_now_iso
 from ckptkit._file.sharded import (
@@ -41,6 +41,7 @@ from ckptkit._file.sharded import (
     shard_name,
     staging_name,
 )
+from ckptkit._file.skeleton import pack_skeleton
 from ckptkit._file.versions import library_version
 from ckptkit._file.writer import (
     HeaderFields,
@@ -260,10 +261,12 @@ class StorageWriter(_DcpStorageWriter):
         where: _RankPlan,
         entries: list[tuple[WriteItem, Entry, dict[str, Any]]],
     ) -> list[WriteResult]:
+        # A shard is an ordinary format-2 file: its state maps each chunk's entry
+        # name to its tensor (``ckptkit.load`` of a shard file works as usual).
+        leaf = values.MARKS[values.Tag.LEAF]
+        skeleton = {e.name: [leaf, i] for i, (_, e, _) in enumerate(entries)}
         encoded = Encoded(
-            tree={
-                "dict": [[e.name, {"tensor": i}] for i, (_, e, _) in enumerate(entries)]
-            },
+            tree=pack_skeleton(skeleton, {}),
             leaves=[leaf for _, _, leaf in entries],
             entries=[entry for _, entry, _ in entries],
         )

@@ -1,13 +1,13 @@
 """A state split for DCP: ckptkit's JSON tree for everything, DCP for the tensors.
 
-On save, a state is encoded exactly as a single ckptkit file encodes it (the
-``codec`` node types: exact ints and floats, tuples, OrderedDicts, int keys,
-bytes, dtypes ...), except that each tensor leaf (a DTensor, a plain tensor, a
-numpy array) becomes a *key*, its dotted path in the state: DCP plans, shards and
-stores those tensors; the tree itself goes into the index. No value ever takes
-DCP's pickled byte path. Every rank encodes its own state; the coordinator merges
-the trees (ranks may add their own keys; a key two ranks fill differently is an
-error, since DCP keeps one copy of anything that is not a DTensor).
+On save, a state is encoded as the JSON tree of format 1 (``_file.tree_v1``:
+exact ints and floats, tuples, OrderedDicts, int keys, bytes, dtypes ...),
+except that each tensor leaf (a DTensor, a plain tensor, a numpy array) becomes
+a *key*, its dotted path in the state: DCP plans, shards and stores those
+tensors; the tree itself goes into the index. No value ever takes DCP's pickled
+byte path. Every rank encodes its own state; the coordinator merges the trees
+(ranks may add their own keys; a key two ranks fill differently is an error,
+since DCP keeps one copy of anything that is not a DTensor).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.distributed.tensor import DTensor
 
-from ckptkit._file.codec import Encoder, path_text
+from ckptkit._file.tensor_leaves import path_text
+from ckptkit._file.tree_v1 import Encoder
 from ckptkit.distributed._index import ITEMSIZES
 from ckptkit.errors import SerializationError
 
@@ -66,10 +67,10 @@ class _SplitEncoder(Encoder):
         if key_id in self._leaf_by_id:  # the same object again (tied weights)
             return self._leaf_by_id[key_id]
         _check_tensor(tensor, path)
-        index = len(self.result.leaves)
+        index = len(self.leaves)
         self._leaf_by_id[key_id] = index
         key = self._unique_name(path)
-        self.result.leaves.append({"kind": kind, "key": key})
+        self.leaves.append({"kind": kind, "key": key})
         self.tensors[key] = tensor
         self._keepalive.append(tensor)
         return index
@@ -101,7 +102,7 @@ def split_state(state: object) -> tuple[SavedTree, dict[str, torch.Tensor]]:
     """
     encoder = _SplitEncoder()
     tree = encoder.encode(state, ())
-    return SavedTree(tree, encoder.result.leaves), encoder.tensors
+    return SavedTree(tree, encoder.leaves), encoder.tensors
 
 
 def _canonical(node: JsonNode) -> str:
@@ -219,8 +220,8 @@ class _SynthesisEncoder(Encoder):
             return super().encode(value, path)
         if not value.is_tensor:
             return value.node
-        index = len(self.result.leaves)
-        self.result.leaves.append({"kind": "tensor", "key": value.key})
+        index = len(self.leaves)
+        self.leaves.append({"kind": "tensor", "key": value.key})
         return {"tensor": index}
 
 
@@ -245,4 +246,4 @@ def synthesize_tree(
         set_element(state, mappings.get(key, (key,)), marker)
     encoder = _SynthesisEncoder()
     tree = encoder.encode(state, ())
-    return SavedTree(tree, encoder.result.leaves)
+    return SavedTree(tree, encoder.leaves)

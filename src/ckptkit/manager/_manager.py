@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
+from ckptkit._file.placement import check_map_location
 from ckptkit._file.writer import HeaderFields, write_encoded
 from ckptkit.errors import CheckpointCorruptError
 from ckptkit.manager._background import BackgroundSave
@@ -429,7 +430,13 @@ class CheckpointManager:
             CheckpointIncompatibleError: A step of another schema or a newer
                 version (never skipped: it needs another reader, not a fallback).
             MigrationError: A migration step failed.
+            TypeError: ``map_location`` is not a device (a dtype, a dict, a
+                function); ValueError: a device this machine cannot use. Both
+                are raised before any step is read.
+            RuntimeError: Moving tensors failed (out of memory): raised as it is.
+                Only damage to a file marks a step damaged and skips it.
         """
+        check_map_location(map_location)  # a caller's mistake is never damage
         if self._sharded is not None or state is not None:
             return self._restore_sharded(step, state, map_location)
         self._background.join()

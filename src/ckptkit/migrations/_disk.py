@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ckptkit.types import PathLike, StateTree
 
 # Read the whole source, every checksum checked, before any step runs.
-_FULL_READ = ReadRequest(verify=True, use_mmap=False, keys=None, map_location="cpu")
+_FULL_READ = ReadRequest(verify=True, use_mmap=False, keys=None)
 
 _COPY_CHUNK_BYTES = 16 << 20
 

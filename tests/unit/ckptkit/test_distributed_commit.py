@@ -187,7 +187,11 @@ def test_validate_levels_on_a_damaged_sharded_folder(tmp_path: Path) -> None:
     shutil.copy(tmp_path / "good.ckpt", shard)
     assert ckptkit.validate(folder, required_keys=["w", "value"]).ok
     missing = ckptkit.validate(folder, required_keys=["nope"])
-    assert missing.reason == "required keys missing from the state: nope"
+    assert missing.kind == "missing_keys"  # intact: not damage, never recorded
+    assert missing.reason == (
+        "required keys missing from the state: nope "
+        "(the file is intact; check the key or the checkpoint chosen)"
+    )
     os.truncate(shard, shard.stat().st_size - 1)
     assert "truncated" in ckptkit.validate(folder, level="quick").reason
     shutil.copy(tmp_path / "good.ckpt", shard)

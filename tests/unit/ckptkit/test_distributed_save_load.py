@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import pickle
 import random
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,10 @@ import ckptkit
 import ckptkit.distributed as ckd
 from ckptkit.distributed._tree import SavedTree, merge_trees, split_state
 
-from ...support.corrupt import flip_bit
+from ...fixtures.ckptkit import golden_states
+from ...support.corrupt import flip_bit, flip_tensor_bit
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ckptkit"
 
 
 def _state() -> dict[Any, Any]:
@@ -213,6 +218,35 @@ def test_single_file_checkpoint_loads_into_a_state_and_consolidate_inverts(
     _same(ckptkit.load(tmp_path / "back.ckpt", verify="full").state, state)
 
 
+def test_single_file_of_container_format_1_loads_into_a_state(tmp_path: Path) -> None:
+    """Files written before format 2 (JSON tree in the header) still fill states."""
+    golden = FIXTURES / "format-1" / "v1.0-complete.ckpt"
+    shutil.copy(golden, tmp_path / "old.ckpt")
+    expected = golden_states.state_1_0()
+    target: dict[str, Any] = {
+        "model": {k: torch.zeros_like(v) for k, v in expected["model"].items()},
+        "optimizer": None,
+        "progress": {"epoch": 0, "step": 0},
+    }
+    checkpoint = ckd.load(tmp_path / "old.ckpt", target)
+    assert checkpoint.info.format_version == 1
+    _same(target["model"], expected["model"])
+    _same(target["optimizer"], expected["optimizer"])
+    assert target["progress"] == {"epoch": 3, "step": 120}
+
+
+def test_single_file_with_values_a_sharded_state_cannot_hold_is_incompatible(
+    tmp_path: Path,
+) -> None:
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    ckptkit.save(tmp_path / "one.ckpt", {"w": torch.ones(2), "log": {"at": when}})
+    with pytest.raises(ckptkit.CheckpointIncompatibleError) as caught:
+        ckd.load(tmp_path / "one.ckpt", {"w": torch.zeros(2), "log": None})
+    assert "state['log']['at'] is of type datetime.datetime" in caught.value.reason
+    assert "load this file with ckptkit.load" in caught.value.reason
+    assert ckptkit.load(tmp_path / "one.ckpt").state["log"]["at"] == when
+
+
 def test_ckptkit_load_of_a_folder_selects_keys_and_refuses_mmap(tmp_path: Path) -> None:
     ckd.save(tmp_path / "ck", _state())
     part = ckptkit.load(tmp_path / "ck", keys=["model.b", "step"]).state
@@ -266,7 +300,7 @@ def test_loading_works_with_every_unpickler_disabled(
 def test_one_flipped_bit_in_a_shard_names_that_shard(tmp_path: Path) -> None:
     ckd.save(tmp_path / "ck", {"w": torch.randn(64)})
     shard = tmp_path / "ck" / "shard-00000.ckpt"
-    flip_bit(shard, shard.stat().st_size * 8 - 3)
+    flip_tensor_bit(shard)  # in the chunk's bytes (format 2: the skeleton is last)
     with pytest.raises(ckptkit.ChecksumMismatchError) as caught:
         ckd.load(tmp_path / "ck", {"w": torch.zeros(64)})
     assert caught.value.path == str(shard)
@@ -274,6 +308,20 @@ def test_one_flipped_bit_in_a_shard_names_that_shard(tmp_path: Path) -> None:
     assert (report.ok, report.kind) == (False, "corrupted")
     assert report.reason.startswith("shard-00000.ckpt: checksum mismatch")
     assert ckptkit.validate(tmp_path / "ck", level="quick").ok
+
+
+def test_one_flipped_bit_in_a_shards_skeleton_names_that_shard(tmp_path: Path) -> None:
+    """No chunk read covers a shard's own skeleton; it is checked all the same."""
+    ckd.save(tmp_path / "ck", {"w": torch.randn(64)})
+    shard = tmp_path / "ck" / "shard-00000.ckpt"
+    flip_bit(shard, shard.stat().st_size * 8 - 3)  # the skeleton is the last entry
+    with pytest.raises(ckptkit.ChecksumMismatchError) as caught:
+        ckd.load(tmp_path / "ck", {"w": torch.zeros(64)})
+    assert caught.value.path == str(shard)
+    for level in ("quick", "full"):
+        report = ckptkit.validate(tmp_path / "ck", level=level)
+        assert (report.ok, report.kind) == (False, "corrupted")
+        assert report.reason.startswith("shard-00000.ckpt: checksum mismatch")
 
 
 def test_migrate_cli_points_a_sharded_folder_to_migration_on_load(

@@ -568,7 +568,7 @@ def test_migrate_refuses_a_damaged_file_and_leaves_it(tmp_path: Path) -> None:
     path = tmp_path / "a.ckpt"
     ckptkit.save(path, _state_1_0(), schema="my-trainer")
     data = bytearray(path.read_bytes())
-    data[-1] ^= 0x01  # a tensor byte: only the full checksum sees it
+    data[-1] ^= 0x01  # the last entry's byte: its checksum sees it
     path.write_bytes(bytes(data))
     before = _listing(tmp_path)
     with pytest.raises(ckptkit.ChecksumMismatchError):

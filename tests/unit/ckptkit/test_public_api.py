@@ -41,4 +41,4 @@ def test_contract_names_and_signatures() -> None:
     assert issubclass(ckptkit.CheckpointNotFoundError, FileNotFoundError)
     assert issubclass(ckptkit.CheckpointCorruptError, ValueError)
     assert issubclass(ckptkit.CheckpointIncompatibleError, ckptkit.CheckpointError)
-    assert [int(c) for c in ckptkit.ExitCode] == [0, 1, 2, 3]
+    assert [int(c) for c in ckptkit.ExitCode] == [0, 1, 2, 3, 4]

@@ -18,6 +18,7 @@ import ckptkit
 from ckptkit._file.format import KEY_HEADER
 
 from ...strategies import assert_same_state
+from ...support.corrupt import flip_tensor_bit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,7 +45,7 @@ def test_save_returns_info_matching_inspect(tmp_path: Path) -> None:
     assert seen.created_at == info.created_at
     assert seen.created_at.endswith("Z")
     assert not seen.legacy
-    assert seen.format_version == 1
+    assert seen.format_version == 2  # container format 2 since the MessagePack skeleton
     assert ckptkit.CHECKPOINT_VERSION == "1.0"
 
 
@@ -78,7 +79,7 @@ def test_failed_save_keeps_old_checkpoint_and_leaves_no_temp(tmp_path: Path) -> 
     ckptkit.save(path, {"step": 1})
     before = path.read_bytes()
     with pytest.raises(TypeError):
-        ckptkit.save(path, {"step": 2, "bad": {1, 2}})
+        ckptkit.save(path, {"step": 2, "bad": object()})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
 
@@ -91,10 +92,11 @@ def test_save_does_not_mutate_the_callers_state(tmp_path: Path) -> None:
     assert not tensor.is_contiguous()
 
 
-def test_requires_grad_is_not_kept(tmp_path: Path) -> None:
-    param = torch.nn.Parameter(torch.ones(2))
-    ckptkit.save(tmp_path / "a.ckpt", {"p": param})
-    loaded = ckptkit.load(tmp_path / "a.ckpt").state["p"]
+def test_requires_grad_of_a_plain_tensor_is_not_kept(tmp_path: Path) -> None:
+    """Like a state_dict: only an nn.Parameter carries requires_grad (kept)."""
+    grad = torch.ones(2, requires_grad=True)
+    ckptkit.save(tmp_path / "a.ckpt", {"t": grad})
+    loaded = ckptkit.load(tmp_path / "a.ckpt").state["t"]
     assert type(loaded) is torch.Tensor
     assert not loaded.requires_grad
 
@@ -105,6 +107,19 @@ def test_a_lone_strided_view_is_saved_as_its_own_values(tmp_path: Path) -> None:
     ckptkit.save(tmp_path / "a.ckpt", {"column": column})
     loaded = ckptkit.load(tmp_path / "a.ckpt", verify="full").state["column"]
     assert loaded.tolist() == [[1.0], [5.0], [9.0]]
+
+
+def test_parameter_comes_back_a_parameter_with_its_requires_grad(
+    tmp_path: Path,
+) -> None:
+    trained = torch.nn.Parameter(torch.ones(2))
+    frozen = torch.nn.Parameter(torch.zeros(2), requires_grad=False)
+    ckptkit.save(tmp_path / "a.ckpt", {"p": trained, "f": frozen, "again": trained})
+    loaded = ckptkit.load(tmp_path / "a.ckpt").state
+    assert type(loaded["p"]) is torch.nn.Parameter
+    assert loaded["p"].requires_grad
+    assert not loaded["f"].requires_grad
+    assert loaded["again"] is loaded["p"]
 
 
 def test_container_types_and_key_order_are_kept(tmp_path: Path) -> None:
@@ -223,9 +238,7 @@ def test_tree_referring_to_missing_tensor_fails_quick_validation(
 def test_validation_levels_differ_on_data_damage(tmp_path: Path) -> None:
     path = tmp_path / "a.ckpt"
     ckptkit.save(path, {"w": torch.zeros(64)})
-    raw = bytearray(path.read_bytes())
-    raw[-1] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    flip_tensor_bit(path)  # in 'w', the first entry
     assert ckptkit.validate(path, level="exists").ok
     assert ckptkit.validate(path, level="quick").ok
     full = ckptkit.validate(path, level="full")
@@ -247,6 +260,26 @@ def test_empty_file_is_corrupted_not_missing(tmp_path: Path) -> None:
     path.touch()
     report = ckptkit.validate(path, level="exists")
     assert (report.ok, report.kind) == (False, "corrupted")
+
+
+def test_mmap_load_of_complex128_at_any_file_offset(tmp_path: Path) -> None:
+    """complex128 needs 16-byte alignment; a mapped entry may start at 8 mod 16.
+
+    The header grows by 8 bytes per case, so some cases put the entries at an
+    offset that is not a multiple of 16 (this crashed the process before).
+    """
+    base = torch.tensor([1 + 2j, 3 - 4j, -5j, 6.0], dtype=torch.complex128)
+    state = {"c": torch.tensor([0.5 - 1j]), "views": (base[0:2], base[1:4])}
+    state["c"] = state["c"].to(torch.complex128)
+    for pad in range(4):
+        path = tmp_path / f"c{pad}.ckpt"
+        ckptkit.save(path, state, metadata={"pad": "x" * 8 * pad})
+        loaded = ckptkit.load(path, mmap=True, verify="full").state
+        assert_same_state(loaded, state)
+        assert (loaded["c"] * 2).tolist() == [1 - 2j]
+        assert loaded["views"][0].untyped_storage().data_ptr() == (
+            loaded["views"][1].untyped_storage().data_ptr()
+        )
 
 
 def test_map_location_and_mmap_load(tmp_path: Path) -> None:

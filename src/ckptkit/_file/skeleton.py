@@ -1,0 +1,218 @@
+"""The skeleton of a state in container format 2: MessagePack with tagged nodes.
+
+Plain data (dicts, lists, str, int, float, bool, None, bytes) is MessagePack's
+own; every other value is a tagged node (``values``). Writing and reading run in
+MessagePack's C code, calling into Python only for tagged nodes, so a big Python
+state costs about what pickle costs (docs/ckptkit/format.md, section 3).
+
+Reading has two modes. *Whole* (``leaf`` given) rebuilds the state at once.
+*Structural* (``leaf=None``) rebuilds only the containers a key path can walk
+(dict, OrderedDict, list, tuple, set, frozenset), with ``LeafRef`` for tensor
+leaves and ``Opaque`` for other tagged values, so that validation and ``keys=``
+never read a tensor or resolve a class they do not need; ``materialize`` finishes
+a selected part.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final
+
+import msgpack
+
+from ckptkit._file import values
+from ckptkit._file.values import Tag, UnresolvedValueError
+from ckptkit.errors import SerializationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: States nested deeper than this are refused by ``save`` (and files claiming
+#: more by ``load``): MessagePack nests at most 511 arrays, and some values take
+#: two levels.
+MAX_STATE_DEPTH: Final = 200
+# A tagged node may add a level of its own (an OrderedDict's map, a registered
+# type's stored value), so files may nest up to twice as deep as states.
+_MAX_NODE_DEPTH = 2 * MAX_STATE_DEPTH + 2
+_STRUCTURAL_TAGS = values.CONTAINER_TAGS
+_UNICODE = "surrogatepass"  # str from os.fsdecode may hold lone surrogates
+
+
+class LeafRef:
+    """A tensor leaf not read yet (structural reading)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class Opaque:
+    """A tagged value not rebuilt yet (structural reading)."""
+
+    __slots__ = ("body", "tag")
+
+    def __init__(self, tag: Tag, body: list[Any]) -> None:
+        self.tag = tag
+        self.body = body
+
+
+class _Mark:
+    """The decoded ext value that starts a tagged node."""
+
+    __slots__ = ("tag",)
+
+    def __init__(self, tag: Tag) -> None:
+        self.tag = tag
+
+
+_MARKS = {int(tag): _Mark(tag) for tag in Tag}
+
+
+def pack_skeleton(state: object, replacements: dict[int, object]) -> bytes:
+    """The skeleton of a state the codec has checked (``codec.encode_state``).
+
+    Args:
+        state: The state.
+        replacements: ``id(value) -> node`` for tensor leaves and registered types.
+    """
+
+    def default(value: object) -> object:
+        node = replacements.get(id(value))
+        if node is not None:
+            return node
+        if type(value) is int:
+            return values.bigint_node(value)
+        node = values.to_node(value)
+        if node is None:  # pragma: no cover - the codec's walk refused it already
+            msg = f"unexpected {type(value).__name__} in a checked state"
+            raise SerializationError(msg)
+        return node
+
+    packer = msgpack.Packer(
+        default=default,
+        strict_types=True,  # subclasses and tuples reach default: types stay exact
+        use_bin_type=True,
+        datetime=False,
+        unicode_errors=_UNICODE,
+    )
+    try:
+        data: bytes = packer.pack(state)
+    except ValueError as error:  # pragma: no cover - the walk bounds the depth
+        raise SerializationError(f"state cannot be written: {error}") from error
+    return data
+
+
+def _leaf_index(body: list[Any]) -> int:
+    if len(body) != 1 or type(body[0]) is not int or body[0] < 0:
+        msg = "a leaf node is malformed"
+        raise ValueError(msg)
+    index: int = body[0]
+    return index
+
+
+def unpack_skeleton(
+    data: bytes | memoryview,
+    leaf: Callable[[int], object] | None,
+    leaf_count: int | None = None,
+) -> object:
+    """Rebuild a state from its skeleton.
+
+    Args:
+        data: The skeleton bytes.
+        leaf: ``index -> value`` of the leaf table's leaves (whole reading), or
+            None for structural reading.
+        leaf_count: The leaf table's length, if known: a leaf node beyond it is
+            malformed.
+
+    Raises:
+        ValueError: The skeleton is malformed (MessagePack's errors included).
+        UnresolvedValueError: An intact value this process cannot rebuild (an
+            unknown tag, a class not imported, a type nobody registered).
+    """
+    counts = [0, 0]  # tag marks read, tag marks that started a node
+
+    def ext_hook(code: int, payload: bytes) -> _Mark:
+        mark = _MARKS.get(code)
+        if mark is None:
+            msg = (
+                f"the state holds a kind of value this ckptkit does not know (tag "
+                f"{code}); it was written by a newer ckptkit: upgrade ckptkit"
+            )
+            raise UnresolvedValueError(msg)
+        if payload:
+            msg = f"tag {code} carries data"
+            raise ValueError(msg)
+        counts[0] += 1
+        return mark
+
+    def list_hook(items: list[Any]) -> object:
+        if not items or type(items[0]) is not _Mark:
+            return items
+        counts[1] += 1
+        tag, body = items[0].tag, items[1:]
+        if tag is Tag.LEAF:
+            index = _leaf_index(body)
+            if leaf_count is not None and index >= leaf_count:
+                msg = f"the state refers to leaf {index}, which is not stored"
+                raise ValueError(msg)
+            return LeafRef(index) if leaf is None else leaf(index)
+        if leaf is None and tag not in _STRUCTURAL_TAGS:
+            return Opaque(tag, body)
+        return values.REBUILD[tag](body)
+
+    state = msgpack.unpackb(
+        data,
+        ext_hook=ext_hook,
+        list_hook=list_hook,
+        strict_map_key=False,
+        raw=False,
+        unicode_errors=_UNICODE,
+        timestamp=0,
+    )
+    if counts[0] != counts[1]:
+        msg = "a tag mark stands outside the start of a tagged node"
+        raise ValueError(msg)
+    return state
+
+
+def leaf_indices(node: object, out: set[int]) -> None:
+    """Add the indices of the leaves under a structurally read part to ``out``."""
+    if type(node) is LeafRef:
+        out.add(node.index)
+    elif type(node) is Opaque:
+        leaf_indices(node.body, out)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            leaf_indices(key, out)
+            leaf_indices(value, out)
+    elif isinstance(node, (list, tuple, set, frozenset)):
+        for item in node:
+            leaf_indices(item, out)
+
+
+def materialize(node: object, leaf: Callable[[int], object], depth: int = 0) -> object:
+    """Finish a structurally read part: read its leaves, rebuild tagged values.
+
+    Raises:
+        ValueError: The part is nested deeper than any file ckptkit writes.
+        UnresolvedValueError: A value this process cannot rebuild.
+    """
+    if depth > _MAX_NODE_DEPTH:
+        msg = f"the state is nested more than {_MAX_NODE_DEPTH} levels deep"
+        raise ValueError(msg)
+    kind = type(node)
+    depth += 1
+    if kind is LeafRef:
+        return leaf(node.index)  # type: ignore[attr-defined]
+    if kind is Opaque:
+        body = [materialize(item, leaf, depth) for item in node.body]  # type: ignore[attr-defined]
+        return values.REBUILD[node.tag](body)  # type: ignore[attr-defined]
+    if kind is dict or kind is OrderedDict:
+        return kind(
+            (materialize(k, leaf, depth), materialize(v, leaf, depth))
+            for k, v in node.items()  # type: ignore[attr-defined]
+        )
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return kind(materialize(item, leaf, depth) for item in node)  # type: ignore[attr-defined]
+    return node
