@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 import ckptkit
 from ckptkit._file.codec import encode_state
 from ckptkit._file.format import KEY_HEADER, METADATA_KEY
+from ckptkit.errors import SerializationError
+from ckptkit.manager._freeze import NotFrozenError
 from ckptkit.manager._snapshot import HostSnapshotBuffer
 
 from ..strategies import states, tensors
@@ -110,8 +113,29 @@ def _encoded_bytes(state: Any) -> tuple[Any, Any, list[tuple[str, str, bytes]]]:
 def test_every_supported_state_is_frozen_and_encodes_as_the_original(
     state: Any,
 ) -> None:
-    """The copy an async save takes (no encode-first fallback) encodes identically."""
-    expected = _encoded_bytes(state)
+    """The copy an async save takes (no encode-first fallback) encodes identically.
+
+    Memory shared other than by views of one torch storage (a numpy array and a
+    tensor over it) is refused by the codec: the copy must not hide that, so it
+    defers to the codec (``NotFrozenError``), and the manager refuses at once.
+    """
+    try:
+        expected = _encoded_bytes(state)
+    except SerializationError:
+        with pytest.raises(NotFrozenError):
+            HostSnapshotBuffer().freeze(state)
+        return
     frozen = HostSnapshotBuffer().freeze(state)  # NotFrozenError fails the test
     _scribble(state)
     assert _encoded_bytes(frozen) == expected
+
+
+def test_async_save_refuses_at_once_what_a_sync_save_refuses(tmp_path: Path) -> None:
+    """A numpy array over a tensor's memory: refused by save(), not later."""
+    base = np.arange(4, dtype=np.float32)
+    with ckptkit.CheckpointManager(tmp_path / "run", async_save=True) as manager:
+        for arrays in ([base], [base[1:]]):
+            state = {"arrays": arrays, "t": torch.from_numpy(base)}
+            with pytest.raises(SerializationError, match="share memory"):
+                manager.save(1, state)
+        assert manager.steps() == []

@@ -108,7 +108,7 @@ def _numpy_refusal(array: np.ndarray[Any, Any]) -> str | None:
     return None
 
 
-def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
+def byte_span(tensor: torch.Tensor) -> tuple[int, int]:
     """Bytes ``[start, end)`` of the storage that ``tensor``'s elements occupy."""
     size = tensor.element_size()
     start = int(tensor.storage_offset()) * size
@@ -127,11 +127,33 @@ def _geometry(tensor: torch.Tensor) -> tuple[object, ...]:
 
 def _overlaps_itself(tensor: torch.Tensor) -> bool:
     """Whether elements share memory (an expand): copying would multiply it."""
-    start, end = _byte_span(tensor)
+    start, end = byte_span(tensor)
     return end - start < tensor.numel() * tensor.element_size()
 
 
-def _numpy_bounds(array: np.ndarray[Any, Any]) -> tuple[int, int]:
+#: ``(device, start address, end address, leaf, owner)``: memory a leaf covers.
+MemorySpan = tuple[str, int, int, int, object]
+
+
+def foreign_overlap(spans: list[MemorySpan]) -> tuple[int, int] | None:
+    """Two leaves whose memory overlaps with different owners, if any.
+
+    The owner is the torch storage a tensor starts (views of one storage share
+    it) or, for a numpy value, the value itself: only views of one storage can
+    come back sharing memory.
+    """
+    active: list[MemorySpan] = []
+    for span in sorted(spans, key=lambda span: span[:3]):
+        device, low = span[0], span[1]
+        active = [a for a in active if a[0] == device and a[2] > low]
+        for other in active:
+            if other[4] != span[4]:
+                return other[3], span[3]
+        active.append(span)
+    return None
+
+
+def numpy_bounds(array: np.ndarray[Any, Any]) -> tuple[int, int]:
     numpy = sys.modules["numpy"]
     utils = getattr(numpy.lib, "array_utils", numpy)  # numpy >= 2 moved it
     low, high = utils.byte_bounds(array)
@@ -192,7 +214,7 @@ class TensorLeaves:
         kind = "npscalar" if scalar else "ndarray"
         index = self._add(id(value), torch.from_numpy(contiguous), path, {"kind": kind})
         if array.size:
-            self._numpy_spans.append((*_numpy_bounds(array), index))
+            self._numpy_spans.append((*numpy_bounds(array), index))
         return index
 
     def add_generator(
@@ -249,24 +271,18 @@ class TensorLeaves:
         of one array), cannot come back sharing it: refused, never split.
         """
         numpy_leaves = {index for _, _, index in self._numpy_spans}
-        spans: list[tuple[str, int, int, int, object]] = [
+        spans: list[MemorySpan] = [
             ("cpu", low, high, index, ("numpy", index))
             for low, high, index in self._numpy_spans
         ]
         for key, indices in groups.items():
             for index in indices:
                 if index not in numpy_leaves:
-                    start, end = _byte_span(self._tensors[index])
+                    start, end = byte_span(self._tensors[index])
                     spans.append((key[0], key[1] + start, key[1] + end, index, key))
-        spans.sort(key=lambda span: span[:3])
-        active: list[tuple[str, int, int, int, object]] = []
-        for span in spans:
-            device, low = span[0], span[1]
-            active = [a for a in active if a[0] == device and a[2] > low]
-            for other in active:
-                if other[4] != span[4]:
-                    self._shared_memory_error(other[3], span[3], numpy_leaves)
-            active.append(span)
+        pair = foreign_overlap(spans)
+        if pair is not None:
+            self._shared_memory_error(pair[0], pair[1], numpy_leaves)
 
     def _shared_memory_error(
         self, first: int, second: int, numpy_leaves: set[int]
@@ -320,7 +336,7 @@ class TensorLeaves:
     def _blob_entry(self, indices: list[int]) -> None:
         """Store the bytes that several views of one storage span, once."""
         members = [self._tensors[i] for i in indices]
-        spans = [_byte_span(m) for m in members]
+        spans = [byte_span(m) for m in members]
         # Tensors over the same memory may hold different storages of different
         # sizes (torch.from_numpy of two views): the largest covers the others.
         storage = max(

@@ -31,6 +31,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ckptkit._file.format import SAFETENSORS_DTYPES
+from ckptkit._file.tensor_leaves import (
+    MemorySpan,
+    byte_span,
+    foreign_overlap,
+    numpy_bounds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,14 +77,6 @@ class StorageGroup:
     def nbytes(self) -> int:
         """Size of the span."""
         return self.high - self.low
-
-
-def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
-    size = tensor.element_size()
-    last = tensor.storage_offset() + sum(
-        (n - 1) * s for n, s in zip(tensor.shape, tensor.stride(), strict=True)
-    )
-    return int(tensor.storage_offset()) * size, int(last + 1) * size
 
 
 def _numpy_atoms() -> frozenset[type]:
@@ -122,6 +120,8 @@ class _Freezer:
         self.groups: dict[tuple[str, int], StorageGroup] = {}
         self.empty: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.has_arrays = False
+        # The memory every leaf covers: sharing the codec refuses is left to it.
+        self.spans: list[MemorySpan] = []
         self._memo: dict[int, object] = {}
         self.keepalive: list[object] = []
         self._copiers: dict[type, Callable[[Any], Any]] = {
@@ -183,7 +183,7 @@ class _Freezer:
             self.keepalive.append(value)
         return frozen
 
-    def _tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+    def _tensor(self, tensor: torch.Tensor, numpy_owner: object = None) -> torch.Tensor:
         if (
             tensor.layout is not torch.strided
             or tensor.is_quantized
@@ -199,7 +199,10 @@ class _Freezer:
             return frozen
         storage = tensor.untyped_storage()
         key = (str(tensor.device), storage.data_ptr())
-        low, high = _byte_span(tensor)
+        low, high = byte_span(tensor)
+        if numpy_owner is None:
+            span = (key[0], key[1] + low, key[1] + high, len(self.spans), key)
+            self.spans.append(span)
         group = self.groups.get(key)
         if group is None:
             # The codec bounds a span by the storage of the group's first member.
@@ -212,12 +215,17 @@ class _Freezer:
     def _array(self, array: np.ndarray[Any, Any]) -> _ArraySlot:
         if array.dtype.name not in _NUMPY_DTYPES or not array.dtype.isnative:
             raise NotFrozenError
-        # As the codec does: a C-contiguous array is taken as it is, any other is
-        # copied first (so it shares nothing).
-        contiguous = array if array.flags.c_contiguous else array.copy()
+        # As the codec does: a C-contiguous array of several elements is taken
+        # as it is, any other is copied first (so it shares nothing).
+        contiguous = (
+            array if array.flags.c_contiguous and array.size > 1 else array.copy()
+        )
         self.keepalive.append(contiguous)
         self.has_arrays = True
-        return _ArraySlot(self._tensor(torch.from_numpy(contiguous)))
+        owner = ("numpy", id(array))
+        if array.size:
+            self.spans.append(("cpu", *numpy_bounds(array), len(self.spans), owner))
+        return _ArraySlot(self._tensor(torch.from_numpy(contiguous), owner))
 
     def aligned_groups(self) -> list[StorageGroup]:
         """Each group's span aligned the way the codec aligns it (in its storage)."""
@@ -244,6 +252,8 @@ def freeze_tree(state: object) -> FrozenState:
         tree = freezer.freeze(state)
     except RecursionError:  # deeper than Python's stack: the codec decides
         raise NotFrozenError from None
+    if foreign_overlap(freezer.spans) is not None:
+        raise NotFrozenError  # memory shared other than by views: the codec refuses
     return FrozenState(
         tree,
         freezer.aligned_groups(),
