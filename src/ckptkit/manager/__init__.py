@@ -5,7 +5,8 @@ options (``_options``), the lock that keeps it the folder's one writer
 (``_lock``), its view of the step files (``_steps``) and their index
 (``_index``), the retention rule (``_retention``), restore with fallback
 (``_restore``), the copy an asynchronous save takes (``_freeze``, into the host
-buffer of ``_snapshot``), the thread that writes it (``_background``),
+buffer of ``_snapshot``), the thread that writes it (``_background``), the
+writing of one step and the shut-down (``_writing``),
 preemption signal handling (``_preemption``), and the fallback past damaged
 steps that single-file and sharded managers share (``_fallback``). Sharded
 managers (``sharded=True``) keep their steps as ``ckptkit.distributed`` folders

@@ -9,8 +9,6 @@ docs/ckptkit/manager.md is the guide.
 
 from __future__ import annotations
 
-import errno
-import sys
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -19,10 +17,8 @@ from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import Encoded, encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.placement import check_map_location
-from ckptkit._file.writer import HeaderFields, write_encoded
-from ckptkit.errors import CheckpointCorruptError
+from ckptkit._file.writer import HeaderFields
 from ckptkit.manager._background import BackgroundSave
-from ckptkit.manager._freeze import NotFrozenError
 from ckptkit.manager._lock import FolderLock
 from ckptkit.manager._options import checked_schema, checked_status, open_folder
 from ckptkit.manager._preemption import PreemptionHandler, preemption_signals
@@ -33,14 +29,13 @@ from ckptkit.manager._retention import (
     best_steps,
     check_metrics,
     metrics_to_json,
-    steps_to_delete,
 )
 from ckptkit.manager._snapshot import HostSnapshotBuffer
 from ckptkit.manager._steps import StepFolder, check_step
-from ckptkit.validation import validate
+from ckptkit.manager._writing import refuse_foreign, shut_down, write_step
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Collection, Mapping
     from types import TracebackType
 
     import torch.distributed as dist
@@ -50,40 +45,6 @@ if TYPE_CHECKING:
     from ckptkit.manager._sharded import ShardedSteps
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
-
-# Room for alignment when a buffer is made ready from a checkpoint's size.
-_PREPARE_SLACK_BYTES = 1 << 20
-
-
-def shut_down(
-    background: BackgroundSave,
-    folder: StepFolder,
-    lock: FolderLock | None,
-    preemption: PreemptionHandler | None,
-    sharded: ShardedSteps | None = None,
-) -> None:
-    """Wait for the save in flight, let go of the folder, deliver a deferred signal.
-
-    Raises:
-        Exception: Whatever the last background save raised, if not yet raised.
-    """
-    error: BaseException | None = None
-    try:
-        if sharded is not None:
-            sharded.close()
-        background.finish()
-    except BaseException as caught:  # noqa: BLE001 - raised below, after the rest
-        error = caught
-    folder.index_writable = False
-    if lock is not None:
-        lock.release()
-    if preemption is not None:
-        if preemption.deferred is not None and error is not None:
-            # The process ends in the next line: the error cannot be raised.
-            print(f"ckptkit: the last save failed: {error}", file=sys.stderr)  # noqa: T201
-        preemption.deliver_deferred()
-    if error is not None:
-        raise error
 
 
 class CheckpointManager:
@@ -288,69 +249,32 @@ class CheckpointManager:
             STEP_METADATA_STEP: step,
             STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
         }
-        self._refuse_foreign(step)
+        refuse_foreign(self._folder, step, self.schema)
         last = self._preemption is not None and self._preemption.deferred is not None
         if not self.async_save or last:
             self._commit(step, encode_state(state), status, metadata)
             if last:
                 self.close()  # ends the process with the deferred signal
             return
-        job = self._copy_for_background(state)
+        job = self._buffer.copy_for_background(state)
         self._in_flight = step
         self._background.start(
             lambda: self._commit(step, job(), status, metadata),
             name=f"ckptkit-save-{step}",
         )
 
-    def _copy_for_background(self, state: StateTree) -> Callable[[], Encoded]:
-        """Copy what the caller may change; return what encodes the copy later."""
-        try:
-            frozen = self._buffer.freeze(state)
-        except NotFrozenError:
-            # A leaf only the codec may judge: encode at once (it raises for an
-            # unstorable one here), then copy the encoded entries.
-            snapshot = self._buffer.snapshot(encode_state(state))
-            return lambda: snapshot
-        return lambda: encode_state(frozen)
-
-    def _refuse_foreign(self, step: int) -> None:
-        path = self._folder.path_of(step)
-        record = self._folder.record_of(step, path)
-        if self._folder.is_foreign(step, path) or (
-            record is not None and record.schema != self.schema
-        ):
-            raise FileExistsError(
-                errno.EEXIST,
-                f"step {step}'s file is not one this manager wrote (a symbolic link, "
-                "a plain torch or safetensors file, a file without step metadata, "
-                "or another schema's step): move it out of the folder, or save "
-                "another step",
-                str(path),
-            )
-
     def _commit(
         self, step: int, encoded: Encoded, status: str, metadata: dict[str, Any]
     ) -> None:
-        """Write, read back in full, then apply retention (the background job)."""
-        path = self._folder.path_of(step)
-        try:
-            fields = HeaderFields(self.version, self.schema, status, metadata)
-            write_encoded(path, encoded, fields)
-            report = validate(path, level="full")
-            if not report.ok or report.info is None:
-                self._folder.mark_damaged(path, report.reason)
-                reason = f"failed validation right after writing: {report.reason}"
-                raise CheckpointCorruptError(path, reason)
-            self._folder.note_written(step, path, report.info)
-        finally:
-            self._in_flight = None
-        # Only this manager's steps count and go: another schema's are left alone.
-        records = [r for r in self._folder.records() if r.schema == self.schema]
+        """Write the step and apply retention (the job of every save)."""
+        fields = HeaderFields(self.version, self.schema, status, metadata)
         rule = RetentionRule(
             self.keep_last, self.keep_best, self.best_metric, self.mode
         )
-        doomed = set(steps_to_delete(records, new_step=step, rule=rule))
-        self._folder.delete(r for r in records if r.step in doomed)
+        try:
+            write_step(self._folder, step, encoded, fields, rule)
+        finally:
+            self._in_flight = None
 
     def wait(self) -> None:
         """Block until the save in flight is durable; raise its error, if any.
@@ -441,7 +365,8 @@ class CheckpointManager:
             return self._restore_sharded(step, state, map_location)
         self._background.join()
         checkpoint = self._restorer.restore(step, map_location)
-        self._prepare_buffer(checkpoint, map_location)
+        if self.async_save and not self._closed:
+            self._buffer.prepare_for(checkpoint.info, map_location)
         return checkpoint
 
     def _restore_sharded(
@@ -456,18 +381,6 @@ class CheckpointManager:
         if step is not None:
             step = check_step(step)
         return self._sharded.restore(step, state=state, map_location=map_location)
-
-    def _prepare_buffer(self, checkpoint: Checkpoint, map_location: Any) -> None:
-        """After a restore the next save's size is known: get its buffer ready."""
-        if not self.async_save or self._closed:
-            return
-        info = checkpoint.info
-        nbytes = info.nbytes + 64 * info.tensor_count + _PREPARE_SLACK_BYTES
-        device = str(map_location) if isinstance(map_location, str) else ""
-        pinned = (
-            device.startswith("cuda") or getattr(map_location, "type", "") == "cuda"
-        )
-        self._buffer.prepare(nbytes, pinned=pinned)
 
     def close(self) -> None:
         """Wait for the save in flight, free the host buffer, let go of the folder.

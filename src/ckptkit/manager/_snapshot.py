@@ -20,17 +20,31 @@ so device-to-host copies run at full speed and without staging.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ckptkit._file import fs
-from ckptkit._file.codec import Encoded, Entry
-from ckptkit.manager._freeze import fill_arrays, freeze_tree, place, place_empty
+from ckptkit._file.codec import Encoded, Entry, encode_state
+from ckptkit.manager._freeze import (
+    NotFrozenError,
+    fill_arrays,
+    freeze_tree,
+    place,
+    place_empty,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ckptkit.info import CheckpointInfo
 
 # Every copy starts on a 64-byte boundary: any dtype view of it is aligned, and
 # no two copies share a cache line.
 _ALIGNMENT = 64
+# Room for alignment when a buffer is made ready from a checkpoint's size.
+_PREPARE_SLACK_BYTES = 1 << 20
 
 
 def _offsets(sizes: list[int]) -> tuple[list[int], int]:
@@ -85,6 +99,15 @@ class HostSnapshotBuffer:
         self._wait_prepared()
         return self._buffer is not None and self._buffer.is_pinned()
 
+    def prepare_for(self, info: CheckpointInfo, map_location: Any) -> None:
+        """After a restore the next save's size is known: get its buffer ready."""
+        nbytes = info.nbytes + 64 * info.tensor_count + _PREPARE_SLACK_BYTES
+        device = str(map_location) if isinstance(map_location, str) else ""
+        pinned = (
+            device.startswith("cuda") or getattr(map_location, "type", "") == "cuda"
+        )
+        self.prepare(nbytes, pinned=pinned)
+
     def prepare(self, nbytes: int, *, pinned: bool) -> None:
         """Make a buffer of ``nbytes`` ready on a thread, unless one is kept."""
         self._wait_prepared()
@@ -123,6 +146,21 @@ class HostSnapshotBuffer:
             buffer = _allocate(nbytes, pinned=pinned)
             self._buffer = buffer
         return buffer
+
+    def copy_for_background(self, state: object) -> Callable[[], Encoded]:
+        """Copy what the caller may change; return what encodes the copy later.
+
+        Raises:
+            SerializationError: A leaf ckptkit cannot store (found at once).
+        """
+        try:
+            frozen = self.freeze(state)
+        except NotFrozenError:
+            # A leaf only the codec may judge: encode at once (it raises for an
+            # unstorable one here), then copy the encoded entries.
+            snapshot = self.snapshot(encode_state(state))
+            return lambda: snapshot
+        return lambda: encode_state(frozen)
 
     def freeze(self, state: object) -> object:
         """Copy ``state``'s containers and tensor bytes; return the copy.
