@@ -18,7 +18,7 @@ import torch
 
 import ckptkit
 import ckptkit._file.writer as save_module
-import ckptkit.manager._manager as manager_module
+import ckptkit.manager._writing as writing_module
 
 KEEP_LAST = 2
 
@@ -59,7 +59,7 @@ def _stop_second_write_halfway() -> None:
             save_module._write_entry = hang_after_first_tensor
         return real_write(*args, **kwargs)
 
-    setattr(manager_module, "write_encoded", counting_write)  # noqa: B010
+    setattr(writing_module, "write_encoded", counting_write)  # noqa: B010
 
 
 def main() -> None:

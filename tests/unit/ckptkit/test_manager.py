@@ -21,7 +21,7 @@ import torch
 
 import ckptkit
 import ckptkit._file.writer as save_module
-import ckptkit.manager._manager as manager_module
+import ckptkit.manager._writing as writing_module
 from ckptkit._file.format import KEY_HEADER, METADATA_KEY, temp_name
 
 from ...strategies import assert_same_state
@@ -55,7 +55,7 @@ class _BlockedWriter:
             assert self.release.wait(timeout=60)
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(manager_module, "write_encoded", blocked)
+        monkeypatch.setattr(writing_module, "write_encoded", blocked)
 
 
 def test_steps_are_zero_padded_files_in_ls_order(tmp_path: Path) -> None:
@@ -273,7 +273,7 @@ def test_a_write_that_fails_validation_deletes_nothing(
         flip_tensor_bit(path)
         return info
 
-    monkeypatch.setattr(manager_module, "write_encoded", damaging)
+    monkeypatch.setattr(writing_module, "write_encoded", damaging)
     with pytest.raises(ckptkit.CheckpointCorruptError, match="right after writing"):
         mgr.save(2, _state(2.0))
     assert mgr.steps() == [1]
@@ -363,7 +363,7 @@ def _failing_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     def full_disk(*_args: Any, **_kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(manager_module, "write_encoded", full_disk)
+    monkeypatch.setattr(writing_module, "write_encoded", full_disk)
 
 
 @pytest.mark.parametrize("call", ["save", "wait", "close"])
@@ -475,7 +475,7 @@ def test_interpreter_exit_waits_for_the_save_in_flight(tmp_path: Path) -> None:
 def test_a_background_error_at_exit_is_printed_not_lost(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
-        import errno, sys, ckptkit, ckptkit.manager._manager as m
+        import errno, sys, ckptkit, ckptkit.manager._writing as m
         def full_disk(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
         m.write_encoded = full_disk

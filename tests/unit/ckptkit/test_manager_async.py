@@ -18,6 +18,7 @@ import torch
 
 import ckptkit
 import ckptkit.manager._manager as manager_module
+import ckptkit.manager._snapshot as snapshot_module
 
 from ...strategies import assert_same_state
 
@@ -30,7 +31,9 @@ def _record_encoding_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         threads.append(threading.current_thread().name)
         return real(state)
 
+    # Sync saves encode in the manager, async ones in the snapshot's job.
     monkeypatch.setattr(manager_module, "encode_state", recording)
+    monkeypatch.setattr(snapshot_module, "encode_state", recording)
     return threads
 
 
