@@ -128,6 +128,51 @@ def test_generator_leaf_without_a_device_name_regression_is_refused(
     _refused_everywhere(tmp_path, _crafted("plain", no_device), "no known kind")
 
 
+def _entry_of(inner: dict[str, Any], kind: str, **match: object) -> str:
+    return next(
+        leaf["entry"]
+        for leaf in inner["leaves"]
+        if leaf["kind"] == kind and all(leaf.get(k) == v for k, v in match.items())
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "match", "dtype", "shape"),
+    [
+        ("tensor", {"complex128": True}, "I64", [3, 2]),  # view_as_complex of ints
+        ("ndarray", {}, "BF16", [2, 6]),  # a dtype numpy does not have
+    ],
+)
+def test_leaf_over_an_entry_of_another_dtype_regression_is_refused_everywhere(
+    tmp_path: Path, kind: str, match: dict[str, object], dtype: str, shape: list[int]
+) -> None:
+    """load refused such a file (the leaf cannot be built), validate passed it."""
+
+    def retype(top: dict[str, Any], inner: dict[str, Any]) -> None:
+        top[_entry_of(inner, kind, **match)].update(dtype=dtype, shape=shape)
+
+    _refused_everywhere(
+        tmp_path, _crafted("mixed", retype), "does not fit its stored tensor"
+    )
+
+
+def test_parameter_leaf_over_an_int_entry_regression_is_refused_everywhere(
+    tmp_path: Path,
+) -> None:
+    """An int Parameter that requires grad: a raw RuntimeError from load."""
+
+    def int_parameter(top: dict[str, Any], inner: dict[str, Any]) -> None:
+        name = _entry_of(inner, "tensor")
+        top[name]["dtype"] = "I32"  # the seed's tensors are F32: same size
+        for leaf in inner["leaves"]:
+            if leaf["entry"] == name:
+                leaf.update(kind="parameter", requires_grad=True)
+
+    _refused_everywhere(
+        tmp_path, _crafted("plain", int_parameter), "does not fit its stored tensor"
+    )
+
+
 def test_zero_stride_view_regression_is_refused_not_materialised(
     tmp_path: Path,
 ) -> None:

@@ -36,6 +36,7 @@ from ckptkit._file.format import (
     parse_temp_name,
     view_limit_bytes,
 )
+from ckptkit._file.leaf_views import shaped
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
     CheckpointCorruptError,
@@ -348,28 +349,67 @@ def _check_tree_agrees(
             raise _corrupt(path, "the state's skeleton is not stored")
         used.add(SKELETON_ENTRY)
     for index, leaf in enumerate(header["leaves"]):
-        name = leaf.get("entry") if isinstance(leaf, dict) else None
-        entry = entries.get(name) if isinstance(name, str) else None
-        if entry is None:
-            raise _corrupt(
-                path, f"state leaf {index} refers to a tensor that is not stored"
-            )
-        used.add(entry.name)
-        if not _kind_known(leaf):
-            raise _corrupt(path, f"state leaf {index} has no known kind")
-        view = leaf.get("view")
-        if view is not None and not _view_fits(view, entry):
-            raise _corrupt(path, f"state leaf {index} reaches outside its stored bytes")
-        if view is not None and _view_bytes(view) > limit:
-            raise _corrupt(
-                path,
-                f"state leaf {index} is a view of {_view_bytes(view)} bytes over "
-                f"{entry.end - entry.begin} stored bytes (zero or overlapping "
-                f"strides), more than ckptkit rebuilds from a file of this size "
-                f"(at most {limit} bytes); the file is damaged or crafted",
-            )
+        used.add(_check_leaf(path, index, leaf, entries, limit))
     if used != set(entries):
         raise _corrupt(path, "some stored tensors belong to no part of the state")
+
+
+def _check_leaf(
+    path: Path,
+    index: int,
+    leaf: object,
+    entries: dict[str, EntrySpec],
+    limit: int,
+) -> str:
+    """Check one leaf against its entry; return the entry's name."""
+    name = leaf.get("entry") if isinstance(leaf, dict) else None
+    entry = entries.get(name) if isinstance(name, str) else None
+    if entry is None or not isinstance(leaf, dict):
+        raise _corrupt(
+            path, f"state leaf {index} refers to a tensor that is not stored"
+        )
+    if not _kind_known(leaf):
+        raise _corrupt(path, f"state leaf {index} has no known kind")
+    view = leaf.get("view")
+    if view is not None and not _view_fits(view, entry):
+        raise _corrupt(path, f"state leaf {index} reaches outside its stored bytes")
+    if view is not None and _view_bytes(view) > limit:
+        raise _corrupt(
+            path,
+            f"state leaf {index} is a view of {_view_bytes(view)} bytes over "
+            f"{entry.end - entry.begin} stored bytes (zero or overlapping "
+            f"strides), more than ckptkit rebuilds from a file of this size "
+            f"(at most {limit} bytes); the file is damaged or crafted",
+        )
+    if not _leaf_fits(leaf, entry):
+        raise _corrupt(
+            path,
+            f"state leaf {index} does not fit its stored tensor "
+            f"({entry.dtype_name} {list(entry.shape)})",
+        )
+    return entry.name
+
+
+def _leaf_fits(leaf: dict[str, Any], entry: EntrySpec) -> bool:
+    """Whether ``load`` can build the leaf from its entry (tried on ``meta``).
+
+    Only leaves that reshape or convert their entry can fail (a view, a complex128
+    pair, a numpy value, a parameter that requires grad): every reader refuses
+    those here, so ``validate`` and ``load`` agree on a crafted dtype or shape.
+    """
+    kind = leaf.get("kind")
+    if kind == "tensor" and "view" not in leaf and not leaf.get("complex128"):
+        return True
+    try:
+        base = torch.empty(entry.shape, dtype=entry.dtype, device="meta")
+        tensor = shaped(base, leaf)
+        if kind in ("ndarray", "npscalar"):
+            torch.empty(0, dtype=tensor.dtype).numpy()  # a dtype numpy has
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+        return False
+    if kind == "parameter" and leaf.get("requires_grad"):
+        return tensor.is_floating_point() or tensor.is_complex()
+    return True
 
 
 def _kind_known(leaf: dict[str, Any]) -> bool:

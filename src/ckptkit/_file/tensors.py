@@ -12,6 +12,7 @@ import torch
 
 from ckptkit._file import fs
 from ckptkit._file.digest import StreamingDigest, digest
+from ckptkit._file.leaf_views import shaped
 from ckptkit.errors import (
     CheckpointCorruptError,
     ChecksumMismatchError,
@@ -198,24 +199,6 @@ class TensorSource:
 _HOST_KINDS = frozenset({"ndarray", "npscalar", "generator"})
 
 
-def _shaped(tensor: torch.Tensor, leaf: dict[str, Any]) -> torch.Tensor:
-    """The leaf's own view of its entry (structural: errors mean a damaged file)."""
-    view = leaf.get("view")
-    if view is not None:
-        dtype = getattr(torch, view["dtype"])
-        # The entry is a 1-D uint8 tensor at storage offset 0 (a blob).
-        tensor = torch.empty(0, dtype=dtype, device=tensor.device).set_(
-            tensor.untyped_storage(), int(view["offset"]), view["shape"], view["stride"]
-        )
-        if view.get("conj"):
-            tensor = tensor.conj()
-        if view.get("neg"):
-            tensor = torch._neg_view(tensor)  # noqa: SLF001 - the only way to a neg view
-    if leaf.get("complex128"):
-        tensor = torch.view_as_complex(tensor)
-    return tensor
-
-
 def _generator(
     leaf: dict[str, Any], state: torch.Tensor, path: Path
 ) -> torch.Generator:
@@ -250,7 +233,7 @@ def build_leaf(
         leaf["entry"], _CPU if kind in _HOST_KINDS else device, aligned=aligned
     )
     try:
-        tensor = _shaped(entry, leaf)
+        tensor = shaped(entry, leaf)
         if tensor is entry:  # each leaf its own tensor object, sharing the entry
             tensor = entry.view(entry.shape)
         if kind == "ndarray":
