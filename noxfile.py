@@ -39,8 +39,6 @@ def tests(session: nox.Session) -> None:
         "pytest",
         "--numprocesses=auto",
         "--dist=loadfile",  # a file's module fixtures (demo runs) are built once
-        "--cov",
-        "--cov-report=term:skip-covered",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "ci"},
     )
@@ -64,6 +62,21 @@ def fuzz(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "fuzz"},
+    )
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """Run the test suite with line and branch coverage (about 12% slower)."""
+    _install(session, "test")
+    session.run(
+        "pytest",
+        "--numprocesses=auto",
+        "--dist=loadfile",
+        "--cov",
+        "--cov-report=term:skip-covered",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "ci"},
     )
 
 
