@@ -31,17 +31,22 @@ def _install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".", *requirements)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """Run the whole test suite (the README's test command)."""
-    _install(session, "test")
+def _run_suite(session: nox.Session, *options: str) -> None:
     session.run(
         "pytest",
         "--numprocesses=auto",
         "--dist=loadfile",  # a file's module fixtures (demo runs) are built once
+        *options,
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "ci"},
     )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (the README's test command)."""
+    _install(session, "test")
+    _run_suite(session)
     # Every example in the public docstrings runs too.
     session.run("pytest", "--doctest-modules", "src", "-p", "no:cacheprovider")
 
@@ -69,15 +74,7 @@ def fuzz(session: nox.Session) -> None:
 def coverage(session: nox.Session) -> None:
     """Run the test suite with line and branch coverage (about 12% slower)."""
     _install(session, "test")
-    session.run(
-        "pytest",
-        "--numprocesses=auto",
-        "--dist=loadfile",
-        "--cov",
-        "--cov-report=term:skip-covered",
-        *session.posargs,
-        env={"HYPOTHESIS_PROFILE": "ci"},
-    )
+    _run_suite(session, "--cov", "--cov-report=term:skip-covered")
 
 
 @nox.session

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ckptkit._file.format import CHECKPOINT_VERSION, LEGACY_VERSION
 from ckptkit._file.versions import library_version as _library_version
+from ckptkit._lazy import lazy_names as _lazy_names
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointError,
@@ -66,20 +67,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        msg = f"module 'ckptkit' has no attribute {name!r}"
-        raise AttributeError(msg)
-    from importlib import import_module
-
-    value = getattr(import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_names("ckptkit", _LAZY, globals())
 
 
 __version__ = _library_version()

@@ -54,8 +54,17 @@ def path_text(path: tuple[object, ...]) -> str:
     return "state" + "".join(parts)
 
 
-def _entry_name(path: tuple[object, ...]) -> str:
-    return ".".join(str(part) for part in path) or "state"
+def unique_entry_name(path: tuple[object, ...], taken: set[str]) -> str:
+    """The dotted path of ``path``, made unique among ``taken`` (and added to it).
+
+    ``__metadata__`` is safetensors' own key: never an entry's name.
+    """
+    base = ".".join(str(part) for part in path) or "state"
+    name, counter = base, 1
+    while name in taken or name == "__metadata__":
+        name, counter = f"{base}~{counter}", counter + 1
+    taken.add(name)
+    return name
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -303,12 +312,7 @@ class TensorLeaves:
         raise TypeError(msg)
 
     def _unique_name(self, path: tuple[object, ...]) -> str:
-        base = _entry_name(path)
-        name, counter = base, 1
-        while name in self._names or name == "__metadata__":
-            name, counter = f"{base}~{counter}", counter + 1
-        self._names.add(name)
-        return name
+        return unique_entry_name(path, self._names)
 
     def _plain_entry(self, indices: list[int]) -> None:
         """Store one tensor's values contiguously; every leaf in ``indices`` uses it."""

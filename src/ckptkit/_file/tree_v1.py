@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ckptkit._file.tensor_leaves import path_text
+from ckptkit._file.tensor_leaves import path_text, unique_entry_name
 from ckptkit.errors import SerializationError
 
 if TYPE_CHECKING:
@@ -123,12 +123,7 @@ class Encoder:
 
     def _unique_name(self, path: tuple[object, ...]) -> str:
         """The dotted path of ``path``, made unique among this encoder's names."""
-        base = ".".join(str(part) for part in path) or "state"
-        name, counter = base, 1
-        while name in self._names or name == "__metadata__":
-            name, counter = f"{base}~{counter}", counter + 1
-        self._names.add(name)
-        return name
+        return unique_entry_name(path, self._names)
 
 
 def decode_tree(node: JsonNode, leaf: Callable[[str, int], object]) -> object:  # noqa: C901, PLR0911

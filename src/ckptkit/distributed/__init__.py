@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ckptkit._lazy import lazy_names as _lazy_names
+
 if TYPE_CHECKING:
     from ckptkit.distributed._api import consolidate, load, save
     from ckptkit.distributed._errors import RankFailedError
@@ -36,20 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        msg = f"module 'ckptkit.distributed' has no attribute {name!r}"
-        raise AttributeError(msg)
-    from importlib import import_module
-
-    value = getattr(import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_names("ckptkit.distributed", _LAZY, globals())
 
 
 __all__ = [
