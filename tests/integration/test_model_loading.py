@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,31 @@ def test_cli_missing_named_model_offline_says_where_to_put_it(
         "https://dl.fbaipublicfiles.com/fair-esm/models/esm2_t36_3B_UR50D.pt",
         env=env,
     )
+
+
+# Building a model skeleton on ``meta`` must not run ``normal_`` there: its Python
+# meta kernel imports sympy on first use, about 2 s of every predict process.
+_LOAD_BOTH_AND_LIST_SYMPY = """
+import sys, warnings
+from virnucpro_app.models import load_encoder
+warnings.simplefilter("ignore")
+load_encoder("dnabert", sys.argv[1], device="cpu", precision="fp32")
+load_encoder("esm", sys.argv[2], device="cpu", precision="fp32")
+print(sorted(name for name in sys.modules if name.split(".")[0] == "sympy"))
+"""
+
+
+def test_loading_both_encoders_builds_them_without_torchs_sympy_kernels(
+    tmp_path: Path,
+) -> None:
+    dnabert = write_tiny_dnabert(tmp_path / "dnabert")
+    esm_file = write_tiny_esm(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_BOTH_AND_LIST_SYMPY, str(dnabert), str(esm_file)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

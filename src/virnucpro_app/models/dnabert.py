@@ -42,6 +42,7 @@ from virnucpro_app.models.attention import (
 from virnucpro_app.models.dnabert_files import DnabertConfig, read_dnabert_folder
 from virnucpro_app.models.packing import PackedBatch, pool_mean
 from virnucpro_app.models.runner import PooledEncoder
+from virnucpro_app.models.weights import embedding_to_assign
 
 if TYPE_CHECKING:
     import os
@@ -124,8 +125,10 @@ class DnabertModel(nn.Module):
     def __init__(self, config: DnabertConfig) -> None:
         super().__init__()
         self.config = config
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.token_type_embeddings = nn.Embedding(
+        self.word_embeddings = embedding_to_assign(
+            config.vocab_size, config.hidden_size
+        )
+        self.token_type_embeddings = embedding_to_assign(
             config.type_vocab_size, config.hidden_size
         )
         self.embedding_norm = nn.LayerNorm(

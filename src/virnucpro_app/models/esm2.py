@@ -46,6 +46,7 @@ from virnucpro_app.models.esm2_files import (
 )
 from virnucpro_app.models.packing import PackedBatch, pool_mean
 from virnucpro_app.models.runner import PooledEncoder
+from virnucpro_app.models.weights import embedding_to_assign
 
 if TYPE_CHECKING:
     import os
@@ -169,7 +170,7 @@ class Esm2Model(nn.Module):
     def __init__(self, config: Esm2Config) -> None:
         super().__init__()
         self.config = config
-        self.embed_tokens = nn.Embedding(len(ESM_TOKENS), config.embed_dim)
+        self.embed_tokens = embedding_to_assign(len(ESM_TOKENS), config.embed_dim)
         self.layers = nn.ModuleList(
             Esm2Layer(config.embed_dim, config.num_heads)
             for _ in range(config.num_layers)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+from torch import nn
+
 from ckptkit.errors import CheckpointError
 from ckptkit.legacy import ZIP_MAGIC, SafeGlobal, safe_torch_load
 from virnucpro_app.errors import ModelLoadError
@@ -18,7 +21,18 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
-    import torch
+
+def embedding_to_assign(count: int, dim: int) -> nn.Embedding:
+    """An ``nn.Embedding`` whose weight is left unfilled, for weights assigned next.
+
+    The encoders build their modules on ``meta`` and then assign the published
+    weights (``load_state_dict(assign=True)``), so initialising is wasted work. For
+    an embedding it is worse than wasted: ``normal_`` on ``meta`` runs torch's Python
+    meta kernels, whose first use imports sympy, about 2 s of every process that
+    loads a model (``bench/bench_model_load.py``).
+    """
+    return nn.Embedding(count, dim, _weight=torch.empty(count, dim))
+
 
 # Enough names for a person to see the pattern; the count says the rest.
 _SHOW_NAMES = 8
