@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..support.subprocess_runner import run_console_script
+
 #: The installed ``virnucpro-app`` console script (next to this interpreter).
 APP = Path(sys.executable).with_name("virnucpro-app")
 STOPS = {"TAA", "TAG", "TGA"}
@@ -74,15 +76,7 @@ def run_app(
     timeout_s: float = 240,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed ``virnucpro-app`` console script."""
-    return subprocess.run(
-        [str(APP), *map(str, args)],
-        cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    return run_console_script(APP.name, *args, cwd=cwd, env=env, timeout_s=timeout_s)
 
 
 def run_predict(
