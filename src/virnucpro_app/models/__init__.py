@@ -9,6 +9,7 @@ kinds without loading anything.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -69,6 +70,31 @@ class ModelInfo:
     def to_metadata(self) -> dict[str, Any]:
         """The fields as a JSON-able dict."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where an encoder's weights came from (what its :class:`ModelInfo` records).
+
+    Attributes:
+        path: The weights file or folder.
+        identity: Content hash (``virnucpro_app.identity``).
+        demo: True for the random-weight demo models.
+    """
+
+    path: str = "<in memory>"
+    identity: str = "unknown"
+    demo: bool = False
+
+    def warn_if_demo(self) -> None:
+        """Warn the caller of the loader that a demo model's output is no biology."""
+        if self.demo:
+            warnings.warn(
+                f"{self.path} is a DEMO model with random weights: its embeddings "
+                "are NOT BIOLOGY",
+                DemoModelWarning,
+                stacklevel=3,
+            )
 
 
 class Encoder(Protocol):
@@ -145,5 +171,6 @@ __all__ = [
     "EncoderKind",
     "ModelInfo",
     "ProgressCallback",
+    "WeightSource",
     "load_encoder",
 ]

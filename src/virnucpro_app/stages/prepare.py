@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import ckptkit
+from ckptkit.types import ExitCode
 from virnucpro_app.errors import PipelineError
 from virnucpro_app.layout import PREPARED_SCHEMA, ShardStage
 from virnucpro_app.records import RecordRow, RecordStatus
@@ -93,6 +94,12 @@ class PreparedRun:
         LOG.info("shard %d: preparing its frames again from the inputs", index + 1)
         self.regenerated.add(index)
         return regenerate_frames(self.config, self.store, index)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """``PARTIAL`` when records were skipped, else ``OK``."""
+        skipped = any(row.status == RecordStatus.SKIPPED for row in self.records)
+        return ExitCode.PARTIAL if skipped else ExitCode.OK
 
     def cost(self, index: int) -> int:
         """Work in shard ``index`` (bases + residues; frames for old files)."""

@@ -79,7 +79,6 @@ class ShardRunner:
                 shard,
                 self.encoders[kind],
                 self.store,
-                self.options,
                 progress=advance,
                 adopted=self._adopted(shard.index, kind),
             )
