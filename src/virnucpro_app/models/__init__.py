@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import os
@@ -98,18 +98,7 @@ class WeightSource:
 
 
 class Encoder(Protocol):
-    """A loaded embedding model."""
-
-    @classmethod
-    def load(
-        cls,
-        model: str | os.PathLike[str],
-        *,
-        device: str = "auto",
-        precision: str = "auto",
-    ) -> Self:
-        """Load weights from a local path (or a known name) onto a device."""
-        ...
+    """A loaded embedding model (:func:`load_encoder` loads one)."""
 
     @property
     def info(self) -> ModelInfo:

@@ -255,11 +255,6 @@ class DnabertEncoder(PooledEncoder):
         )
         return cls(net, files.tokenizer, info, target)
 
-    @property
-    def model(self) -> DnabertModel:
-        """The underlying module (on the device)."""
-        return self._model
-
     def tokenize(
         self, ids: Sequence[str], sequences: Sequence[str]
     ) -> list[np.ndarray]:

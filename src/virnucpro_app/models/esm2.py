@@ -331,11 +331,6 @@ class Esm2Encoder(PooledEncoder):
         )
         return cls(net, info, target)
 
-    @property
-    def model(self) -> Esm2Model:
-        """The underlying module (on the device)."""
-        return self._model
-
     def tokenize(
         self, ids: Sequence[str], sequences: Sequence[str]
     ) -> list[np.ndarray]:

@@ -24,7 +24,6 @@ from virnucpro_app.stages.shards import ShardFrames, frames_from_state, frames_s
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
@@ -107,7 +106,7 @@ class PreparedRun:
 
     def remove_intermediates(self) -> None:
         """Delete the prepared FASTA files (``--keep-intermediate`` keeps them)."""
-        for path in _intermediates(self.layout):
+        for path in self.layout.intermediate_paths:
             path.unlink(missing_ok=True)
 
 
@@ -145,14 +144,6 @@ def _row_of(account: RecordRow) -> RecordRow:
     """A prepare account as predict reports it: ``prepared`` records are ``scored``."""
     status = RecordStatus.SCORED if account.status == RecordStatus.PREPARED else None
     return replace(account, status=str(status or account.status))
-
-
-def _intermediates(layout: RunLayout) -> list[Path]:
-    return [
-        layout.chunks_fasta_path,
-        layout.orf_nucleotide_path,
-        layout.orf_protein_path,
-    ]
 
 
 def _reuse(config: RunConfig, store: RunCheckpoints) -> PreparedRun | None:
@@ -306,7 +297,7 @@ def prepare_shards(
     from virnucpro_app.prepare import write_fasta
 
     started = time.perf_counter()
-    intermediates = _intermediates(layout)
+    intermediates = layout.intermediate_paths
     rows: list[RecordRow] = []
     costs: list[int] = []
     frame_ids: list[list[str]] = []
