@@ -22,8 +22,6 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-#: The chunk sizes the published VirNucPro models were trained on.
-PUBLISHED_CHUNK_SIZES_BP = (300, 500)
 #: The chunk size used when none is given.
 DEFAULT_CHUNK_SIZE_BP = 500
 

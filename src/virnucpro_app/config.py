@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from virnucpro_app.device import plan_device
 from virnucpro_app.errors import InputError, ModelLoadError, PipelineError
 from virnucpro_app.layout import RunLayout
+from virnucpro_app.records import DEFAULT_RECORD_THRESHOLD
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -220,6 +221,8 @@ class RunConfig:
         workers: Processes for sequence preparation.
         adopt_dir: ``--adopt``: a folder of legacy feature files to take
             features from (predict only).
+        record_threshold: ``--record-threshold`` of the per-record verdict
+            (predict only).
     """
 
     inputs: tuple[Path, ...]
@@ -229,6 +232,7 @@ class RunConfig:
     options: RunOptions = field(default_factory=RunOptions)
     workers: int = 1
     adopt_dir: Path | None = None
+    record_threshold: float = DEFAULT_RECORD_THRESHOLD
 
     def __post_init__(self) -> None:
         check_model_type(self.model_type)

@@ -156,12 +156,11 @@ def _read_file(
                     raise _duplicate_error(path, number, record_id, paths_before)
                 seen.add(record_id)
                 yield _checked(
-                    path,
+                    locator,
                     index=first_index + number - 1,
                     number=number,
                     record_id=record_id,
                     sequence=raw.sequence,
-                    locator=locator,
                 )
     except dnaio.exceptions.FileFormatError as error:
         raise _not_fasta_error(path, error) from error
@@ -183,16 +182,11 @@ def _read_file(
         )
 
 
-def _checked(  # noqa: PLR0913 - the parts of one record
-    path: Path,
-    *,
-    index: int,
-    number: int,
-    record_id: str,
-    sequence: str,
-    locator: _LineLocator,
+def _checked(
+    locator: _LineLocator, *, index: int, number: int, record_id: str, sequence: str
 ) -> FastaRecord:
-    """The record, uppercased, or marked with the reason it must be skipped."""
+    """The record of ``locator``'s file, uppercased, or marked to be skipped."""
+    path = locator.path
     raw = sequence.encode("ascii")  # dnaio already refused non-ASCII text
     where = f"record {record_id!r} (record {number} of the file)"
     if not raw:
@@ -283,7 +277,7 @@ class _LineLocator:
     """
 
     def __init__(self, path: Path) -> None:
-        self._path = path
+        self.path = path
         self._lines: Iterator[tuple[int, str]] | None = None
         self._handle: IO[str] | None = None
         self._headers_seen = 0
@@ -295,7 +289,7 @@ class _LineLocator:
 
     def _next_line(self) -> tuple[int, str] | None:
         if self._lines is None:
-            self._handle = _open_text(self._path)
+            self._handle = _open_text(self.path)
             self._lines = enumerate(self._handle or [], start=1)
         return next(self._lines, None)
 

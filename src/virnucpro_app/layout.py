@@ -116,14 +116,18 @@ class RunLayout:
         return self.output_dir / RECORDS_REPORT
 
     @property
-    def prepare_paths(self) -> tuple[Path, ...]:
-        """The four files ``prepare`` writes, in the order it lists them."""
+    def intermediate_paths(self) -> tuple[Path, ...]:
+        """The prepared FASTA files: chunks, then the frames' two sequences."""
         return (
             self.chunks_fasta_path,
             self.orf_nucleotide_path,
             self.orf_protein_path,
-            self.records_report_path,
         )
+
+    @property
+    def prepare_paths(self) -> tuple[Path, ...]:
+        """The four files ``prepare`` writes, in the order it lists them."""
+        return (*self.intermediate_paths, self.records_report_path)
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -37,15 +37,14 @@ def ordered_map(
     jobs: Iterable[tuple[_Key, _Arg]],
     *,
     workers: int,
-    max_pending: int | None = None,
 ) -> Iterator[tuple[_Key, _Result]]:
     """Run ``func(arg)`` in worker processes; yield ``(key, result)`` in input order.
 
     Args:
         func: A module-level function (it is sent to fresh "spawn" processes).
         jobs: ``(key, arg)`` pairs; the key stays in this process.
-        workers: Number of worker processes, at least 1.
-        max_pending: Jobs in flight at most (default ``2 * workers``).
+        workers: Number of worker processes, at least 1 (``2 * workers`` jobs
+            are in flight at most).
 
     Yields:
         Each job's key with its result, in the order of ``jobs``.
@@ -53,7 +52,7 @@ def ordered_map(
     Raises:
         Exception: Whatever ``func`` raised, when its result is reached.
     """
-    limit = max_pending or 2 * workers
+    limit = 2 * workers
     # "spawn": a forked child would inherit the progress-bar thread and locks.
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)

@@ -360,16 +360,18 @@ def write_prepared(
     return PrepareSummary(layout, tally, num_chunks, num_frames, num_bp)
 
 
-def run_prepare(  # noqa: PLR0913 - the command's options
+def run_prepare(
     paths: Sequence[PathLike],
     output_dir: PathLike,
     *,
     chunk_size_bp: int = DEFAULT_CHUNK_SIZE_BP,
     workers: int | None = None,
     force: bool = False,
-    on_batch: Callable[[PreparedBatch], None] | None = None,
 ) -> PrepareSummary:
     """Read, check, chunk and translate ``paths``; write the outputs to ``output_dir``.
+
+    :func:`prepare_records` then :func:`write_prepared` (call the two to act
+    on each batch as it is written).
 
     Args:
         paths: FASTA files, plain or compressed.
@@ -377,7 +379,6 @@ def run_prepare(  # noqa: PLR0913 - the command's options
         chunk_size_bp: Chunk size, at least 1.
         workers: Processes; ``None`` means every available core.
         force: Overwrite existing prepare outputs.
-        on_batch: Called after each batch is written.
 
     Returns:
         What was written; ``exit_code`` is ``PARTIAL`` if records were skipped.
@@ -392,6 +393,4 @@ def run_prepare(  # noqa: PLR0913 - the command's options
     batches = prepare_records(
         read_records(paths), chunk_size_bp=chunk_size_bp, workers=workers
     )
-    return write_prepared(
-        batches, RunLayout(Path(output_dir)), force=force, on_batch=on_batch
-    )
+    return write_prepared(batches, RunLayout(Path(output_dir)), force=force)

@@ -41,6 +41,19 @@ class _RateColumn(ProgressColumn):
         )
 
 
+def bar_progress(*extra: ProgressColumn) -> Progress:
+    """Bars on stderr: description, bar, done/total, ``extra``, elapsed, remaining."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+    )
+
+
 @contextmanager
 def throughput_progress(
     description: str, total: int, *, enabled: bool = True
@@ -58,16 +71,7 @@ def throughput_progress(
     if not enabled:
         yield lambda _sequences, _tokens: None
         return
-    console = Console(file=sys.stderr)
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with bar_progress(_RateColumn()) as bar:
         task = bar.add_task(description, total=total, tokens=0)
         seen = {"tokens": 0}
 

@@ -133,22 +133,12 @@ class RecordColumn:
         return cls(name, attrgetter(field or name))
 
 
-def _number(name: str) -> Callable[[RecordRow], object]:
-    """A float column: six significant digits, empty when None."""
+def _scored(name: str, spec: str = "") -> Callable[[RecordRow], object]:
+    """A column only predict fills: empty when None, else formatted by ``spec``."""
 
     def cell(row: RecordRow) -> object:
         value = getattr(row, name)
-        return "" if value is None else f"{value:.6g}"
-
-    return cell
-
-
-def _count(name: str) -> Callable[[RecordRow], object]:
-    """A count only predict fills: empty when None."""
-
-    def cell(row: RecordRow) -> object:
-        value = getattr(row, name)
-        return "" if value is None else value
+        return "" if value is None else format(value, spec)
 
     return cell
 
@@ -182,10 +172,11 @@ RECORDS_TABLE = RecordsTable(
         RecordColumn.of("status"),
         RecordColumn.of("reason"),
         RecordColumn.of("detail"),
-        RecordColumn("scored_chunks", _count("scored_chunks")),
-        RecordColumn("virus_chunks", _count("virus_chunks")),
-        RecordColumn("viral_fraction", _number("viral_fraction")),
-        RecordColumn("max_virus_score", _number("max_virus_score")),
+        RecordColumn("scored_chunks", _scored("scored_chunks")),
+        RecordColumn("virus_chunks", _scored("virus_chunks")),
+        # Floats: six significant digits.
+        RecordColumn("viral_fraction", _scored("viral_fraction", ".6g")),
+        RecordColumn("max_virus_score", _scored("max_virus_score", ".6g")),
         RecordColumn.of("verdict"),
     )
 )

@@ -178,17 +178,23 @@ def select_frames(
     if not kept.all():  # every codon of these frames was ambiguous
         proteins = [p for p in proteins if p]
         cand, protein_length = cand.subset(kept), protein_length[kept]
-    nucleotides = _nucleotides(
-        buffer,
-        buffer.decode("latin-1") if text is None else text,
-        frame=cand.frame,
-        start=starts[cand.chunk],
-        length=lengths[cand.chunk],
-        protein_length=protein_length,
+    chunks = _Chunks(
+        buffer, buffer.decode("latin-1") if text is None else text, starts, lengths
     )
+    nucleotides = _nucleotides(chunks, cand, protein_length)
     return KeptFrames(
         chunk=cand.chunk, frame=cand.frame, nucleotides=nucleotides, proteins=proteins
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunks:
+    """The batch: its bytes (and the same as text), each chunk's start and length."""
+
+    buffer: bytes
+    text: str
+    starts: NDArray[np.int64]
+    lengths: NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,46 +279,50 @@ class _ResidueMajorCodons:
         run_end = run_start + cand.count
         is_forward = cand.frame < 3  # noqa: PLR2004 - F1-F3
         reverse = ~is_forward
-        separator = bytes([_SEPARATOR_CODE])
-        forward = _pieces(
-            self.codon_bytes, run_start[is_forward], run_end[is_forward],
-            _FORWARD_AA, separator,
-        )  # fmt: skip
-        # A reverse frame reads its codons from the highest position down.
-        backward = _pieces(
-            self.codon_bytes, run_start[reverse], run_end[reverse],
-            _REVERSE_AA, separator, reverse=True,
-        )  # fmt: skip
+        forward = _FORWARD_PROTEINS.cut(
+            self.codon_bytes, run_start[is_forward], run_end[is_forward]
+        )
+        backward = _REVERSE_PROTEINS.cut(
+            self.codon_bytes, run_start[reverse], run_end[reverse]
+        )
         proteins = _interleave(is_forward, forward, backward)
         for i in np.flatnonzero(cand.ambiguous).tolist():
             proteins[i] = proteins[i].replace("\0", "")  # no letter for these
         return proteins
 
 
-def _pieces(  # noqa: PLR0913 - a source, its cut points and how to map them
-    source: bytes,
-    lo: NDArray[np.int64],
-    hi: NDArray[np.int64],
-    table: bytes,
-    separator: bytes,
-    *,
-    reverse: bool = False,
-) -> list[str]:
-    """The pieces ``source[lo:hi]``, each mapped through ``table`` (and reversed).
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """How pieces of a byte string are cut out and mapped, all in one pass.
 
     One join, ``translate``, ``decode`` and ``split`` serve all pieces, instead
     of one call of each per piece; ``table`` must map ``separator``, and
     nothing else, to :data:`_SEPARATOR`.
     """
-    if lo.size == 0:
-        return []
-    joined = separator.join(
-        [source[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
-    ).translate(table)
-    if not reverse:
-        return joined.decode("latin-1").split(_SEPARATOR)
-    # Reversing the whole string reverses each piece and the order of pieces.
-    return joined[::-1].decode("latin-1").split(_SEPARATOR)[::-1]
+
+    table: bytes
+    separator: bytes
+    reverse: bool = False
+
+    def cut(
+        self, source: bytes, lo: NDArray[np.int64], hi: NDArray[np.int64]
+    ) -> list[str]:
+        """Each ``source[lo:hi]``, mapped through ``table`` (and reversed)."""
+        if lo.size == 0:
+            return []
+        joined = self.separator.join(
+            [source[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+        ).translate(self.table)
+        if not self.reverse:
+            return joined.decode("latin-1").split(_SEPARATOR)
+        # Reversing the whole string reverses each piece and the order of pieces.
+        return joined[::-1].decode("latin-1").split(_SEPARATOR)[::-1]
+
+
+_FORWARD_PROTEINS = _Pieces(_FORWARD_AA, bytes([_SEPARATOR_CODE]))
+# A reverse frame reads its codons from the highest position down.
+_REVERSE_PROTEINS = _Pieces(_REVERSE_AA, bytes([_SEPARATOR_CODE]), reverse=True)
+_REVERSE_STRANDS = _Pieces(_COMPLEMENT, _SEPARATOR.encode(), reverse=True)
 
 
 def _interleave(
@@ -328,19 +338,15 @@ def _interleave(
     return result
 
 
-def _nucleotides(  # noqa: PLR0913 - the parallel arrays of the kept frames
-    buffer: bytes,
-    text: str,
-    *,
-    frame: NDArray[np.int64],
-    start: NDArray[np.int64],
-    length: NDArray[np.int64],
-    protein_length: NDArray[np.int64],
+def _nucleotides(
+    chunks: _Chunks, cand: _Candidates, protein_length: NDArray[np.int64]
 ) -> list[str]:
     """The strand from the frame offset, ``3p + 1`` bases, clipped at the end."""
-    is_forward = frame < 3  # noqa: PLR2004 - F1-F3
+    buffer, text = chunks.buffer, chunks.text
+    start, length = chunks.starts[cand.chunk], chunks.lengths[cand.chunk]
+    is_forward = cand.frame < 3  # noqa: PLR2004 - F1-F3
     reverse = ~is_forward
-    offset = frame % 3
+    offset = cand.frame % 3
     span = 3 * protein_length + 1
     # Reverse: the same slice of the reverse strand is the reverse complement
     # of seq[L - f - 3p - 1 : L - f].
@@ -360,10 +366,7 @@ def _nucleotides(  # noqa: PLR0913 - the parallel arrays of the kept frames
             for a, b in zip(lo[reverse].tolist(), hi[reverse].tolist(), strict=True)
         ]
     else:
-        backward = _pieces(
-            buffer, lo[reverse], hi[reverse], _COMPLEMENT, _SEPARATOR.encode(),
-            reverse=True,
-        )  # fmt: skip
+        backward = _REVERSE_STRANDS.cut(buffer, lo[reverse], hi[reverse])
     return _interleave(is_forward, forward, backward)
 
 

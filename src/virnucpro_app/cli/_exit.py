@@ -6,7 +6,7 @@ import logging
 import sys
 import traceback
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,9 +14,7 @@ from ckptkit.errors import CheckpointError, exit_code_for
 from virnucpro_app.errors import AppError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-_T = TypeVar("_T")
+    from collections.abc import Iterator
 
 # The errors ckptkit's mapping (ckptkit.exit_code_for) turns into one line here;
 # other OSErrors and ValueErrors keep their traceback, as before (what the app
@@ -64,9 +62,3 @@ def exit_on_error(*, debug: bool = False) -> Iterator[None]:
             raise
         message = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
         raise _fail(message, code, debug=debug) from error
-
-
-def run_guarded(func: Callable[[], _T], *, debug: bool = False) -> _T:
-    """Call ``func`` inside :func:`exit_on_error`."""
-    with exit_on_error(debug=debug):
-        return func()

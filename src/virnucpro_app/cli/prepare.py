@@ -122,15 +122,19 @@ def prepare(
         if workers < 0:
             raise AppError(f"--workers must be 0 (all cores) or more, got {workers}")
         from virnucpro_app.alphabet import SequenceKind, check_inputs
-        from virnucpro_app.prepare import run_prepare
+        from virnucpro_app.fasta import read_records
+        from virnucpro_app.layout import RunLayout
+        from virnucpro_app.prepare import prepare_records, write_prepared
 
         check_inputs(inputs, SequenceKind.NUCLEOTIDE)
+        # run_prepare's two steps, with a word on each batch as it is written.
+        batches = prepare_records(
+            read_records(inputs), chunk_size_bp=chunk_size, workers=workers or None
+        )
         with _progress(enabled=not no_progress) as advance:
-            summary = run_prepare(
-                inputs,
-                output_dir,
-                chunk_size_bp=chunk_size,
-                workers=workers or None,
+            summary = write_prepared(
+                batches,
+                RunLayout(output_dir),
                 force=force,
                 on_batch=_on_batch(advance),
             )

@@ -9,10 +9,11 @@ kinds without loading anything.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import os
@@ -71,19 +72,33 @@ class ModelInfo:
         return asdict(self)
 
 
-class Encoder(Protocol):
-    """A loaded embedding model."""
+@dataclass(frozen=True)
+class WeightSource:
+    """Where an encoder's weights came from (what its :class:`ModelInfo` records).
 
-    @classmethod
-    def load(
-        cls,
-        model: str | os.PathLike[str],
-        *,
-        device: str = "auto",
-        precision: str = "auto",
-    ) -> Self:
-        """Load weights from a local path (or a known name) onto a device."""
-        ...
+    Attributes:
+        path: The weights file or folder.
+        identity: Content hash (``virnucpro_app.identity``).
+        demo: True for the random-weight demo models.
+    """
+
+    path: str = "<in memory>"
+    identity: str = "unknown"
+    demo: bool = False
+
+    def warn_if_demo(self) -> None:
+        """Warn the caller of the loader that a demo model's output is no biology."""
+        if self.demo:
+            warnings.warn(
+                f"{self.path} is a DEMO model with random weights: its embeddings "
+                "are NOT BIOLOGY",
+                DemoModelWarning,
+                stacklevel=3,
+            )
+
+
+class Encoder(Protocol):
+    """A loaded embedding model (:func:`load_encoder` loads one)."""
 
     @property
     def info(self) -> ModelInfo:
@@ -145,5 +160,6 @@ __all__ = [
     "EncoderKind",
     "ModelInfo",
     "ProgressCallback",
+    "WeightSource",
     "load_encoder",
 ]

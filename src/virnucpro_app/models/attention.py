@@ -164,15 +164,28 @@ def attend(
         return _sdpa(q, k, v, inputs, scale)
     # Varlen kernels want dense [T, H, D] (v is a strided view of the qkv matmul).
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    cu, length = inputs.cu_seqlens, inputs.max_length
+    out: Any
     if inputs.backend is AttentionBackend.TORCH_VARLEN:
         from torch.nn.attention.varlen import varlen_attn
 
-        cu = inputs.cu_seqlens
-        out = varlen_attn(
-            q, k, v, cu, cu, inputs.max_length, inputs.max_length, scale=scale
+        out = varlen_attn(q, k, v, cu, cu, length, length, scale=scale)
+    else:
+        from flash_attn import flash_attn_varlen_func  # type: ignore[import-not-found]
+
+        out = flash_attn_varlen_func(
+            q,
+            k,
+            v,
+            cu,
+            cu,
+            length,
+            length,
+            softmax_scale=scale,
+            causal=False,
+            alibi_slopes=inputs.alibi_slopes,
         )
-        return cast("torch.Tensor", out)
-    return _flash_attn(q, k, v, inputs, scale)
+    return cast("torch.Tensor", out)
 
 
 def _sdpa(
@@ -201,31 +214,6 @@ def _sdpa(
     if inputs.pad_index is None:
         return out
     return out[inputs.pad_index]
-
-
-def _flash_attn(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    inputs: AttentionInputs,
-    scale: float,
-) -> torch.Tensor:
-    from flash_attn import flash_attn_varlen_func  # type: ignore[import-not-found]
-
-    cu = inputs.cu_seqlens
-    out: Any = flash_attn_varlen_func(
-        q,
-        k,
-        v,
-        cu,
-        cu,
-        inputs.max_length,
-        inputs.max_length,
-        softmax_scale=scale,
-        causal=False,
-        alibi_slopes=inputs.alibi_slopes,
-    )
-    return cast("torch.Tensor", out)
 
 
 def _candidates(*, alibi: bool) -> list[AttentionBackend]:

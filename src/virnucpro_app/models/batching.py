@@ -114,8 +114,7 @@ def plan_batches(
     return batches
 
 
-def run_with_backoff(  # noqa: PLR0913 - two keyword-only hooks
-    batches: Sequence[Sequence[int]],
+def run_with_backoff(
     lengths: Sequence[int],
     tokens_per_batch: int,
     run: Callable[[list[int]], None],
@@ -123,15 +122,15 @@ def run_with_backoff(  # noqa: PLR0913 - two keyword-only hooks
     is_out_of_memory: Callable[[BaseException], bool],
     on_backoff: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Run every batch, halving the budget and retrying when one runs out of memory.
+    """Plan and run every batch, halving the budget and retrying on out-of-memory.
 
-    A batch that fails with an out-of-memory error is put back, the budget is
-    halved (relative to that batch's own size, so it always shrinks) and the batch
-    is re-planned under the new budget; later batches are re-planned under it as
+    The batches are :func:`plan_batches` under ``tokens_per_batch``. A batch
+    that fails with an out-of-memory error is put back, the budget is halved
+    (relative to that batch's own size, so it always shrinks) and the batch is
+    re-planned under the new budget; later batches are re-planned under it as
     they come. The smaller budget stays for the rest of the run.
 
     Args:
-        batches: Planned batches (indices into ``lengths``).
         lengths: Token count of every sequence.
         tokens_per_batch: The starting budget.
         run: Computes one batch; raises on failure.
@@ -146,7 +145,7 @@ def run_with_backoff(  # noqa: PLR0913 - two keyword-only hooks
         PipelineError: A single sequence does not fit in memory on its own.
     """
     budget = tokens_per_batch
-    queue = deque(list(b) for b in batches)
+    queue = deque(plan_batches(lengths, budget))
     while queue:
         batch = queue.popleft()
         if len(batch) > 1 and padded_tokens(lengths, batch) > budget:

@@ -21,7 +21,6 @@ a packed batch). Each sequence's positions restart at 0, as if run alone.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -31,7 +30,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
 from virnucpro_app.device import plan_device, torch_dtype
-from virnucpro_app.models import DemoModelWarning, EncoderKind, ModelInfo
+from virnucpro_app.models import EncoderKind, ModelInfo, WeightSource
 from virnucpro_app.models.attention import (
     AttentionBackend,
     AttentionInputs,
@@ -237,23 +236,17 @@ class DnabertEncoder(PooledEncoder):
         """
         plan = plan_device(device, precision)
         files = read_dnabert_folder(Path(model))
-        if files.is_demo:
-            warnings.warn(
-                f"{files.folder} is a DEMO model with random weights: its embeddings "
-                "are NOT BIOLOGY",
-                DemoModelWarning,
-                stacklevel=2,
-            )
+        source = WeightSource(str(files.folder), files.identity, files.is_demo)
+        source.warn_if_demo()
         dtype = torch_dtype(plan.precision)
         target = torch.device(plan.device)
         net = build_model(files.config, files.state, device=target, dtype=dtype)
         backend = choose_backend(target, dtype, alibi=True)
-        identity = files.identity
         info = ModelInfo(
             kind=EncoderKind.DNABERT.value,
             architecture="DNABERT-S (MosaicBERT, ALiBi)",
-            path=str(files.folder),
-            identity=identity,
+            path=source.path,
+            identity=source.identity,
             num_layers=files.config.num_layers,
             hidden_size=files.config.hidden_size,
             num_heads=files.config.num_heads,
@@ -261,14 +254,9 @@ class DnabertEncoder(PooledEncoder):
             device=plan.device,
             precision=plan.precision.value,
             attention=backend.value,
-            demo=files.is_demo,
+            demo=source.demo,
         )
         return cls(net, files.tokenizer, info, target)
-
-    @property
-    def model(self) -> DnabertModel:
-        """The underlying module (on the device)."""
-        return self._model
 
     def tokenize(
         self, ids: Sequence[str], sequences: Sequence[str]

@@ -20,7 +20,6 @@ the forward pass still sees the whole protein.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
@@ -31,7 +30,7 @@ from torch import nn
 from virnucpro_app.device import plan_device, torch_dtype
 from virnucpro_app.errors import InputError
 from virnucpro_app.identity import file_identity
-from virnucpro_app.models import DemoModelWarning, EncoderKind, ModelInfo
+from virnucpro_app.models import EncoderKind, ModelInfo, WeightSource
 from virnucpro_app.models.attention import (
     AttentionBackend,
     AttentionInputs,
@@ -75,6 +74,7 @@ for _index, _token in enumerate(ESM_TOKENS):
 
 #: Default ``tokens_per_batch`` per device type.
 DEFAULT_TOKENS_PER_BATCH = {"cpu": 4096, "cuda": 16384}
+_IN_MEMORY = WeightSource()
 
 
 def tokenize_protein(seq_id: str, sequence: str) -> np.ndarray:
@@ -280,32 +280,21 @@ class Esm2Encoder(PooledEncoder):
         """
         path = resolve_esm2_path(model)
         config, state, demo = read_esm2_file(path)
-        if demo:
-            warnings.warn(
-                f"{path} is a DEMO model with random weights: its embeddings are "
-                "NOT BIOLOGY",
-                DemoModelWarning,
-                stacklevel=2,
-            )
+        source = WeightSource(str(path), file_identity(path), demo)
+        source.warn_if_demo()
         return cls.from_state(
-            config,
-            state,
-            device=device,
-            precision=precision,
-            source=(str(path), file_identity(path)),
-            demo=demo,
+            config, state, device=device, precision=precision, source=source
         )
 
     @classmethod
-    def from_state(  # noqa: PLR0913 - keyword-only descriptions of the source
+    def from_state(
         cls,
         config: Esm2Config,
         state: dict[str, torch.Tensor],
         *,
         device: str = "auto",
         precision: str = "auto",
-        source: tuple[str, str] = ("<in memory>", "unknown"),
-        demo: bool = False,
+        source: WeightSource = _IN_MEMORY,
     ) -> Self:
         """Build the encoder from checked fair-esm tensors (prefixes stripped).
 
@@ -314,8 +303,7 @@ class Esm2Encoder(PooledEncoder):
             state: Tensors by fair-esm name, as :func:`read_esm2_file` returns.
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
             precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
-            source: ``(path, identity)`` recorded in :attr:`info`.
-            demo: Whether the weights are a random demo.
+            source: Where the tensors came from (recorded in :attr:`info`).
 
         Returns:
             The encoder, weights on the device.
@@ -331,8 +319,8 @@ class Esm2Encoder(PooledEncoder):
         info = ModelInfo(
             kind=EncoderKind.ESM.value,
             architecture="ESM-2",
-            path=source[0],
-            identity=source[1],
+            path=source.path,
+            identity=source.identity,
             num_layers=config.num_layers,
             hidden_size=config.embed_dim,
             num_heads=config.num_heads,
@@ -340,14 +328,9 @@ class Esm2Encoder(PooledEncoder):
             device=plan.device,
             precision=plan.precision.value,
             attention=backend.value,
-            demo=demo,
+            demo=source.demo,
         )
         return cls(net, info, target)
-
-    @property
-    def model(self) -> Esm2Model:
-        """The underlying module (on the device)."""
-        return self._model
 
     def tokenize(
         self, ids: Sequence[str], sequences: Sequence[str]

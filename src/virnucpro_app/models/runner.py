@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 
 from virnucpro_app.errors import InputError
-from virnucpro_app.models.batching import dedupe, plan_batches, run_with_backoff
+from virnucpro_app.models.batching import dedupe, run_with_backoff
 from virnucpro_app.models.packing import PackedBatch, pack
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     import numpy as np
 
@@ -111,15 +111,27 @@ def _check_inputs(ids: Sequence[str], sequences: Sequence[str]) -> None:
             raise InputError(f"record {seq_id!r}: empty sequence, nothing to embed")
 
 
-def embed_sequences(  # noqa: PLR0913 - keyword-only options of one loop
+@dataclass(frozen=True)
+class Batching:
+    """Where the loop runs its batches and how many padded tokens one may hold.
+
+    Attributes:
+        device: Where the backbone's weights are.
+        tokens_per_batch: Budget of padded tokens per batch (the start: it
+            halves after an out-of-memory error).
+    """
+
+    device: torch.device
+    tokens_per_batch: int
+
+
+def embed_sequences(
     backbone: Backbone,
     ids: Sequence[str],
     sequences: Sequence[str],
+    batching: Batching,
     *,
-    device: torch.device,
-    tokens_per_batch: int,
     progress: ProgressCallback | None = None,
-    is_oom: Callable[[BaseException], bool] = is_out_of_memory,
 ) -> torch.Tensor:
     """Embed sequences with ``backbone``: ``[N, D]`` float32 rows in input order.
 
@@ -127,10 +139,8 @@ def embed_sequences(  # noqa: PLR0913 - keyword-only options of one loop
         backbone: The model side (tokenizer, pooling rule, packed forward).
         ids: Record IDs (used in error messages only).
         sequences: The sequences.
-        device: Where the backbone's weights are.
-        tokens_per_batch: Budget of padded tokens per batch.
+        batching: The device and the token budget per batch.
         progress: Called with ``(sequences, tokens)`` as batches finish.
-        is_oom: Tells an out-of-memory error (injectable for tests).
 
     Returns:
         ``[N, D]`` float32 embeddings on the CPU.
@@ -154,9 +164,8 @@ def embed_sequences(  # noqa: PLR0913 - keyword-only options of one loop
     ]
     job = _Job(
         backbone=backbone,
-        device=device,
-        budget=tokens_per_batch,
-        is_oom=is_oom,
+        device=batching.device,
+        budget=batching.tokens_per_batch,
         collector=_Collector(
             out=torch.empty(len(unique), backbone.embedding_dim, dtype=torch.float32),
             progress=progress,
@@ -186,7 +195,6 @@ class _Job:
     backbone: Backbone
     device: torch.device
     budget: int
-    is_oom: Callable[[BaseException], bool]
     collector: _Collector
 
     def run_window(
@@ -216,11 +224,10 @@ class _Job:
             )
 
         self.budget = run_with_backoff(
-            plan_batches(lengths, self.budget),
             lengths,
             self.budget,
             run,
-            is_out_of_memory=self.is_oom,
+            is_out_of_memory=is_out_of_memory,
             on_backoff=self._on_backoff,
         )
 
@@ -297,11 +304,7 @@ class PooledEncoder(ABC):
             InputError: An empty sequence, or (ESM-2) a letter outside its alphabet.
             PipelineError: One sequence alone does not fit in device memory.
         """
+        budget = tokens_per_batch or self.default_tokens_per_batch
         return embed_sequences(
-            self,
-            ids,
-            sequences,
-            device=self._device,
-            tokens_per_batch=tokens_per_batch or self.default_tokens_per_batch,
-            progress=progress,
+            self, ids, sequences, Batching(self._device, budget), progress=progress
         )

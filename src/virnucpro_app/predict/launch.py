@@ -85,7 +85,7 @@ def launch_predict(request: PredictRequest) -> ExitCode:
             request.models.resolve(request.model_type)  # builds the demo models
         group.barrier()  # other ranks read the demo models once rank 0 built them
         config = _resolve(request, group, device)
-        return _run(config, group, request.record_threshold)
+        return _run(config, group)
     finally:
         group.close()
 
@@ -112,13 +112,14 @@ def _resolve(request: PredictRequest, group: ProcessGroup, device: str) -> RunCo
         models=models,
         options=options.resolve_device(log_prefix=rank),
         adopt_dir=request.adopt_dir,
+        record_threshold=request.record_threshold,
     )
 
 
-def _run(config: RunConfig, group: ProcessGroup, record_threshold: float) -> ExitCode:
+def _run(config: RunConfig, group: ProcessGroup) -> ExitCode:
     from virnucpro_app.predict.run import run_predict
 
-    return run_predict(config, group, record_threshold=record_threshold).exit_code
+    return run_predict(config, group).exit_code
 
 
 #: Set by :func:`relaunch_on_gpus` for its ranks: a folder where each rank

@@ -25,13 +25,12 @@ from virnucpro_app import runlog
 from virnucpro_app.errors import AppError, PipelineError
 from virnucpro_app.layout import ShardStage
 from virnucpro_app.predict.distributed import ProcessGroup, World, assign_shards
-from virnucpro_app.predict.summary import RankReport, run_summary
-from virnucpro_app.records import DEFAULT_RECORD_THRESHOLD
+from virnucpro_app.predict.summary import MainState, RankReport, run_summary
 from virnucpro_app.stages.finished import ShardScores, finished_scores
 from virnucpro_app.stages.outputs import write_outputs, write_summary
 from virnucpro_app.stages.prepare import PreparedRun, prepare_shards
 from virnucpro_app.stages.runner import ShardRunner
-from virnucpro_app.stages.store import RunCheckpoints, settle_run_folder
+from virnucpro_app.stages.store import RunCheckpoints, RunFolder, settle_run_folder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
     from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
     from virnucpro_app.models.classifier import Classifier
-    from virnucpro_app.stages.adopt import AdoptionReport
-    from virnucpro_app.stages.manifest import RunManifest
 
 LOG = logging.getLogger("virnucpro_app")
 
@@ -67,14 +64,14 @@ def settle_output_dir(config: RunConfig) -> None:
         PipelineError: The folder holds files and neither --resume nor --force.
     """
     layout = config.layout
-    settle_run_folder(
+    folder = RunFolder(
         config.output_dir,
         layout.run_paths(),
-        config.options.existing,
         flag="--output-dir",
         job="run",
         started=layout.has_started(),
     )
+    settle_run_folder(folder, config.options.existing)
     layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -115,16 +112,6 @@ class _Plan:
     adopted: bool
 
 
-@dataclass
-class _Main:
-    """What rank 0 alone holds: the manifest, the account, the finished scores."""
-
-    manifest: RunManifest
-    prepared: PreparedRun
-    finished: dict[int, ShardScores]
-    adoption: AdoptionReport | None
-
-
 def _check_before_writing(config: RunConfig) -> None:
     """Inputs and models, checked before the output folder is touched."""
     from virnucpro_app.alphabet import SequenceKind, check_inputs
@@ -136,7 +123,7 @@ def _check_before_writing(config: RunConfig) -> None:
 
 def _prepare_on_main(
     config: RunConfig, store: RunCheckpoints, world: World
-) -> tuple[_Main, _Plan]:
+) -> tuple[MainState, _Plan]:
     from virnucpro_app.legacy_features import find_legacy_files
     from virnucpro_app.stages import adopt
     from virnucpro_app.stages.manifest import (
@@ -179,7 +166,7 @@ def _prepare_on_main(
         sorted(str(path) for path in store.written),
         adoption is not None and adoption.num_adopted > 0,
     )
-    return _Main(manifest, prepared, finished, adoption), plan
+    return MainState(manifest, prepared, finished, adoption), plan
 
 
 class RankStoppedError(PipelineError):
@@ -193,7 +180,7 @@ class RankStoppedError(PipelineError):
 
 def _agree_on_plan(
     config: RunConfig, store: RunCheckpoints, group: ProcessGroup
-) -> tuple[_Main | None, _Plan]:
+) -> tuple[MainState | None, _Plan]:
     """Rank 0 prepares and plans; the others learn the plan (or rank 0's error)."""
     if group.world.is_main:
         try:
@@ -264,18 +251,12 @@ def _stop_on_errors(reports: list[RankReport], world: World) -> None:
     raise RankStoppedError(text, ExitCode(code), quiet=not world.is_main)
 
 
-def run_predict(
-    config: RunConfig,
-    group: ProcessGroup | None = None,
-    *,
-    record_threshold: float = DEFAULT_RECORD_THRESHOLD,
-) -> RunResult:
+def run_predict(config: RunConfig, group: ProcessGroup | None = None) -> RunResult:
     """Run (or resume) a predict job and write its outputs.
 
     Args:
         config: The resolved run (device and precision resolved).
         group: The torchrun process group (None: a single process).
-        record_threshold: ``--record-threshold`` of the per-record verdict.
 
     Returns:
         The exit code (0 or 2, the same on every rank) and the run summary
@@ -314,9 +295,8 @@ def run_predict(
     _stop_on_errors(reports, world)
     result = RunResult(ExitCode.OK)
     if main is not None:
-        result = _finish(
-            config, store, main, work.kept, reports, started, record_threshold
-        )
+        main.finished.update(work.kept)  # the shards this rank computed now
+        result = _finish(config, store, main, reports, started)
     code: int = group.broadcast(int(result.exit_code) if world.is_main else None)
     # Leave together: a rank tearing down its connections while another still
     # talks to it makes gloo abort.
@@ -324,21 +304,19 @@ def run_predict(
     return RunResult(ExitCode(code), result.summary)
 
 
-def _finish(  # noqa: PLR0913, PLR0917 - the run's pieces, gathered
+def _finish(
     config: RunConfig,
     store: RunCheckpoints,
-    main: _Main,
-    kept: dict[int, ShardScores],
+    main: MainState,
     reports: list[RankReport],
     started: float,
-    record_threshold: float,
 ) -> RunResult:
     """Rank 0: write the outputs from every shard's scores, and the summary."""
     prepared = main.prepared
 
     def shard_scores() -> Iterator[tuple[list[str], torch.Tensor]]:
         for index in range(prepared.num_shards):
-            found = main.finished.pop(index, None) or kept.pop(index, None)
+            found = main.finished.pop(index, None)
             if found is None:  # computed by another rank
                 found = _read_scores(store, index)
             yield found.ids, found.scores
@@ -347,26 +325,16 @@ def _finish(  # noqa: PLR0913, PLR0917 - the run's pieces, gathered
         config.layout,
         shards=shard_scores(),
         records=prepared.records,
-        record_threshold=record_threshold,
+        record_threshold=config.record_threshold,
     )
     if not config.options.keep_intermediate:
         prepared.remove_intermediates()
-    partial = any(row.status == "skipped" for row in prepared.records)
-    exit_code = ExitCode.PARTIAL if partial else ExitCode.OK
     summary = run_summary(
-        config,
-        main.manifest,
-        prepared,
-        totals,
-        reports,
-        adoption=main.adoption,
-        record_threshold=record_threshold,
-        wall_seconds=time.perf_counter() - started,
-        exit_code=int(exit_code),
+        config, main, totals, reports, wall_seconds=time.perf_counter() - started
     )
     write_summary(config.layout.summary_path, summary)
-    LOG.info("results in %s (exit code %d)", config.output_dir, int(exit_code))
-    return RunResult(exit_code, summary)
+    LOG.info("results in %s (exit code %d)", config.output_dir, prepared.exit_code)
+    return RunResult(prepared.exit_code, summary)
 
 
 def _read_scores(store: RunCheckpoints, index: int) -> ShardScores:

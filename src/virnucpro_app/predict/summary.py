@@ -15,11 +15,22 @@ from virnucpro_app import __version__
 if TYPE_CHECKING:
     from virnucpro_app.config import RunConfig
     from virnucpro_app.stages.adopt import AdoptionReport
+    from virnucpro_app.stages.finished import ShardScores
     from virnucpro_app.stages.manifest import RunManifest
     from virnucpro_app.stages.outputs import OutputTotals
     from virnucpro_app.stages.prepare import PreparedRun
     from virnucpro_app.stages.runner import ShardRunner
     from virnucpro_app.stages.store import ReuseCounts
+
+
+@dataclass
+class MainState:
+    """What rank 0 alone holds: the manifest, the account, the finished scores."""
+
+    manifest: RunManifest
+    prepared: PreparedRun
+    finished: dict[int, ShardScores]
+    adoption: AdoptionReport | None
 
 
 @dataclass(frozen=True)
@@ -69,19 +80,16 @@ def _sum(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def run_summary(  # noqa: PLR0913 - the run's pieces, gathered
+def run_summary(
     config: RunConfig,
-    manifest: RunManifest,
-    prepared: PreparedRun,
+    main: MainState,
     totals: OutputTotals,
     reports: list[RankReport],
     *,
-    adoption: AdoptionReport | None,
-    record_threshold: float,
     wall_seconds: float,
-    exit_code: int,
 ) -> dict[str, Any]:
     """The contents of ``run_summary.json``."""
+    manifest, prepared = main.manifest, main.prepared
     computed = _sum([report.frames for report in reports])
     summary: dict[str, Any] = {
         "virnucpro_app_version": __version__,
@@ -97,7 +105,7 @@ def run_summary(  # noqa: PLR0913 - the run's pieces, gathered
         "chunks_scored": totals.chunks_scored,
         "chunks_virus": totals.chunks_virus,
         "records": totals.records,
-        "record_threshold": record_threshold,
+        "record_threshold": config.record_threshold,
         "record_verdicts": totals.verdicts,
         "computed_frames": computed,
         "computed_shards": sorted(i + 1 for r in reports for i in r.shards),
@@ -109,8 +117,8 @@ def run_summary(  # noqa: PLR0913 - the run's pieces, gathered
             "quarantined": sorted({path for r in reports for path in r.quarantined}),
         },
         "wall_seconds": wall_seconds,
-        "exit_code": exit_code,
+        "exit_code": int(prepared.exit_code),
     }
-    if adoption is not None:
-        summary["adoption"] = adoption.to_json(computed)
+    if main.adoption is not None:
+        summary["adoption"] = main.adoption.to_json(computed)
     return summary

@@ -38,21 +38,22 @@ class LazyEncoder:
     Args:
         kind: ``dnabert`` or ``esm``.
         model: Path or name of the weights.
-        device: Requested device.
-        precision: Requested precision.
+        options: The job's options: device, precision and ``tokens_per_batch``.
     """
 
     kind: EncoderKind
     model: str
-    device: str
-    precision: str
+    options: RunOptions
     loaded: Encoder | None = field(default=None, init=False)
 
     def get(self) -> Encoder:
         """The encoder, loaded now if it was not yet."""
         if self.loaded is None:
             self.loaded = load_encoder(
-                self.kind, self.model, device=self.device, precision=self.precision
+                self.kind,
+                self.model,
+                device=self.options.device,
+                precision=self.options.precision,
             )
         return self.loaded
 
@@ -62,10 +63,7 @@ def lazy_encoders(
 ) -> dict[EncoderKind, LazyEncoder]:
     """Both encoders of a job, each loaded on first use, DNABERT-S first."""
     locations = {EncoderKind.DNABERT: models.dnabert, EncoderKind.ESM: models.esm}
-    return {
-        kind: LazyEncoder(kind, locations[kind], options.device, options.precision)
-        for kind in EncoderKind
-    }
+    return {kind: LazyEncoder(kind, locations[kind], options) for kind in EncoderKind}
 
 
 def _inputs(shard: ShardFrames, kind: EncoderKind) -> list[str]:
@@ -133,13 +131,11 @@ def _resume_prefix(
     return checkpoint, complete
 
 
-def _embed_slice(  # noqa: PLR0913 - the shard, its encoder, the rows, the rules
+def _embed_slice(
     shard: ShardFrames,
     encoder: LazyEncoder,
     span: tuple[int, int],
     adopted: dict[int, torch.Tensor],
-    *,
-    options: RunOptions,
     progress: ProgressCallback | None,
 ) -> tuple[torch.Tensor, int]:
     """Rows ``[start, end)`` of the shard: adopted ones taken, the rest computed."""
@@ -151,7 +147,7 @@ def _embed_slice(  # noqa: PLR0913 - the shard, its encoder, the rows, the rules
         computed = encoder.get().embed(
             [shard.ids[row] for row in todo],
             [sequences[row] for row in todo],
-            tokens_per_batch=options.tokens_per_batch,
+            tokens_per_batch=encoder.options.tokens_per_batch,
             progress=progress,
         )
         if not adopted:
@@ -166,11 +162,10 @@ def _embed_slice(  # noqa: PLR0913 - the shard, its encoder, the rows, the rules
     return rows, len(todo)
 
 
-def embed_shard(  # noqa: PLR0913 - the shard, its encoder, the run's rules
+def embed_shard(
     shard: ShardFrames,
     encoder: LazyEncoder,
     store: RunCheckpoints,
-    options: RunOptions,
     *,
     progress: ProgressCallback | None = None,
     adopted: Callable[[], AdoptedRows | None] | None = None,
@@ -179,10 +174,10 @@ def embed_shard(  # noqa: PLR0913 - the shard, its encoder, the run's rules
 
     Args:
         shard: The frames.
-        encoder: The (lazily loaded) model; its kind names the checkpoint.
-        store: The run folder's checkpoint rules.
-        options: ``slice_size`` (frames per in-progress save) and
-            ``tokens_per_batch`` (None: the model's default).
+        encoder: The (lazily loaded) model; its kind names the checkpoint, its
+            options ``tokens_per_batch`` (None: the model's default).
+        store: The run folder's checkpoint rules; its options ``slice_size``
+            (frames per in-progress save).
         progress: Called with (sequences, tokens) as batches finish.
         adopted: Gives the rows taken from legacy feature files instead of
             computed (called only when something is left to embed).
@@ -208,17 +203,10 @@ def embed_shard(  # noqa: PLR0913 - the shard, its encoder, the run's rules
         "adopted": 0 if taken_rows is None else len(taken_rows.rows),
     }
     while True:
-        end = min(start + options.slice_size, len(shard))
+        end = min(start + store.options.slice_size, len(shard))
         if end > start:  # (an in-progress save of every row only needs completing)
             taken = {} if taken_rows is None else taken_rows.within(start, end)
-            rows, count = _embed_slice(
-                shard,
-                encoder,
-                (start, end),
-                taken,
-                options=options,
-                progress=progress,
-            )
+            rows, count = _embed_slice(shard, encoder, (start, end), taken, progress)
             parts = [torch.cat([*parts, rows])] if parts else [rows]
             computed += count
         else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import ckptkit
+from ckptkit.types import ExitCode
 from virnucpro_app.errors import PipelineError
 from virnucpro_app.layout import PREPARED_SCHEMA, ShardStage
 from virnucpro_app.records import RecordRow, RecordStatus
@@ -23,7 +24,6 @@ from virnucpro_app.stages.shards import ShardFrames, frames_from_state, frames_s
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
@@ -94,13 +94,19 @@ class PreparedRun:
         self.regenerated.add(index)
         return regenerate_frames(self.config, self.store, index)
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """``PARTIAL`` when records were skipped, else ``OK``."""
+        skipped = any(row.status == RecordStatus.SKIPPED for row in self.records)
+        return ExitCode.PARTIAL if skipped else ExitCode.OK
+
     def cost(self, index: int) -> int:
         """Work in shard ``index`` (bases + residues; frames for old files)."""
         return self.shard_costs[index] if self.shard_costs else 1
 
     def remove_intermediates(self) -> None:
         """Delete the prepared FASTA files (``--keep-intermediate`` keeps them)."""
-        for path in _intermediates(self.layout):
+        for path in self.layout.intermediate_paths:
             path.unlink(missing_ok=True)
 
 
@@ -138,14 +144,6 @@ def _row_of(account: RecordRow) -> RecordRow:
     """A prepare account as predict reports it: ``prepared`` records are ``scored``."""
     status = RecordStatus.SCORED if account.status == RecordStatus.PREPARED else None
     return replace(account, status=str(status or account.status))
-
-
-def _intermediates(layout: RunLayout) -> list[Path]:
-    return [
-        layout.chunks_fasta_path,
-        layout.orf_nucleotide_path,
-        layout.orf_protein_path,
-    ]
 
 
 def _reuse(config: RunConfig, store: RunCheckpoints) -> PreparedRun | None:
@@ -299,7 +297,7 @@ def prepare_shards(
     from virnucpro_app.prepare import write_fasta
 
     started = time.perf_counter()
-    intermediates = _intermediates(layout)
+    intermediates = layout.intermediate_paths
     rows: list[RecordRow] = []
     costs: list[int] = []
     frame_ids: list[list[str]] = []

@@ -79,7 +79,6 @@ class ShardRunner:
                 shard,
                 self.encoders[kind],
                 self.store,
-                self.options,
                 progress=advance,
                 adopted=self._adopted(shard.index, kind),
             )
@@ -97,15 +96,13 @@ class ShardRunner:
             return None
         return lambda: source(index, kind)
 
-    def features(
-        self, shard: ShardFrames, expected_dim: int | None = None
-    ) -> torch.Tensor:
-        """``cat(DNABERT-S, ESM-2)`` per frame (``expected_dim``: must be this wide).
+    def features(self, shard: ShardFrames) -> torch.Tensor:
+        """``cat(DNABERT-S, ESM-2)`` per frame.
 
         Raises:
-            PipelineError: The embeddings do not fit the frames or the width.
+            PipelineError: The embeddings do not fit the frames.
         """
-        return self._features(shard, expected_dim)[0]
+        return self._features(shard, None)[0]
 
     def _features(
         self, shard: ShardFrames, expected_dim: int | None

@@ -22,7 +22,6 @@ from virnucpro_app.config import ExistingRun
 from virnucpro_app.errors import AppError, PipelineError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from pathlib import Path
 
     from virnucpro_app.config import RunOptions
@@ -38,60 +37,66 @@ def quarantine_name(path: Path) -> Path:
     return path.with_name(f"{path.name}{QUARANTINE_MARK}{stamp}")
 
 
-def settle_run_folder(  # noqa: PLR0913 - the folder, its run and the choice
-    folder: Path,
-    run_paths: Iterable[Path],
-    existing: ExistingRun,
-    *,
-    flag: str,
-    job: str,
-    started: bool = True,
-) -> None:
-    """Refuse, resume in, or clear a folder that holds a run (never asks).
+@dataclass(frozen=True)
+class RunFolder:
+    """A folder that holds one run, as the command line names it.
 
-    A folder holding only the files of a run that never finished its first
-    stage (``started`` is false) is cleared whatever was asked: nothing there is
-    worth keeping, and the corrected command must not be refused.
-
-    Args:
-        folder: The run folder, named on the command line by ``flag``.
+    Attributes:
+        path: The run folder, named on the command line by ``flag``.
         run_paths: What the job writes (what ``--force`` deletes).
-        existing: What the command line chose.
         flag: ``--output-dir`` or ``--checkpoint-dir``.
         job: What continues there with ``--resume`` (``run``, ``training``).
         started: Whether the run there finished its first stage (or anything
             after it); see ``RunLayout.has_started``.
+    """
+
+    path: Path
+    run_paths: tuple[Path, ...]
+    flag: str
+    job: str
+    started: bool = True
+
+    def never_started(self) -> bool:
+        """Whether it holds only run files and the first stage never finished."""
+        if self.started or not self.path.is_dir():
+            return False
+        present = set(self.path.iterdir())
+        return bool(present) and present <= set(self.run_paths)
+
+
+def settle_run_folder(folder: RunFolder, existing: ExistingRun) -> None:
+    """Refuse, resume in, or clear a folder that holds a run (never asks).
+
+    A folder holding only the files of a run that never finished its first
+    stage (``folder.started`` is false) is cleared whatever was asked: nothing
+    there is worth keeping, and the corrected command must not be refused.
+
+    Args:
+        folder: The run folder and what its job writes there.
+        existing: What the command line chose.
 
     Raises:
         PipelineError: ``folder`` is a file, or holds files and neither
             ``--resume`` nor ``--force`` was given.
     """
-    if folder.exists() and not folder.is_dir():
-        raise PipelineError(f"{flag} {folder} is a file, not a folder")
-    paths = list(run_paths)
-    if _never_started(folder, paths, started):
-        LOG.info("%s holds a run that never finished preparing; starting over", folder)
+    path, flag = folder.path, folder.flag
+    if path.exists() and not path.is_dir():
+        raise PipelineError(f"{flag} {path} is a file, not a folder")
+    if folder.never_started():
+        LOG.info("%s holds a run that never finished preparing; starting over", path)
         existing = ExistingRun.FORCE
-    if existing is ExistingRun.REFUSE and folder.exists() and any(folder.iterdir()):
+    if existing is ExistingRun.REFUSE and path.exists() and any(path.iterdir()):
         what = flag.removeprefix("--").removesuffix("-dir")
         raise PipelineError(
-            f"{what} folder {folder} is not empty: pass --resume to continue the "
-            f"{job} there, or --force to delete its files and start over"
+            f"{what} folder {path} is not empty: pass --resume to continue the "
+            f"{folder.job} there, or --force to delete its files and start over"
         )
     if existing is ExistingRun.FORCE:
-        for path in paths:
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-
-
-def _never_started(folder: Path, run_paths: list[Path], started: bool) -> bool:  # noqa: FBT001
-    """Whether ``folder`` holds only run files and the first stage never finished."""
-    if started or not folder.is_dir():
-        return False
-    present = set(folder.iterdir())
-    return bool(present) and present <= set(run_paths)
+        for run_path in folder.run_paths:
+            if run_path.is_dir():
+                shutil.rmtree(run_path)
+            elif run_path.exists():
+                run_path.unlink()
 
 
 class CheckpointProblemError(AppError):

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import math
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from virnucpro_app.progress import bar_progress
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from rich.progress import Progress
 
     from virnucpro_app.training.metrics import BinaryMetrics
 
@@ -131,12 +124,5 @@ def training_bar(epochs: int, done: int, *, enabled: bool) -> Iterator[TrainingB
     if not enabled:
         yield TrainingBar(None, epochs, done)
         return
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(file=sys.stderr)) as progress:
+    with bar_progress() as progress:
         yield TrainingBar(progress, epochs, done)

@@ -95,6 +95,22 @@ class TrainOutcome:
     num_val: int
 
 
+@dataclass(frozen=True)
+class LoopOptions:
+    """Where the loop runs and what it shows; none of it is part of the identity.
+
+    Attributes:
+        device: Where to train.
+        progress: Show a progress bar.
+        batch_pause_s: Sleep after each batch (a testing aid that widens the
+            window for kills; it changes no number).
+    """
+
+    device: str = "cpu"
+    progress: bool = False
+    batch_pause_s: float = 0.0
+
+
 class TrainingLoop:
     """Trains the MLP on labelled features with checkpoints in ``manager``.
 
@@ -108,26 +124,23 @@ class TrainingLoop:
         manager: The run's checkpoint manager (``train/``).
         identity: What, besides the recipe (but its epochs), a resumed run must
             share with the run it continues (the features).
-        device: Where to train.
-        progress: Show a progress bar.
-        batch_pause_s: Sleep after each batch (a testing aid that widens the
-            window for kills; it changes no number).
+        options: Device, progress bar and the testing pause (None: the CPU,
+            quietly).
     """
 
-    def __init__(  # noqa: PLR0913 - the loop's collaborators, keyword-only
+    def __init__(
         self,
         data: LabelledFeatures,
         recipe: TrainRecipe,
         *,
         manager: ckptkit.CheckpointManager,
         identity: dict[str, Any],
-        device: str = "cpu",
-        progress: bool = False,
-        batch_pause_s: float = 0.0,
+        options: LoopOptions | None = None,
     ) -> None:
         self.recipe, self.manager = recipe, manager
         self.identity = {**recipe.identity(), **identity}
-        self.device, self.progress, self.batch_pause_s = device, progress, batch_pause_s
+        self.options = options or LoopOptions()
+        device = self.device = self.options.device
         self.split: Split = split_indices(len(data), recipe.val_fraction, recipe.seed)
         self.features = data.features.to(device)
         self.labels = data.labels.to(device)
@@ -203,7 +216,7 @@ class TrainingLoop:
     def run(self, *, resumed_from: int | None = None) -> TrainOutcome:
         """Train until ``epochs`` or early stopping; every epoch is checkpointed."""
         epochs = self.recipe.epochs
-        with training_bar(epochs, self.epoch, enabled=self.progress) as bar:
+        with training_bar(epochs, self.epoch, enabled=self.options.progress) as bar:
             while self.epoch < epochs and not self.early.stopped:
                 report = self._one_epoch(bar)
                 LOG.info("%s", report.line(epochs))
@@ -274,8 +287,8 @@ class TrainingLoop:
             total += float(loss.item()) * batch.numel()
             count += batch.numel()
             bar.batch_done()
-            if self.batch_pause_s:
-                time.sleep(self.batch_pause_s)
+            if self.options.batch_pause_s:
+                time.sleep(self.options.batch_pause_s)
         return total / count
 
     def _validate(self) -> tuple[float, torch.Tensor]:

@@ -27,6 +27,7 @@ from virnucpro_app.models.classifier import save_classifier
 from virnucpro_app.stages.outputs import write_summary
 from virnucpro_app.stages.store import (
     CheckpointProblemError,
+    RunFolder,
     quarantine_name,
     settle_run_folder,
 )
@@ -35,6 +36,7 @@ from virnucpro_app.training.features import FeatureExtractor
 from virnucpro_app.training.loop import (
     TRAIN_STATE_SCHEMA,
     TRAIN_STATE_VERSION,
+    LoopOptions,
     TrainingLoop,
     TrainOutcome,
 )
@@ -105,14 +107,14 @@ def settle_checkpoint_dir(config: TrainConfig) -> None:
             --resume nor --force was given.
     """
     layout, output, existing = config.layout, config.output, config.options.existing
-    settle_run_folder(
+    folder = RunFolder(
         layout.checkpoint_dir,
         (*layout.run_paths(), output),
-        existing,
         flag="--checkpoint-dir",
         job="training",
         started=layout.has_started(),
     )
+    settle_run_folder(folder, existing)
     if existing is ExistingRun.REFUSE and output.exists():
         raise PipelineError(f"--output {output} exists: pass --force to replace it")
     layout.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -156,14 +158,15 @@ class _Training:
 
     def start(self) -> tuple[ckptkit.CheckpointManager, TrainingLoop]:
         manager = _open_manager(self.config.layout.train_dir)
+        options = self.config.options
         loop = TrainingLoop(
             self.data,
             self.config.recipe,
             manager=manager,
             identity=self.identity,
-            device=self.config.options.device,
-            progress=self.config.options.progress,
-            batch_pause_s=self.config.batch_pause_s,
+            options=LoopOptions(
+                options.device, options.progress, self.config.batch_pause_s
+            ),
         )
         return manager, loop
 

@@ -85,7 +85,6 @@ def test_backoff_halves_budget_until_batches_fit_and_runs_everything(
     done: list[list[int]] = []
     backoffs: list[tuple[int, int]] = []
     final = run_with_backoff(
-        plan_batches(lengths, 4096),
         lengths,
         4096,
         _fake_oom(limit, lengths, done),
@@ -104,13 +103,12 @@ def test_backoff_lets_other_errors_through() -> None:
         raise KeyError("not memory")
 
     with pytest.raises(KeyError):
-        run_with_backoff([[0]], [5], 10, run, is_out_of_memory=lambda _e: False)
+        run_with_backoff([5], 10, run, is_out_of_memory=lambda _e: False)
 
 
 def test_backoff_gives_up_on_a_single_sequence_that_does_not_fit() -> None:
     with pytest.raises(PipelineError, match="single sequence of 900 tokens"):
         run_with_backoff(
-            [[0]],
             [900],
             4096,
             _fake_oom(100, [900], []),

@@ -10,18 +10,18 @@ from virnucpro_app.config import ExistingRun
 from virnucpro_app.errors import PipelineError
 from virnucpro_app.layout import RunLayout
 from virnucpro_app.predict.launch import ENV_STATUS_DIR, report_rank_status
-from virnucpro_app.stages.store import settle_run_folder
+from virnucpro_app.stages.store import RunFolder, settle_run_folder
 
 
 def _settle(layout: RunLayout, existing: ExistingRun) -> None:
-    settle_run_folder(
+    folder = RunFolder(
         layout.output_dir,
         layout.run_paths(),
-        existing,
         flag="--output-dir",
         job="run",
         started=layout.has_started(),
     )
+    settle_run_folder(folder, existing)
 
 
 def _failed_start(tmp_path: Path) -> RunLayout:

@@ -9,7 +9,7 @@ import torch
 from virnucpro_app.errors import InputError
 from virnucpro_app.models import runner
 from virnucpro_app.models.packing import PackedBatch, pool_mean
-from virnucpro_app.models.runner import embed_sequences
+from virnucpro_app.models.runner import Batching, embed_sequences
 
 
 class FakeBackbone:
@@ -53,7 +53,7 @@ IDS = [f"r{i}" for i in range(len(SEQUENCES))]
 
 def test_rows_come_back_in_input_order_as_float32() -> None:
     out = embed_sequences(
-        FakeBackbone(), IDS, SEQUENCES, device=torch.device("cpu"), tokens_per_batch=12
+        FakeBackbone(), IDS, SEQUENCES, Batching(torch.device("cpu"), 12)
     )
     assert out.dtype == torch.float32
     assert torch.allclose(out, _expected(SEQUENCES))
@@ -61,9 +61,7 @@ def test_rows_come_back_in_input_order_as_float32() -> None:
 
 def test_identical_sequences_are_computed_once() -> None:
     backbone = FakeBackbone()
-    embed_sequences(
-        backbone, IDS, SEQUENCES, device=torch.device("cpu"), tokens_per_batch=64
-    )
+    embed_sequences(backbone, IDS, SEQUENCES, Batching(torch.device("cpu"), 64))
     assert sorted(backbone.tokenized) == sorted(set(SEQUENCES))
     assert sum(backbone.batches) == len(set(SEQUENCES))
 
@@ -79,8 +77,7 @@ def test_progress_counts_every_input_sequence_and_token() -> None:
         FakeBackbone(),
         IDS,
         SEQUENCES,
-        device=torch.device("cpu"),
-        tokens_per_batch=20,
+        Batching(torch.device("cpu"), 20),
         progress=progress,
     )
     assert seen["sequences"] == len(SEQUENCES)
@@ -91,7 +88,7 @@ def test_out_of_memory_halves_the_budget_warns_and_gives_the_same_result() -> No
     backbone = FakeBackbone(oom_above=12)
     with pytest.warns(RuntimeWarning, match="out of GPU memory"):
         out = embed_sequences(
-            backbone, IDS, SEQUENCES, device=torch.device("cpu"), tokens_per_batch=64
+            backbone, IDS, SEQUENCES, Batching(torch.device("cpu"), 64)
         )
     assert torch.allclose(out, _expected(SEQUENCES))
 
@@ -101,7 +98,7 @@ def test_windows_are_tokenized_ahead_and_all_computed(
 ) -> None:
     monkeypatch.setattr(runner, "WINDOW_SEQUENCES", 2)
     out = embed_sequences(
-        FakeBackbone(), IDS, SEQUENCES, device=torch.device("cpu"), tokens_per_batch=64
+        FakeBackbone(), IDS, SEQUENCES, Batching(torch.device("cpu"), 64)
     )
     assert torch.allclose(out, _expected(SEQUENCES))
 
@@ -112,13 +109,10 @@ def test_empty_sequence_is_an_input_error_naming_the_record() -> None:
             FakeBackbone(),
             ["r0", "r1"],
             ["AC", ""],
-            device=torch.device("cpu"),
-            tokens_per_batch=64,
+            Batching(torch.device("cpu"), 64),
         )
 
 
 def test_no_sequences_give_an_empty_matrix() -> None:
-    out = embed_sequences(
-        FakeBackbone(), [], [], device=torch.device("cpu"), tokens_per_batch=8
-    )
+    out = embed_sequences(FakeBackbone(), [], [], Batching(torch.device("cpu"), 8))
     assert out.shape == (0, 2)
