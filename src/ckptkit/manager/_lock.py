@@ -191,11 +191,6 @@ class FolderLock:
         fs.write_all(handle, me.to_bytes())
         return cls(path, handle)
 
-    @property
-    def is_held(self) -> bool:
-        """Whether this lock is still held (not yet released)."""
-        return self._handle is not None
-
     def release(self) -> None:
         """Delete the lock file and let go of the folder; again does nothing."""
         handle, self._handle = self._handle, None
