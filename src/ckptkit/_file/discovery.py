@@ -26,6 +26,7 @@ from ckptkit._file.format import (
     parse_temp_name,
 )
 from ckptkit._file.sharded import is_sharded_checkpoint, is_work_name
+from ckptkit._file.special_files import NotRegularFileError
 from ckptkit.legacy import ZIP_MAGIC
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def classify_file(path: PathLike) -> FileKind:
         return FileKind.TEMPORARY
     try:
         handle = fs.open_read(target)
-    except fs.NotRegularFileError:
+    except NotRegularFileError:
         return FileKind.OTHER  # a FIFO or device: never read, never waited on
     with handle:
         head = fs.read(handle, SNIFF_BYTES)

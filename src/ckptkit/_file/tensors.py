@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from io import FileIO
     from pathlib import Path
 
-    from ckptkit._file.header import EntrySpec, ParsedFile
+    from ckptkit._file.entries import EntrySpec
+    from ckptkit._file.header import ParsedFile
 
 _READ_SLICE_BYTES = 64 << 20
 _CPU = torch.device("cpu")

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from io import FileIO
     from pathlib import Path
 
-    from ckptkit._file.header import EntrySpec, ParsedFile
+    from ckptkit._file.entries import EntrySpec
+    from ckptkit._file.header import ParsedFile
     from ckptkit.distributed._index import ChunkRecord, Index, TensorRecord
 
 _SLICE_BYTES = 8 << 20

@@ -36,6 +36,7 @@ from ckptkit._file.sharded import (
     INDEX_FORMAT_VERSION,
     shard_name,
 )
+from ckptkit._file.streams import write_all
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
     CheckpointCorruptError,
@@ -357,7 +358,7 @@ def write_index(folder: Path, index: Index) -> None:
     path = folder / INDEX_FILENAME
     handle = fs.open_new(path)
     try:
-        fs.write_all(handle, encode_index(index))
+        write_all(handle, encode_index(index))
         fs.fsync(handle)
         fs.close(handle)
     except BaseException:
