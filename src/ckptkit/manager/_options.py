@@ -1,8 +1,9 @@
-"""What a ``CheckpointManager`` checks before it touches its folder."""
+"""What a ``CheckpointManager`` checks before it touches its folder, and keeps."""
 
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckptkit._file import fs
@@ -13,7 +14,19 @@ from ckptkit.types import Status
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ckptkit.manager._retention import RetentionRule
     from ckptkit.migrations import MigrationRegistry
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """The checked options every step of a manager is written and kept by."""
+
+    schema: str | None
+    version: str
+    registry: MigrationRegistry | None
+    rule: RetentionRule
+    async_save: bool
 
 
 def checked_schema(
@@ -42,6 +55,26 @@ def checked_schema(
         )
         raise ValueError(msg)
     return registry.schema
+
+
+def check_sharding(
+    *, sharded: bool, process_group: object, signals: tuple[int, ...]
+) -> None:
+    """Refuse the options only one kind of manager (single-file or sharded) takes.
+
+    Raises:
+        ValueError: ``process_group`` without ``sharded``, or ``sharded`` with
+            preemption signals.
+    """
+    if process_group is not None and not sharded:
+        msg = "process_group is for sharded managers: pass sharded=True"
+        raise ValueError(msg)
+    if sharded and signals:
+        msg = (
+            "handle_preemption is for single-file managers; a sharded run "
+            "catches the signal itself and saves with every rank"
+        )
+        raise ValueError(msg)
 
 
 def open_folder(directory: Path, *, create: bool) -> bool:

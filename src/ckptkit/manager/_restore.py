@@ -63,7 +63,8 @@ class Restorer:
                 lambda path: self.load_checked(path, map_location),
                 folder=self.folder,
                 is_another_step=self.folder.is_foreign,
-                stacklevel=3,  # here <- CheckpointManager.restore <- its caller
+                # here <- FileSteps.restore <- CheckpointManager.restore <- its caller
+                stacklevel=4,
             )
         except CheckpointNotFoundError as error:
             if not self.created_folder:

@@ -1,30 +1,190 @@
-"""How a ``CheckpointManager`` writes a step and lets go of its folder.
+"""The single-file steps of a ``CheckpointManager``: one file per step.
 
-``write_step`` is the job of every save (on the calling thread or the background
-one): write the step like ``ckptkit.save``, read it back in full, then apply the
-retention rule to this manager's steps only. ``shut_down`` runs at ``close``,
-garbage collection or interpreter exit, whichever comes first.
+:class:`FileSteps` is the engine behind every manager that is not sharded (the
+sharded one is ``_sharded.ShardedSteps``): it holds the folder's lock, saves on
+the calling thread or a background one, restores past damaged steps, and lets go
+at ``close``. ``write_step`` is the job of every save: write the step like
+``ckptkit.save``, read it back in full, then apply the retention rule to this
+manager's steps only.
 """
 
 from __future__ import annotations
 
 import errno
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ckptkit._file.atomic import remove_stale_temp_files
+from ckptkit._file.codec import encode_state
+from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.writer import HeaderFields, write_encoded
 from ckptkit.errors import CheckpointCorruptError
-from ckptkit.manager._retention import steps_to_delete
+from ckptkit.manager._background import BackgroundSave
+from ckptkit.manager._lock import FolderLock
+from ckptkit.manager._options import checked_status
+from ckptkit.manager._preemption import PreemptionHandler
+from ckptkit.manager._restore import Restorer
+from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
+from ckptkit.manager._snapshot import HostSnapshotBuffer
+from ckptkit.manager._steps import StepFolder, check_step
 from ckptkit.validation import validate
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
     from ckptkit._file.codec import Encoded
-    from ckptkit.manager._background import BackgroundSave
-    from ckptkit.manager._lock import FolderLock
-    from ckptkit.manager._preemption import PreemptionHandler
-    from ckptkit.manager._retention import RetentionRule
-    from ckptkit.manager._sharded import ShardedSteps
-    from ckptkit.manager._steps import StepFolder
+    from ckptkit.info import Checkpoint
+    from ckptkit.manager._options import StepSettings
+    from ckptkit.manager._retention import RetentionRule, StepRecord
+    from ckptkit.types import StateTree
+
+
+class FileSteps:
+    """The engine behind ``CheckpointManager`` without ``sharded``.
+
+    Args:
+        directory: The manager's folder (it exists). Its lock is taken and the
+            temporary files of killed writers in it are removed.
+        settings: The manager's checked options.
+        created_folder: The manager created the folder just now (a mistyped
+            path, if a restore finds nothing).
+        signals: The preemption signals to catch while open.
+
+    Raises:
+        FolderLockedError: Another manager holds the folder.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: StepSettings,
+        *,
+        created_folder: bool,
+        signals: tuple[int, ...],
+    ) -> None:
+        self._lock = FolderLock.acquire(directory)
+        try:
+            remove_stale_temp_files(directory)
+        except BaseException:
+            self._lock.release()
+            raise
+        self.settings = settings
+        self.folder = StepFolder(directory)
+        self._restorer = Restorer(
+            self.folder,
+            settings.schema,
+            settings.version,
+            settings.registry,
+            created_folder,
+        )
+        self.buffer = HostSnapshotBuffer()
+        self._background = BackgroundSave()
+        self._in_flight: int | None = None
+        self._closed = False
+        self._preemption = (
+            PreemptionHandler(signals, self._background.join) if signals else None
+        )
+
+    @property
+    def preempted(self) -> bool:
+        """Whether a preemption signal arrived."""
+        return self._preemption is not None and self._preemption.received is not None
+
+    def save(
+        self,
+        step: int,
+        state: StateTree,
+        *,
+        metrics: Mapping[str, float] | None,
+        status: str,
+    ) -> bool:
+        """Save ``state`` as ``step`` (see ``CheckpointManager.save``).
+
+        Returns:
+            True when a deferred preemption signal is waiting and this save was
+            durable: the manager closes now, which ends the process.
+        """
+        self.wait()
+        step = check_step(step)
+        status = checked_status(status)
+        metadata = {
+            STEP_METADATA_STEP: step,
+            STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
+        }
+        refuse_foreign(self.folder, step, self.settings.schema)
+        last = self._preemption is not None and self._preemption.deferred is not None
+        if not self.settings.async_save or last:
+            self._commit(step, encode_state(state), status, metadata)
+            return last
+        job = self.buffer.copy_for_background(state)
+        self._in_flight = step
+        self._background.start(
+            lambda: self._commit(step, job(), status, metadata),
+            name=f"ckptkit-save-{step}",
+        )
+        return False
+
+    def _commit(
+        self, step: int, encoded: Encoded, status: str, metadata: dict[str, Any]
+    ) -> None:
+        """Write the step and apply retention (the job of every save)."""
+        settings = self.settings
+        fields = HeaderFields(settings.version, settings.schema, status, metadata)
+        try:
+            write_step(self.folder, step, encoded, fields, settings.rule)
+        finally:
+            self._in_flight = None
+
+    def wait(self) -> None:
+        """Block until the save in flight is durable; raise its error, if any."""
+        self._background.finish()
+
+    def records(self) -> list[StepRecord]:
+        """Durable steps whose header passes quick validation, oldest first."""
+        return self.folder.records(exclude=self._in_flight)
+
+    def restore(
+        self, step: int | None, *, state: StateTree | None, map_location: Any
+    ) -> Checkpoint:
+        """Load a step, by default the newest good one (see the manager's)."""
+        del state  # None: the manager takes a state to fill for sharded steps only
+        self._background.join()
+        checkpoint = self._restorer.restore(step, map_location)
+        if self.settings.async_save and not self._closed:
+            self.buffer.prepare_for(checkpoint.info, map_location)
+        return checkpoint
+
+    def close(self) -> None:
+        """Wait for the save in flight, let go of the folder, free the host buffer.
+
+        Runs at ``close``, garbage collection or interpreter exit, whichever comes
+        first; a deferred preemption signal is delivered last.
+
+        Raises:
+            Exception: Whatever the last background save raised, if not yet raised.
+        """
+        self._closed = True
+        try:
+            self._shut_down()
+        finally:
+            self.buffer.release()
+
+    def _shut_down(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._background.finish()
+        except BaseException as caught:  # noqa: BLE001 - raised below, after the rest
+            error = caught
+        self.folder.index_writable = False
+        self._lock.release()
+        if self._preemption is not None:
+            if self._preemption.deferred is not None and error is not None:
+                # The process ends in the next line: the error cannot be raised.
+                print(f"ckptkit: the last save failed: {error}", file=sys.stderr)  # noqa: T201
+            self._preemption.deliver_deferred()
+        if error is not None:
+            raise error
 
 
 def refuse_foreign(folder: StepFolder, step: int, schema: str | None) -> None:
@@ -75,34 +235,3 @@ def write_step(
     records = [r for r in folder.records() if r.schema == fields.schema]
     doomed = set(steps_to_delete(records, new_step=step, rule=rule))
     folder.delete(r for r in records if r.step in doomed)
-
-
-def shut_down(
-    background: BackgroundSave,
-    folder: StepFolder,
-    lock: FolderLock | None,
-    preemption: PreemptionHandler | None,
-    sharded: ShardedSteps | None = None,
-) -> None:
-    """Wait for the save in flight, let go of the folder, deliver a deferred signal.
-
-    Raises:
-        Exception: Whatever the last background save raised, if not yet raised.
-    """
-    error: BaseException | None = None
-    try:
-        if sharded is not None:
-            sharded.close()
-        background.finish()
-    except BaseException as caught:  # noqa: BLE001 - raised below, after the rest
-        error = caught
-    folder.index_writable = False
-    if lock is not None:
-        lock.release()
-    if preemption is not None:
-        if preemption.deferred is not None and error is not None:
-            # The process ends in the next line: the error cannot be raised.
-            print(f"ckptkit: the last save failed: {error}", file=sys.stderr)  # noqa: T201
-        preemption.deliver_deferred()
-    if error is not None:
-        raise error
