@@ -18,12 +18,12 @@ from ckptkit._file.digest import check_header_checksum
 from ckptkit._file.discovery import describe_foreign
 from ckptkit._file.entries import EntrySpec, check_entries, check_tree_agrees
 from ckptkit._file.format import (
+    ENVELOPE_KEYS,
     FORMAT_MAGIC,
     FORMAT_VERSION,
     KEY_FORMAT,
     KEY_FORMAT_VERSION,
     KEY_HEADER,
-    KEY_HEADER_CHECKSUM,
     KEY_MIN_READER,
     KEY_PREFIX,
     LENGTH_PREFIX_BYTES,
@@ -197,13 +197,7 @@ def _short(error: BaseException) -> str:
 
 
 def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
-    for key in (
-        KEY_FORMAT,
-        KEY_FORMAT_VERSION,
-        KEY_MIN_READER,
-        KEY_HEADER,
-        KEY_HEADER_CHECKSUM,
-    ):
+    for key in ENVELOPE_KEYS:
         if not isinstance(raw.get(key), str):
             raise CheckpointCorruptError(
                 path, f"ckptkit header field {key!r} is missing"

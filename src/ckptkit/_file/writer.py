@@ -21,15 +21,10 @@ from ckptkit._file.format import (
     FORMAT_MAGIC,
     FORMAT_VERSION,
     HEADER_ALIGNMENT,
-    KEY_FORMAT,
-    KEY_FORMAT_VERSION,
-    KEY_HEADER,
-    KEY_HEADER_CHECKSUM,
-    KEY_MIN_READER,
     METADATA_KEY,
-    MIN_READER,
     SAFETENSORS_DTYPES,
     SKELETON_ENTRY,
+    envelope,
     parse_temp_name,
     utc_now_iso,
 )
@@ -100,13 +95,7 @@ def _header_bytes(
         }
         offset += entry.nbytes
     ckpt_header = {**ckpt_header, "checksums": checksums}
-    metadata = {
-        KEY_FORMAT: FORMAT_MAGIC,
-        KEY_FORMAT_VERSION: str(FORMAT_VERSION),
-        KEY_MIN_READER: MIN_READER,
-        KEY_HEADER: json.dumps(ckpt_header, separators=(",", ":"), allow_nan=False),
-        KEY_HEADER_CHECKSUM: CHECKSUM_PLACEHOLDER,
-    }
+    metadata = envelope(FORMAT_MAGIC, FORMAT_VERSION, ckpt_header)
     text = json.dumps({METADATA_KEY: metadata, **body}, separators=(",", ":"))
     raw = text.encode("utf-8")
     return raw + b" " * (-len(raw) % HEADER_ALIGNMENT)
