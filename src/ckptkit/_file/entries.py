@@ -58,10 +58,8 @@ def check_entries(
     """The tensor entries of a header, checked to tile ``data_len`` bytes exactly.
 
     Raises:
-        CheckpointCorruptError: A malformed entry, offsets that disagree with the
-            dtype and shape, an overlap or a gap.
-        TruncatedCheckpointError: The entries need more (or fewer) bytes than the
-            file holds.
+        CheckpointCorruptError: A malformed entry, an overlap or a gap.
+        TruncatedCheckpointError: The entries need other than ``data_len`` bytes.
     """
     entries: dict[str, EntrySpec] = {}
     for name, spec in top.items():
@@ -100,13 +98,10 @@ def check_entries(
 def check_tree_agrees(
     path: Path, header: dict[str, Any], entries: dict[str, EntrySpec], limit: int
 ) -> None:
-    """Check that the state's leaves use every stored tensor, each as it can.
-
-    ``limit`` caps the bytes a leaf's view may describe (see ``view_limit_bytes``).
+    """Check that the leaves use every entry, each as it can (views ``<= limit``).
 
     Raises:
-        CheckpointCorruptError: A checksum list, skeleton or leaf that disagrees
-            with the entries, or a view larger than ``limit``.
+        CheckpointCorruptError: A checksum, skeleton or leaf that disagrees.
     """
     if set(header["checksums"]) != set(entries):
         raise CheckpointCorruptError(

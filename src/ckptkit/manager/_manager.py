@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ckptkit._file.placement import check_map_location
+from ckptkit.manager._file_steps import FileSteps
 from ckptkit.manager._options import (
     StepSettings,
     check_sharding,
@@ -22,7 +23,6 @@ from ckptkit.manager._options import (
 )
 from ckptkit.manager._preemption import preemption_signals
 from ckptkit.manager._retention import Mode, RetentionRule, best_steps
-from ckptkit.manager._writing import FileSteps
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping

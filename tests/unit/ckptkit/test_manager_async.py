@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import ckptkit
+import ckptkit.manager._file_steps as manager_module
 import ckptkit.manager._snapshot as snapshot_module
-import ckptkit.manager._writing as manager_module
 
 from ...strategies import assert_same_state
 

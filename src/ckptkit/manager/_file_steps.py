@@ -2,10 +2,15 @@
 
 :class:`FileSteps` is the engine behind every manager that is not sharded (the
 sharded one is ``_sharded.ShardedSteps``): it holds the folder's lock, saves on
-the calling thread or a background one, restores past damaged steps, and lets go
-at ``close``. ``write_step`` is the job of every save: write the step like
-``ckptkit.save``, read it back in full, then apply the retention rule to this
-manager's steps only.
+the calling thread or a background one, restores, and lets go at ``close``.
+``write_step`` is the job of every save: write the step like ``ckptkit.save``,
+read it back in full, then apply the retention rule to this manager's steps only.
+
+Every step is restored with full verification. Without a step number the files
+are tried from the highest down: a damaged one is recorded in the folder's ledger
+and skipped (with a :class:`CheckpointFallbackWarning`), a foreign one (not
+written by a manager as that step) is passed over, and one of another schema or a
+newer version raises: it needs another reader, not an older checkpoint.
 """
 
 from __future__ import annotations
@@ -14,16 +19,22 @@ import errno
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ckptkit._api import load
+from ckptkit._file import fs
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import encode_state
 from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.writer import HeaderFields, write_encoded
-from ckptkit.errors import CheckpointCorruptError
+from ckptkit.errors import (
+    CheckpointCorruptError,
+    CheckpointNotFoundError,
+    SchemaMismatchError,
+)
 from ckptkit.manager._background import BackgroundSave
+from ckptkit.manager._fallback import restore_newest
 from ckptkit.manager._lock import FolderLock
 from ckptkit.manager._options import checked_status
 from ckptkit.manager._preemption import PreemptionHandler
-from ckptkit.manager._restore import Restorer
 from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
 from ckptkit.manager._snapshot import HostSnapshotBuffer
 from ckptkit.manager._steps import StepFolder, check_step
@@ -39,20 +50,20 @@ if TYPE_CHECKING:
     from ckptkit.manager._retention import RetentionRule, StepRecord
     from ckptkit.types import StateTree
 
+_NEW_FOLDER = (
+    " (the folder did not exist: this manager created it just now; if you meant "
+    "to resume a run, check the path, and pass create=False to refuse a missing "
+    "folder)"
+)
+
 
 class FileSteps:
     """The engine behind ``CheckpointManager`` without ``sharded``.
 
-    Args:
-        directory: The manager's folder (it exists). Its lock is taken and the
-            temporary files of killed writers in it are removed.
-        settings: The manager's checked options.
-        created_folder: The manager created the folder just now (a mistyped
-            path, if a restore finds nothing).
-        signals: The preemption signals to catch while open.
-
-    Raises:
-        FolderLockedError: Another manager holds the folder.
+    It takes the folder's lock (``FolderLockedError`` if another manager holds
+    it) and removes the temporary files of killed writers; ``created_folder``
+    (the manager made the folder just now) names a likely mistyped path when a
+    restore finds nothing.
     """
 
     def __init__(
@@ -71,13 +82,7 @@ class FileSteps:
             raise
         self.settings = settings
         self.folder = StepFolder(directory)
-        self._restorer = Restorer(
-            self.folder,
-            settings.schema,
-            settings.version,
-            settings.registry,
-            created_folder,
-        )
+        self._created_folder = created_folder
         self.buffer = HostSnapshotBuffer()
         self._background = BackgroundSave()
         self._in_flight: int | None = None
@@ -150,9 +155,60 @@ class FileSteps:
         """Load a step, by default the newest good one (see the manager's)."""
         del state  # None: the manager takes a state to fill for sharded steps only
         self._background.join()
-        checkpoint = self._restorer.restore(step, map_location)
+        checkpoint = self._restore(step, map_location)
         if self.settings.async_save and not self._closed:
             self.buffer.prepare_for(checkpoint.info, map_location)
+        return checkpoint
+
+    def _restore(self, step: int | None, map_location: Any) -> Checkpoint:
+        if step is not None:
+            path = self.folder.path_of(check_step(step))
+            if fs.is_symlink(path):
+                raise CheckpointNotFoundError(
+                    path,
+                    "is a symbolic link, not a step this manager wrote: load the "
+                    "file it points to with ckptkit.load",
+                )
+            return self._load_checked(path, map_location)
+        try:
+            return restore_newest(
+                self.folder.step_files(),
+                lambda path: self._load_checked(path, map_location),
+                folder=self.folder,
+                is_another_step=self.folder.is_foreign,
+                # here <- restore <- CheckpointManager.restore <- its caller
+                stacklevel=4,
+            )
+        except CheckpointNotFoundError as error:
+            if not self._created_folder:
+                raise
+            raise CheckpointNotFoundError(
+                error.path, error.reason + _NEW_FOLDER
+            ) from None
+
+    def _load_checked(self, path: Path, map_location: Any) -> Checkpoint:
+        """Load one step with full verification; record it in the ledger if damaged.
+
+        Raises:
+            CheckpointCorruptError: The step is damaged (recorded first).
+            SchemaMismatchError: The step is of another schema.
+        """
+        registry, schema = self.settings.registry, self.settings.schema
+        try:
+            checkpoint = load(
+                path,
+                map_location=map_location,
+                verify="full",
+                registry=registry,
+                to_version=None if registry is None else self.settings.version,
+            )
+        except CheckpointCorruptError as error:
+            self.folder.mark_damaged(path, error.reason)
+            raise
+        found = checkpoint.info.schema
+        if registry is None and schema is not None and found != schema:
+            reason = f"schema {found!r}, expected {schema!r}"
+            raise SchemaMismatchError(path, reason)
         return checkpoint
 
     def close(self) -> None:
