@@ -25,6 +25,7 @@ from ckptkit.distributed._chunks import ChunkReader
 from ckptkit.distributed._commit import recover
 from ckptkit.distributed._group import Group
 from ckptkit.distributed._index import read_index
+from ckptkit.distributed._local import map_leaves
 from ckptkit.errors import CheckpointCorruptError, CheckpointNotFoundError
 from ckptkit.manager._background import BackgroundSave
 from ckptkit.manager._fallback import restore_newest
@@ -45,30 +46,21 @@ if TYPE_CHECKING:
     from ckptkit.types import StateTree
 
 
-def _host_copy(state: Any) -> Any:
-    """A copy of ``state`` in host memory that the caller's changes cannot reach."""
-    if isinstance(state, DTensor):
-        local = state.to_local().detach().to("cpu", copy=True)
+def _host_leaf(value: Any) -> Any:
+    """A copy of one leaf in host memory that the caller's changes cannot reach."""
+    if isinstance(value, DTensor):
+        local = value.to_local().detach().to("cpu", copy=True)
         return DTensor.from_local(
             local,
-            state.device_mesh,
-            state.placements,
+            value.device_mesh,
+            value.placements,
             run_check=False,
-            shape=state.shape,
-            stride=state.stride(),
+            shape=value.shape,
+            stride=value.stride(),
         )
-    if isinstance(state, torch.Tensor):
-        return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        twin = copy.copy(state)
-        for key, value in state.items():
-            twin[key] = _host_copy(value)
-        return twin
-    if isinstance(state, list):
-        return [_host_copy(value) for value in state]
-    if type(state) is tuple:
-        return tuple(_host_copy(value) for value in state)
-    return copy.deepcopy(state)  # numpy arrays and other mutable leaves
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    return copy.deepcopy(value)  # numpy arrays and other mutable leaves
 
 
 class ShardedSteps:
@@ -127,7 +119,7 @@ class ShardedSteps:
         if not self.settings.async_save:
             self._commit(step, state, status, metadata, self.group)
             return False
-        snapshot = _host_copy(state)
+        snapshot = map_leaves(state, _host_leaf)
         self._in_flight = step
         self._background.start(
             lambda: self._commit(step, snapshot, status, metadata, self._save_group),
