@@ -1,10 +1,7 @@
 """A header's tensor entries, and the state's leaves checked against them.
 
-The entries must tile the data region exactly (no gap, no overlap, sizes that
-match dtype and shape); every leaf of the state must name an entry, have a known
-kind, and be buildable from that entry's bytes (a view inside them, no larger
-than a file of this size can hold): what ``validate`` checks at "quick" is what
-``load`` relies on.
+What ``validate`` checks at "quick" is what ``load`` relies on: entries that tile
+the data exactly, and leaves that each name an entry and can be built from it.
 """
 
 from __future__ import annotations

@@ -63,8 +63,7 @@ CHECKSUM_PLACEHOLDER: Final = "0" * CHECKSUM_HEX_WIDTH
 def envelope(container: str, format_version: int, header: Any) -> dict[str, str]:
     """The :data:`ENVELOPE_KEYS` of a file's ``__metadata__`` or a sharded index.
 
-    The header is a JSON string inside them (so no caller data can spell a key at
-    their level); the checksum is zeroed until the whole is written.
+    The header is a JSON string (no caller data can spell a key at this level).
     """
     return {
         KEY_FORMAT: container,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ckptkit._file import fs
 from ckptkit._file.digest import check_header_checksum
-from ckptkit._file.discovery import describe_foreign
+from ckptkit._file.discovery import describe_foreign, looks_like_safetensors
 from ckptkit._file.entries import EntrySpec, check_entries, check_tree_agrees
 from ckptkit._file.format import (
     ENVELOPE_KEYS,
@@ -106,16 +106,6 @@ def _read_head(path: Path, handle: FileIO) -> tuple[os.stat_result, bytes]:
     return status, read_exactly(handle, LENGTH_PREFIX_BYTES + 1)
 
 
-def _looks_like_safetensors(head: bytes, size: int) -> bool:
-    if len(head) <= LENGTH_PREFIX_BYTES:
-        return False
-    (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
-    # No check against the file size: a truncated safetensors file must still be
-    # recognised as one (and reported truncated), not taken for a pickle.
-    del size
-    return 0 < header_len <= MAX_HEADER_BYTES and head[-1:] == b"{"
-
-
 def parse_open(path: Path, handle: FileIO) -> ParsedFile:
     """Read and check a checkpoint's header from an open file (no tensor bytes).
 
@@ -127,7 +117,7 @@ def parse_open(path: Path, handle: FileIO) -> ParsedFile:
     status, head = _read_head(path, handle)
     size, mtime_s = status.st_size, status.st_mtime
     # safetensors first: a valid length prefix can begin with a pickle's bytes.
-    if not _looks_like_safetensors(head, size) and is_torch_pickle(head):
+    if not looks_like_safetensors(head) and is_torch_pickle(head):
         return ParsedFile(path, "torch", size, 0, {}, {}, {}, mtime_s)
     if b"\x00" not in head[:LENGTH_PREFIX_BYTES]:
         # Every length prefix below MAX_HEADER_BYTES holds NUL bytes: this file

@@ -15,12 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ckptkit._file.placement import check_map_location
 from ckptkit.manager._file_steps import FileSteps
-from ckptkit.manager._options import (
-    StepSettings,
-    check_sharding,
-    checked_schema,
-    open_folder,
-)
+from ckptkit.manager._options import StepSettings, checked_schema, open_folder
 from ckptkit.manager._preemption import preemption_signals
 from ckptkit.manager._retention import Mode, RetentionRule, best_steps
 
@@ -106,7 +101,15 @@ class CheckpointManager:
         rule = RetentionRule(keep_last, keep_best, best_metric, mode)
         schema = checked_schema(version, schema, registry)
         signals = preemption_signals(handle_preemption)
-        check_sharding(sharded=sharded, process_group=process_group, signals=signals)
+        if process_group is not None and not sharded:
+            msg = "process_group is for sharded managers: pass sharded=True"
+            raise ValueError(msg)
+        if sharded and signals:
+            msg = (
+                "handle_preemption is for single-file managers; a sharded run "
+                "catches the signal itself and saves with every rank"
+            )
+            raise ValueError(msg)
         self.directory = Path(directory)
         created_folder = open_folder(self.directory, create=create)
         self.schema, self.version, self.registry = schema, version, registry

@@ -57,26 +57,6 @@ def checked_schema(
     return registry.schema
 
 
-def check_sharding(
-    *, sharded: bool, process_group: object, signals: tuple[int, ...]
-) -> None:
-    """Refuse the options only one kind of manager (single-file or sharded) takes.
-
-    Raises:
-        ValueError: ``process_group`` without ``sharded``, or ``sharded`` with
-            preemption signals.
-    """
-    if process_group is not None and not sharded:
-        msg = "process_group is for sharded managers: pass sharded=True"
-        raise ValueError(msg)
-    if sharded and signals:
-        msg = (
-            "handle_preemption is for single-file managers; a sharded run "
-            "catches the signal itself and saves with every rank"
-        )
-        raise ValueError(msg)
-
-
 def open_folder(directory: Path, *, create: bool) -> bool:
     """Make sure ``directory`` is a folder; return whether it was created now.
 

@@ -66,6 +66,8 @@ def _host_leaf(value: Any) -> Any:
 class ShardedSteps:
     """The sharded engine behind ``CheckpointManager(..., sharded=True)``."""
 
+    preempted = False  # a sharded run catches preemption signals itself
+
     def __init__(
         self,
         directory: Path,
@@ -90,11 +92,6 @@ class ShardedSteps:
         fs.mkdir(self.directory)
         if self.group.is_coordinator:
             recover(self.directory)
-
-    @property
-    def preempted(self) -> bool:
-        """Always False: a sharded run catches preemption signals itself."""
-        return False
 
     def save(
         self,
