@@ -31,8 +31,7 @@ def check_regular(mode: int, path: Path) -> None:
     """Refuse a file whose ``mode`` (from ``stat``) is not a regular file's.
 
     Raises:
-        NotRegularFileError: The file is a FIFO, socket, device or other special
-            file; the message names which.
+        NotRegularFileError: A FIFO, socket, device or other special file (named).
     """
     if not stat.S_ISREG(mode):
         kind = next((k for test, k in _SPECIAL_KINDS if test(mode)), "special file")

@@ -1,9 +1,7 @@
-"""Whole reads and writes, built on the I/O seam's single calls.
+"""Whole reads and writes, looping over the I/O seam's single calls.
 
-``fs.read`` and ``fs.write`` are one system call each, and a call may move fewer
-bytes than asked (a signal, a full disk, a pipe-like file system). These loop
-over them, so a short read or write is never taken for the whole; a fault
-injected beneath ``fs`` still reaches every call they make.
+``fs.read`` and ``fs.write`` may move fewer bytes than asked (a signal, a full
+disk): a short read or write is never taken for the whole here.
 """
 
 from __future__ import annotations

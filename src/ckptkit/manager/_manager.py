@@ -128,10 +128,7 @@ class CheckpointManager:
             )
         else:
             self._steps = FileSteps(
-                self.directory,
-                settings,
-                created_folder=created_folder,
-                signals=signals,
+                self.directory, settings, created_folder=created_folder, signals=signals
             )
         self._closed = False
         # Runs at garbage collection or interpreter exit, whichever comes first:
