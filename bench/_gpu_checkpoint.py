@@ -142,7 +142,7 @@ def _async(rec: Recorder, plan: Plan, state: dict, root: Path, where: str) -> No
             blocked.append(end - start)
             copies.append(end - middle)
             state["model"]["layer0.weight"].add_(1)  # the loop goes on at once
-        pinned = mgr._buffer.is_pinned  # noqa: SLF001 - reported, not used
+        pinned = mgr._steps.buffer.is_pinned  # noqa: SLF001 - reported, not used
         tail_s = timed(mgr.wait, where)[1]
         _pinned_bytes(rec, "while the manager is open")
     _pinned_bytes(rec, "after close()")

@@ -4,7 +4,7 @@ The file is ``failed_checkpoints.txt`` in a chosen folder. Each line is
 ``{checkpoint_path}|{reason}|{timestamp}`` with a UTC ISO-8601 timestamp; path and
 reason are escaped so that a line stays one line (docs/ckptkit/format.md, "Failure
 ledger"). Appends from many processes never interleave: each line is written
-whole (``fs.write_all``: one ``write`` on local disks) to a file opened with
+whole (``streams.write_all``: one ``write`` on local disks) to a file opened with
 ``O_APPEND``, under an exclusive ``flock`` where the platform has one. The lock is
 taken on the ledger itself, which is never removed, so there is no lock file to
 unlink (the race of the system this replaces).
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ckptkit._file import fs
 from ckptkit._file.format import LEDGER_FILENAME, TIMESTAMP_FORMAT, utc_now_iso
+from ckptkit._file.streams import write_all
 
 if TYPE_CHECKING:
     from ckptkit.types import PathLike
@@ -241,7 +242,7 @@ class FailureLedger:
             # One write takes the whole line on local disks; should the kernel
             # take less (a signal, a full disk), the lock keeps other writers out
             # while the rest follows.
-            fs.write_all(handle, line)
+            write_all(handle, line)
             if self._fsync:
                 fs.fsync(handle)
         except OSError:

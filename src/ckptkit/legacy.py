@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Final, TypeAlias, cast
 from ckptkit._file import fs
 from ckptkit._file.bounded import BoundedReader
 from ckptkit._file.format import view_limit_bytes
+from ckptkit._file.special_files import NotRegularFileError
 from ckptkit._file.torch_pickle import ZIP_MAGIC as _ZIP_MAGIC
 from ckptkit._file.torch_pickle import StorageDeclaration, declared_storages
 from ckptkit.errors import (
@@ -169,7 +170,7 @@ def _load_legacy(
             return state, storages
     except CheckpointError:
         raise
-    except fs.NotRegularFileError as error:
+    except NotRegularFileError as error:
         reason = f"{error.strerror}, not a checkpoint; it is never read"
         raise CheckpointNotFoundError(path, reason) from error
     except FileNotFoundError as error:

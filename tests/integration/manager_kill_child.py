@@ -18,7 +18,7 @@ import torch
 
 import ckptkit
 import ckptkit._file.writer as save_module
-import ckptkit.manager._writing as writing_module
+import ckptkit.manager._file_steps as writing_module
 
 KEEP_LAST = 2
 

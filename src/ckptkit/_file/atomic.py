@@ -38,7 +38,7 @@ def atomic_write(target: Path) -> Iterator[IO[bytes]]:
 
     Yields:
         The temporary file, open for writing (seekable, unbuffered: write to it
-        with ``fs.write_all``, which never takes a short write as done).
+        with ``streams.write_all``, which never takes a short write as done).
     """
     directory = target.parent
     tmp_path = directory / temp_name(target.name, secrets.token_hex(6), os.getpid())

@@ -13,6 +13,7 @@ import io
 from typing import IO, TYPE_CHECKING
 
 from ckptkit._file import fs
+from ckptkit._file.streams import read_exactly
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -105,11 +106,4 @@ class BoundedReader(io.RawIOBase):
 
     def _read_at(self, position: int, count: int) -> bytes:
         fs.seek(self._handle, position)
-        chunks: list[bytes] = []
-        while count > 0:
-            chunk = fs.read(self._handle, count)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            count -= len(chunk)
-        return b"".join(chunks)
+        return read_exactly(self._handle, count)

@@ -26,6 +26,7 @@ from ckptkit._file.format import (
     parse_temp_name,
 )
 from ckptkit._file.sharded import is_sharded_checkpoint, is_work_name
+from ckptkit._file.special_files import NotRegularFileError
 from ckptkit.legacy import ZIP_MAGIC
 
 if TYPE_CHECKING:
@@ -66,12 +67,20 @@ _CHECKPOINT_KINDS = frozenset(
 )
 
 
+def looks_like_safetensors(head: bytes) -> bool:
+    """Whether a file's first bytes are a safetensors length prefix and ``{``."""
+    if len(head) <= LENGTH_PREFIX_BYTES:
+        return False
+    (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
+    # No check against the file size: a truncated safetensors file must still be
+    # recognised as one (and reported truncated), not taken for a pickle.
+    return 0 < header_len <= MAX_HEADER_BYTES and head[LENGTH_PREFIX_BYTES] == ord("{")
+
+
 def classify_head(head: bytes) -> FileKind:
     """Classify a file's content from its first bytes (not empty)."""
-    if len(head) > LENGTH_PREFIX_BYTES:
-        (header_len,) = struct.unpack("<Q", head[:LENGTH_PREFIX_BYTES])
-        if 0 < header_len <= MAX_HEADER_BYTES and head[LENGTH_PREFIX_BYTES] == ord("{"):
-            return FileKind.CKPTKIT if _CKPTKIT_KEY in head else FileKind.SAFETENSORS
+    if looks_like_safetensors(head):
+        return FileKind.CKPTKIT if _CKPTKIT_KEY in head else FileKind.SAFETENSORS
     if head.startswith(ZIP_MAGIC):
         # torch.save writes "<archive>/data.pkl" as the zip's first member, so its
         # name is in the first local header even when the file's end is lost.
@@ -127,7 +136,7 @@ def classify_file(path: PathLike) -> FileKind:
         return FileKind.TEMPORARY
     try:
         handle = fs.open_read(target)
-    except fs.NotRegularFileError:
+    except NotRegularFileError:
         return FileKind.OTHER  # a FIFO or device: never read, never waited on
     with handle:
         head = fs.read(handle, SNIFF_BYTES)

@@ -8,9 +8,10 @@ safetensors ``__metadata__`` map (string to string) under the keys below.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 #: Container format written by this release (it reads every format up to it).
 #: Bumped only when a reader of the previous format could not read new files
@@ -45,11 +46,34 @@ KEY_HEADER: Final = "ckptkit.header"
 KEY_HEADER_CHECKSUM: Final = "ckptkit.header_xxh3"
 FORMAT_MAGIC: Final = "ckptkit"
 METADATA_KEY: Final = "__metadata__"
+ENVELOPE_KEYS: Final = (
+    KEY_FORMAT,
+    KEY_FORMAT_VERSION,
+    KEY_MIN_READER,
+    KEY_HEADER,
+    KEY_HEADER_CHECKSUM,
+)
 
 #: Width of every checksum in the header (xxh3-64 as 16 hex digits); fixed so that
 #: the header can be written before the data and rewritten in place afterwards.
 CHECKSUM_HEX_WIDTH: Final = 16
 CHECKSUM_PLACEHOLDER: Final = "0" * CHECKSUM_HEX_WIDTH
+
+
+def envelope(container: str, format_version: int, header: Any) -> dict[str, str]:
+    """The :data:`ENVELOPE_KEYS` of a file's ``__metadata__`` or a sharded index.
+
+    The header is a JSON string (no caller data can spell a key at this level).
+    """
+    return {
+        KEY_FORMAT: container,
+        KEY_FORMAT_VERSION: str(format_version),
+        KEY_MIN_READER: MIN_READER,
+        KEY_HEADER: json.dumps(header, separators=(",", ":"), allow_nan=False),
+        KEY_HEADER_CHECKSUM: CHECKSUM_PLACEHOLDER,
+    }
+
+
 #: The safetensors header length prefix.
 LENGTH_PREFIX_BYTES: Final = 8
 HEADER_ALIGNMENT: Final = 8

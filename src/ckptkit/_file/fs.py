@@ -1,7 +1,7 @@
 """The one I/O seam: every file-system call ckptkit makes goes through here.
 
 Callers reach these functions through the module (``from ckptkit._file import fs``;
-``fs.write_all(handle, data)``), never by importing the names, so a test can make
+``fs.write(handle, data)``), never by importing the names, so a test can make
 any single call fail by replacing one attribute (``monkeypatch.setattr(fs,
 "write", failing)``): ENOSPC, EIO, EDQUOT, EINTR, a short write, a failing
 fsync, rename or directory fsync. :data:`OPERATIONS` lists every operation by kind.
@@ -17,12 +17,12 @@ the exception: POSIX leaves a descriptor's state unspecified after an interrupte
 
 Kinds and their functions:
 
-- open: :func:`open_read` (regular files only: a FIFO or device is refused,
-  never waited on), :func:`open_new` (exclusive create), :func:`open_append`
+- open: :func:`open_read` (regular files only: a FIFO or device is refused with
+  ``special_files.NotRegularFileError``, never waited on), :func:`open_new`
+  (exclusive create), :func:`open_append`
 - read: :func:`read`, :func:`read_into`, :func:`seek`, :func:`map_private` (mmap)
-- write: :func:`write` (one call, may be short), :func:`write_all` (loops over
-  :func:`write` until every byte is written: a short write is never taken as done),
-  :func:`truncate`
+- write: :func:`write` (one call, may be short: ``streams.write_all`` loops over
+  it until every byte is written), :func:`truncate`
 - sync: :func:`fsync`, :func:`fsync_directory`
 - close: :func:`close` (of handles that were written; read-only handles are
   closed by their ``with`` block: a failing close after reading loses nothing)
@@ -45,13 +45,13 @@ mmap=True)`` reopens the path itself after that open succeeded. Helpers for test
 
 from __future__ import annotations
 
-import errno
 import functools
 import mmap
 import os
 import shutil
-import stat as stat_module
 from typing import IO, TYPE_CHECKING, Any, Final, ParamSpec, TypeAlias, TypeVar, cast
+
+from ckptkit._file.special_files import check_regular
 
 try:
     import fcntl
@@ -65,39 +65,15 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-#: Every operation of the seam, by kind (what a fault-injection suite iterates).
-OPERATIONS: Final = {
-    "open": ("open_read", "open_new", "open_append"),
-    "read": ("read", "read_into", "seek", "map_private"),
-    "write": ("write", "write_all", "truncate"),
-    "sync": ("fsync", "fsync_directory"),
-    "close": ("close",),
-    "rename": ("replace", "link", "unlink", "mkdir", "remove_tree"),
-    "list": (
-        "list_files",
-        "list_names",
-        "walk",
-        "stat",
-        "fstat",
-        "exists",
-        "lexists",
-        "is_dir",
-        "is_file",
-        "is_symlink",
-        "readlink",
-        "realpath",
-        "same_file",
-    ),
-    "lock": ("lock",),
-    "memory": ("map_anonymous",),
-}
-
 Handle = IO[bytes]
 #: What :func:`map_private` returns.
 MappedFile: TypeAlias = mmap.mmap
 
 #: The raw call behind each operation (see the module docstring), by name.
 SYSTEM_CALLS: dict[str, Callable[..., Any]] = {}
+#: Every operation of the seam, by kind (what a fault-injection suite iterates);
+#: each operation names its kind where it is defined.
+OPERATIONS: dict[str, list[str]] = {}
 #: An operation interrupted this many times in a row gives up (raises the
 #: ``InterruptedError``): a signal storm must not become a hang.
 MAX_INTERRUPTED_RETRIES: Final = 1000
@@ -106,12 +82,15 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-def _operation(*, retry: bool = True) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
-    """Register a raw call in :data:`SYSTEM_CALLS`; the seam function runs it."""
+def _operation(
+    kind: str, *, retry: bool = True
+) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
+    """Register a raw call of ``kind`` in :data:`SYSTEM_CALLS`; the seam runs it."""
 
     def register(raw: Callable[_P, _T]) -> Callable[_P, _T]:
         name = raw.__name__
         SYSTEM_CALLS[name] = raw
+        OPERATIONS.setdefault(kind, []).append(name)
 
         @functools.wraps(raw)
         def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -127,37 +106,11 @@ def _operation(*, retry: bool = True) -> Callable[[Callable[_P, _T]], Callable[_
     return register
 
 
-class NotRegularFileError(OSError):
-    """A path that should be a file is a FIFO, socket or device (never read)."""
-
-
-_SPECIAL_KINDS = (
-    (stat_module.S_ISFIFO, "FIFO (named pipe)"),
-    (stat_module.S_ISSOCK, "socket"),
-    (stat_module.S_ISCHR, "character device"),
-    (stat_module.S_ISBLK, "block device"),
-)
-
-
-def _kind_of(mode: int) -> str:
-    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), "special file")
-
-
-# --- open ----------------------------------------------------------------------
-
-
 def _nonblocking_opener(name: str, flags: int) -> int:
     return os.open(name, flags | os.O_NONBLOCK)
 
 
-def _check_regular(handle: FileIO, path: Path) -> None:
-    mode = os.fstat(handle.fileno()).st_mode
-    if not stat_module.S_ISREG(mode):
-        reason = f"is a {_kind_of(mode)}, not a regular file"
-        raise NotRegularFileError(errno.EINVAL, reason, str(path))
-
-
-@_operation()
+@_operation("open")
 def open_read(path: Path) -> FileIO:
     """Open a regular file for reading, unbuffered (every read is one system call).
 
@@ -168,7 +121,7 @@ def open_read(path: Path) -> FileIO:
     # It has no effect on a regular file, and is cleared once the file is one.
     handle: FileIO = open(path, "rb", buffering=0, opener=_nonblocking_opener)  # noqa: SIM115
     try:
-        _check_regular(handle, path)
+        check_regular(os.fstat(handle.fileno()).st_mode, path)
         os.set_blocking(handle.fileno(), True)
     except BaseException:
         handle.close()
@@ -176,7 +129,7 @@ def open_read(path: Path) -> FileIO:
     return handle
 
 
-@_operation()
+@_operation("open")
 def open_new(path: Path) -> FileIO:
     """Create ``path`` for writing; fail if it exists (``O_EXCL``), unbuffered."""
     # buffering=0: large tensor writes go straight to the kernel, no extra copy.
@@ -187,7 +140,7 @@ def _append_opener(name: str, flags: int) -> int:
     return os.open(name, flags, 0o644)
 
 
-@_operation()
+@_operation("open")
 def open_append(path: Path) -> FileIO:
     """Open (creating, mode 0644) for appending and reading: ``O_APPEND|O_RDWR``."""
     # Path.open takes no opener; the opener creates the file 0644 (less the umask).
@@ -195,81 +148,49 @@ def open_append(path: Path) -> FileIO:
     return handle
 
 
-# --- read ----------------------------------------------------------------------
-
-
-@_operation()
+@_operation("read")
 def read(handle: Handle, count: int = -1) -> bytes:
     """One read of up to ``count`` bytes (``-1``: to the end); ``b""`` at the end."""
     return handle.read(count)
 
 
-@_operation()
+@_operation("read")
 def read_into(handle: FileIO, buffer: memoryview) -> int:
     """One read into ``buffer``; returns the count (0 at the end of the file)."""
     return handle.readinto(buffer) or 0
 
 
-@_operation()
+@_operation("read")
 def seek(handle: Handle, offset: int, whence: int = os.SEEK_SET) -> int:
     """Move the file position; returns the new position."""
     return handle.seek(offset, whence)
 
 
-@_operation()
+@_operation("read")
 def map_private(handle: FileIO) -> MappedFile:
     """Map the whole file copy-on-write: writes to the map never reach the file."""
     return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
 
 
-# --- write ---------------------------------------------------------------------
-
-
-@_operation()
+@_operation("write")
 def write(handle: Handle, data: Buffer) -> int | None:
     """One write call; returns how many bytes the kernel took (may be fewer)."""
     return handle.write(data)
 
 
-def write_all(handle: Handle, data: Buffer) -> None:
-    """Write every byte of ``data``, looping over short writes.
-
-    Raises:
-        OSError: A write failed (``ENOSPC``, ``EIO``, ``EDQUOT``, ...), or made no
-            progress (``EIO``): a short write is never taken as done.
-    """
-    view = memoryview(data).cast("B")
-    total, done = len(view), 0
-    while done < total:
-        try:
-            count = write(handle, view[done:])
-        except InterruptedError:  # a signal before any byte was written: retry
-            continue
-        if not count:
-            raise OSError(
-                errno.EIO,
-                f"write made no progress after {done} of {total} bytes",
-                getattr(handle, "name", None),
-            )
-        done += count
-
-
-@_operation()
+@_operation("write")
 def truncate(handle: Handle, size: int) -> None:
     """Cut an open file back to ``size`` bytes (undoes a partial append)."""
     os.ftruncate(handle.fileno(), size)
 
 
-# --- sync and close ------------------------------------------------------------
-
-
-@_operation()
+@_operation("sync")
 def fsync(handle: Handle) -> None:
     """Flush a file's data and metadata to the disk."""
     os.fsync(handle.fileno())
 
 
-@_operation()
+@_operation("sync")
 def fsync_directory(directory: Path) -> None:
     """Flush a directory's entries: a rename is not durable until they are.
 
@@ -285,40 +206,37 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-@_operation(retry=False)
+@_operation("close", retry=False)
 def close(handle: Handle) -> None:
     """Close a handle that was written to (a delayed write error surfaces here)."""
     handle.close()
 
 
-# --- rename and delete ---------------------------------------------------------
-
-
-@_operation()
+@_operation("rename")
 def replace(source: Path, target: Path) -> None:
     """Rename ``source`` over ``target`` atomically (``rename(2)``)."""
     source.replace(target)
 
 
-@_operation()
+@_operation("rename")
 def link(source: Path, target: Path) -> None:
     """Make ``target`` a hard link to ``source`` (fails if ``target`` exists)."""
     os.link(source, target)
 
 
-@_operation()
+@_operation("rename")
 def unlink(path: Path, *, missing_ok: bool = False) -> None:
     """Delete a file."""
     path.unlink(missing_ok=missing_ok)
 
 
-@_operation()
+@_operation("rename")
 def mkdir(path: Path) -> None:
     """Create a folder and its parents; an existing folder is fine."""
     path.mkdir(parents=True, exist_ok=True)
 
 
-@_operation()
+@_operation("rename")
 def remove_tree(path: Path) -> None:
     """Delete a folder and everything in it; a folder already gone is fine."""
     try:
@@ -327,10 +245,7 @@ def remove_tree(path: Path) -> None:
         return
 
 
-# --- list and stat -------------------------------------------------------------
-
-
-@_operation()
+@_operation("list")
 def list_files(directory: Path) -> list[str]:
     """Names of the files (links to files included) directly in one folder.
 
@@ -340,14 +255,14 @@ def list_files(directory: Path) -> list[str]:
         return [entry.name for entry in entries if entry.is_file()]
 
 
-@_operation()
+@_operation("list")
 def list_names(directory: Path) -> list[str]:
     """Names of every entry (files, folders, links) directly in one folder, sorted."""
     with os.scandir(directory) as entries:
         return sorted(entry.name for entry in entries)
 
 
-@_operation()
+@_operation("list")
 def walk(
     top: Path, on_error: Callable[[OSError], None] | None = None
 ) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -355,70 +270,67 @@ def walk(
     return os.walk(top, onerror=on_error)
 
 
-@_operation()
+@_operation("list")
 def stat(path: Path) -> os.stat_result:
     """``stat(2)`` of a path (following links)."""
     return path.stat()
 
 
-@_operation()
+@_operation("list")
 def fstat(handle: Handle) -> os.stat_result:
     """``fstat(2)`` of an open file."""
     return os.fstat(handle.fileno())
 
 
-@_operation()
+@_operation("list")
 def exists(path: Path) -> bool:
     """Whether the path exists (following links)."""
     return path.exists()
 
 
-@_operation()
+@_operation("list")
 def lexists(path: Path) -> bool:
     """Whether anything is at ``path``: a file, a folder, even a broken link."""
     return os.path.lexists(path)
 
 
-@_operation()
+@_operation("list")
 def is_dir(path: Path) -> bool:
     """Whether the path is a folder (following links)."""
     return path.is_dir()
 
 
-@_operation()
+@_operation("list")
 def is_file(path: Path) -> bool:
     """Whether the path is a regular file (following links)."""
     return path.is_file()
 
 
-@_operation()
+@_operation("list")
 def is_symlink(path: Path) -> bool:
     """Whether the path itself is a symbolic link."""
     return path.is_symlink()
 
 
-@_operation()
+@_operation("list")
 def readlink(path: Path) -> Path:
     """Where a symbolic link points."""
     return path.readlink()
 
 
-@_operation()
+@_operation("list")
 def realpath(path: Path) -> str:
     """The canonical absolute path (links resolved)."""
     return os.path.realpath(path)
 
 
-@_operation()
+@_operation("list")
 def same_file(first: Path, second: Path) -> bool:
     """Whether two existing paths name the same file (device and inode)."""
     return first.samefile(second)
 
 
-# --- lock ----------------------------------------------------------------------
-
-
-@_operation()
+@_operation("lock")
 def lock(handle: Handle, *, exclusive: bool, blocking: bool = True) -> bool:
     """``flock`` the file until the handle is closed.
 
@@ -436,12 +348,10 @@ def lock(handle: Handle, *, exclusive: bool, blocking: bool = True) -> bool:
     return True
 
 
-# --- memory --------------------------------------------------------------------
-
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
 
 
-@_operation()
+@_operation("memory")
 def map_anonymous(nbytes: int) -> MappedFile:
     """Private anonymous memory whose pages the kernel faults in at once.
 

@@ -1,7 +1,9 @@
-"""A leaf's own view of its stored entry: a view of a blob, a complex128 pair.
+"""A leaf's own view of its stored entry, and the value the leaf holds.
 
-Shared by the reader (``tensors.build_leaf``) and the header check, which tries
-it on ``meta`` tensors so that every reader refuses a leaf ``load`` cannot build.
+``shaped`` (a view of a blob, a complex128 pair) is shared by the reader
+(``tensors.build_leaf``) and the header check, which tries it on ``meta`` tensors
+so that every reader refuses a leaf ``load`` cannot build; ``leaf_value`` (the
+tensor, or a numpy array or scalar over it) by every reader.
 """
 
 from __future__ import annotations
@@ -27,3 +29,10 @@ def shaped(tensor: torch.Tensor, leaf: dict[str, Any]) -> torch.Tensor:
     if leaf.get("complex128"):
         tensor = torch.view_as_complex(tensor)
     return tensor
+
+
+def leaf_value(kind: object, tensor: torch.Tensor) -> object:
+    """What a leaf of ``kind`` holds: ``tensor``, or its numpy array or scalar."""
+    if kind == "ndarray":
+        return tensor.numpy()
+    return tensor.numpy()[()] if kind == "npscalar" else tensor

@@ -32,8 +32,6 @@ SHARD_SCHEMA: Final = "ckptkit.shard"
 #: Key of a shard file's metadata that ties it to one save.
 SHARD_METADATA_KEY: Final = "ckptkit.shard"
 
-_SHARD_PATTERN = re.compile(r"^shard-(?P<rank>[0-9]{5,})\.ckpt$")
-
 #: Writers stage a checkpoint in ``.{name}.{12 hex}.{pid}.ckptkit-staging`` (the
 #: coordinator's pid).
 STAGING_SUFFIX: Final = ".ckptkit-staging"
@@ -56,12 +54,6 @@ _STEP_DIR_PATTERN = re.compile(r"^step-(?P<step>[0-9]{12,})$")
 def shard_name(rank: int) -> str:
     """File name of the shard written by ``rank`` (``shard-00003.ckpt``)."""
     return f"shard-{rank:05d}.ckpt"
-
-
-def parse_shard_name(name: str) -> int | None:
-    """The rank of a file named by :func:`shard_name`, else None."""
-    match = _SHARD_PATTERN.match(name)
-    return None if match is None else int(match["rank"])
 
 
 def staging_name(target_name: str, token: str, pid: int) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from ckptkit._file import fs
 from ckptkit._file.digest import StreamingDigest, digest
-from ckptkit._file.leaf_views import shaped
+from ckptkit._file.leaf_views import leaf_value, shaped
 from ckptkit.errors import (
     CheckpointCorruptError,
     ChecksumMismatchError,
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from io import FileIO
     from pathlib import Path
 
-    from ckptkit._file.header import EntrySpec, ParsedFile
+    from ckptkit._file.entries import EntrySpec
+    from ckptkit._file.header import ParsedFile
 
 _READ_SLICE_BYTES = 64 << 20
 _CPU = torch.device("cpu")
@@ -236,10 +237,8 @@ def build_leaf(
         tensor = shaped(entry, leaf)
         if tensor is entry:  # each leaf its own tensor object, sharing the entry
             tensor = entry.view(entry.shape)
-        if kind == "ndarray":
-            return tensor.numpy()
-        if kind == "npscalar":
-            return tensor.numpy()[()]
+        if kind in ("ndarray", "npscalar"):
+            return leaf_value(kind, tensor)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         reason = f"a leaf does not fit its stored tensor: {error}"
         raise CheckpointCorruptError(source.path, reason) from error

@@ -222,13 +222,9 @@ _HANDLERS: Final[dict[str, Callable[[_Machine, Any], None]]] = {
     "BINPUT": _put,
     "LONG_BINPUT": _put,
     "MEMOIZE": lambda machine, _arg: _put(machine, len(machine.memo)),
-    "GET": lambda machine, arg: machine.stack.append(machine.memo.get(arg, _UNKNOWN)),
-    "BINGET": lambda machine, arg: machine.stack.append(
-        machine.memo.get(arg, _UNKNOWN)
-    ),
-    "LONG_BINGET": lambda machine, arg: machine.stack.append(
-        machine.memo.get(arg, _UNKNOWN)
-    ),
+    "GET": _get,
+    "BINGET": _get,
+    "LONG_BINGET": _get,
     "TUPLE": lambda machine, _arg: machine.stack.append(tuple(machine.pop_mark())),
     "EMPTY_TUPLE": _push(()),
     "TUPLE1": _tuple_of(1),

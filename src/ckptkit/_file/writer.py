@@ -21,18 +21,14 @@ from ckptkit._file.format import (
     FORMAT_MAGIC,
     FORMAT_VERSION,
     HEADER_ALIGNMENT,
-    KEY_FORMAT,
-    KEY_FORMAT_VERSION,
-    KEY_HEADER,
-    KEY_HEADER_CHECKSUM,
-    KEY_MIN_READER,
     METADATA_KEY,
-    MIN_READER,
     SAFETENSORS_DTYPES,
     SKELETON_ENTRY,
+    envelope,
     parse_temp_name,
     utc_now_iso,
 )
+from ckptkit._file.streams import write_all
 from ckptkit._file.versions import library_version, parse_version
 from ckptkit.errors import SerializationError
 from ckptkit.info import CheckpointInfo, MigrationRecord, TensorInfo
@@ -99,13 +95,7 @@ def _header_bytes(
         }
         offset += entry.nbytes
     ckpt_header = {**ckpt_header, "checksums": checksums}
-    metadata = {
-        KEY_FORMAT: FORMAT_MAGIC,
-        KEY_FORMAT_VERSION: str(FORMAT_VERSION),
-        KEY_MIN_READER: MIN_READER,
-        KEY_HEADER: json.dumps(ckpt_header, separators=(",", ":"), allow_nan=False),
-        KEY_HEADER_CHECKSUM: CHECKSUM_PLACEHOLDER,
-    }
+    metadata = envelope(FORMAT_MAGIC, FORMAT_VERSION, ckpt_header)
     text = json.dumps({METADATA_KEY: metadata, **body}, separators=(",", ":"))
     raw = text.encode("utf-8")
     return raw + b" " * (-len(raw) % HEADER_ALIGNMENT)
@@ -130,11 +120,11 @@ def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) ->
         buffer = host.contiguous().numpy().data
         if len(buffer) >= _THREADED_HASH_BYTES:
             pending = hasher.submit(digest.update, buffer)
-            fs.write_all(handle, buffer)
+            write_all(handle, buffer)
             pending.result()
         else:
             digest.update(buffer)
-            fs.write_all(handle, buffer)
+            write_all(handle, buffer)
     return digest.hexdigest()
 
 
@@ -149,7 +139,7 @@ def _final_header(
 def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
     """Refuse to commit a file shorter or longer than its layout says.
 
-    ``fs.write_all`` already never takes a short write as done; this checks the
+    ``streams.write_all`` already never takes a short write as done; this checks the
     result itself before the file may replace an older checkpoint.
     """
     actual = fs.fstat(handle).st_size
@@ -259,14 +249,14 @@ def write_encoded(
     header = _header_bytes(ordered, placeholder, ckpt_header)
     file_size = 8 + len(header) + sum(e.nbytes for e in ordered)
     with atomic_write(target) as handle, ThreadPoolExecutor(1) as hasher:
-        fs.write_all(handle, struct.pack("<Q", len(header)) + header)
+        write_all(handle, struct.pack("<Q", len(header)) + header)
         checksums = {e.name: _write_entry(handle, e, hasher) for e in ordered}
         final = _final_header(ordered, checksums, ckpt_header)
         if len(final) != len(header) + 8:  # pragma: no cover - fixed-width fields
             msg = "internal error: header length changed while writing"
             raise RuntimeError(msg)
         fs.seek(handle, 0)
-        fs.write_all(handle, final)
+        write_all(handle, final)
         _check_size(handle, target, file_size)
     tensors = [e for e in ordered if e.name != SKELETON_ENTRY]
     return CheckpointInfo(

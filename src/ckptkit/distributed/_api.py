@@ -23,6 +23,7 @@ from torch.distributed.checkpoint.stateful import Stateful
 
 from ckptkit._file import fs
 from ckptkit._file.format import CHECKPOINT_VERSION
+from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.skeleton import LeafRef, leaf_indices, materialize
 from ckptkit._file.tree_v1 import decode_tree
 from ckptkit._file.writer import HeaderFields, write_checkpoint
@@ -285,10 +286,7 @@ def load_whole(
 
     def leaf(number: int) -> object:
         kind, key = index.leaves[number]["kind"], index.leaves[number]["key"]
-        tensor = targets[key]
-        if kind == "ndarray":
-            return tensor.numpy()
-        return tensor.numpy()[()] if kind == "npscalar" else tensor
+        return leaf_value(kind, targets[key])
 
     return Checkpoint(state=materialize(structure, leaf), info=source.info)
 

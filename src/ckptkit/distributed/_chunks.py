@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from io import FileIO
     from pathlib import Path
 
-    from ckptkit._file.header import EntrySpec, ParsedFile
+    from ckptkit._file.entries import EntrySpec
+    from ckptkit._file.header import ParsedFile
     from ckptkit.distributed._index import ChunkRecord, Index, TensorRecord
 
 _SLICE_BYTES = 8 << 20
@@ -112,7 +113,7 @@ class ChunkReader:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -199,7 +200,7 @@ class SingleFileReader:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

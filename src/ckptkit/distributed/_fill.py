@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.distributed.tensor import DTensor
 
+from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.tensor_leaves import path_text
 from ckptkit._file.tree_v1 import decode_tree
 from ckptkit.distributed._chunks import torch_dtype
@@ -195,12 +196,7 @@ class _Planner:
         fresh = {number: self._fresh(self.leaves[number]["key"]) for number in kinds}
 
         def leaf(kind: str, number: int) -> object:
-            tensor = fresh[number]
-            if kind == "ndarray":
-                return tensor.numpy()
-            if kind == "npscalar":
-                return tensor.numpy()[()]
-            return tensor
+            return leaf_value(kind, fresh[number])
 
         return lambda: decode_tree(node, leaf)
 

@@ -22,13 +22,11 @@ from typing import TYPE_CHECKING, Any
 from ckptkit._file import fs
 from ckptkit._file.digest import check_header_checksum, with_header_checksum
 from ckptkit._file.format import (
-    CHECKSUM_PLACEHOLDER,
     KEY_FORMAT,
     KEY_FORMAT_VERSION,
     KEY_HEADER,
-    KEY_HEADER_CHECKSUM,
     KEY_MIN_READER,
-    MIN_READER,
+    envelope,
 )
 from ckptkit._file.sharded import (
     INDEX_FILENAME,
@@ -36,6 +34,7 @@ from ckptkit._file.sharded import (
     INDEX_FORMAT_VERSION,
     shard_name,
 )
+from ckptkit._file.streams import write_all
 from ckptkit._file.versions import parse_version
 from ckptkit.errors import (
     CheckpointCorruptError,
@@ -164,15 +163,7 @@ def _header_json(index: Index) -> dict[str, Any]:
 
 def encode_index(index: Index) -> bytes:
     """The bytes of the index file, checksum included."""
-    top = {
-        KEY_FORMAT: INDEX_FORMAT,
-        KEY_FORMAT_VERSION: str(INDEX_FORMAT_VERSION),
-        KEY_MIN_READER: MIN_READER,
-        KEY_HEADER: json.dumps(
-            _header_json(index), separators=(",", ":"), allow_nan=False
-        ),
-        KEY_HEADER_CHECKSUM: CHECKSUM_PLACEHOLDER,
-    }
+    top = envelope(INDEX_FORMAT, INDEX_FORMAT_VERSION, _header_json(index))
     raw = (json.dumps(top, separators=(",", ":")) + "\n").encode("utf-8")
     return with_header_checksum(raw)
 
@@ -357,7 +348,7 @@ def write_index(folder: Path, index: Index) -> None:
     path = folder / INDEX_FILENAME
     handle = fs.open_new(path)
     try:
-        fs.write_all(handle, encode_index(index))
+        write_all(handle, encode_index(index))
         fs.fsync(handle)
         fs.close(handle)
     except BaseException:

@@ -9,6 +9,7 @@ every chunk of every shard). A failure names the shard file in its reason.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,24 @@ from ckptkit.errors import (
 from ckptkit.keys import has_key, key_text
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ckptkit.distributed._index import Index
     from ckptkit.info import CheckpointInfo
+
+
+def map_leaves(state: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``state`` with dicts, lists and tuples rebuilt, ``leaf`` applied to the rest."""
+    if isinstance(state, dict):
+        twin = copy.copy(state)  # keeps the type and extras (a state_dict's _metadata)
+        for key, value in state.items():
+            twin[key] = map_leaves(value, leaf)
+        return twin
+    if isinstance(state, list):
+        return [map_leaves(value, leaf) for value in state]
+    if type(state) is tuple:
+        return tuple(map_leaves(value, leaf) for value in state)
+    return leaf(state)
 
 
 def move_tensors(
@@ -46,23 +61,14 @@ def move_tensors(
     moved: dict[int, torch.Tensor] = {}
 
     def move(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            if id(value) not in moved:
-                cast = dtype if value.is_floating_point() else None
-                moved[id(value)] = value.to(device=device, dtype=cast)
-            return moved[id(value)]
-        if isinstance(value, dict):
-            rebuilt = type(value)()
-            for key, item in value.items():
-                rebuilt[key] = move(item)
-            return rebuilt
-        if isinstance(value, list):
-            return [move(item) for item in value]
-        if type(value) is tuple:
-            return tuple(move(item) for item in value)
-        return value
+        if not isinstance(value, torch.Tensor):
+            return value
+        if id(value) not in moved:
+            cast = dtype if value.is_floating_point() else None
+            moved[id(value)] = value.to(device=device, dtype=cast)
+        return moved[id(value)]
 
-    return move(state)
+    return map_leaves(state, move)
 
 
 def _check_shards(folder: Path, index: Index, *, full: bool) -> None:

@@ -1,17 +1,17 @@
 """``CheckpointManager``: numbered checkpoints of a training run, kept and restored.
 
-The package holds the manager (``_manager``) and its parts: the checks of its
-options (``_options``), the lock that keeps it the folder's one writer
-(``_lock``), its view of the step files (``_steps``) and their index
-(``_index``), the retention rule (``_retention``), restore with fallback
-(``_restore``), the copy an asynchronous save takes (``_freeze``, into the host
-buffer of ``_snapshot``), the thread that writes it (``_background``), the
-writing of one step and the shut-down (``_writing``),
-preemption signal handling (``_preemption``), and the fallback past damaged
-steps that single-file and sharded managers share (``_fallback``). Sharded
-managers (``sharded=True``) keep their steps as ``ckptkit.distributed`` folders
-through ``_sharded`` and ``_sharded_steps`` (only ``_sharded`` imports
-torch.distributed).
+The package holds the manager (``_manager``, the public facade) and its parts:
+the checks of its options and the settings it keeps (``_options``), and one of
+two engines that hold its steps. Single-file steps (``_file_steps.FileSteps``,
+which writes, restores and shuts down) use the lock that keeps the manager the
+folder's one writer (``_lock``), its view of the step files (``_steps``) and
+their index (``_index``), the copy an asynchronous save takes (``_freeze``, into
+the host buffer of ``_snapshot``), the thread that writes it (``_background``) and
+preemption signal handling (``_preemption``). Sharded managers
+(``sharded=True``) keep their steps as ``ckptkit.distributed`` folders through
+``_sharded.ShardedSteps`` and ``_sharded_steps`` (only ``_sharded`` imports
+torch.distributed). Both share the retention rule (``_retention``) and the
+fallback past damaged steps (``_fallback``).
 docs/ckptkit/manager.md is the guide.
 """
 

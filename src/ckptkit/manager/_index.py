@@ -24,6 +24,7 @@ from ckptkit._file import fs
 from ckptkit._file.atomic import atomic_write
 from ckptkit._file.digest import digest
 from ckptkit._file.format import STEP_INDEX_FILENAME
+from ckptkit._file.streams import write_all
 from ckptkit.manager._retention import StepRecord, metrics_from_json, metrics_to_json
 
 if TYPE_CHECKING:
@@ -143,4 +144,4 @@ def save_index(directory: Path, verdicts: Mapping[str, FileVerdict]) -> None:
     }
     data = json.dumps(top, separators=(",", ":")).encode("utf-8")
     with atomic_write(directory / STEP_INDEX_FILENAME) as handle:
-        fs.write_all(handle, data)
+        write_all(handle, data)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from ckptkit._file import fs
 from ckptkit._file.atomic import is_process_alive
 from ckptkit._file.format import MANAGER_LOCK_FILENAME, utc_now_iso
+from ckptkit._file.streams import write_all
 from ckptkit.errors import FolderLockedError
 
 if TYPE_CHECKING:
@@ -188,13 +189,8 @@ class FolderLock:
         if holder is not None and not _is_stale(holder, me, has_flock=has_flock):
             raise FolderLockedError(directory, _refusal(path, holder))
         fs.truncate(handle, 0)
-        fs.write_all(handle, me.to_bytes())
+        write_all(handle, me.to_bytes())
         return cls(path, handle)
-
-    @property
-    def is_held(self) -> bool:
-        """Whether this lock is still held (not yet released)."""
-        return self._handle is not None
 
     def release(self) -> None:
         """Delete the lock file and let go of the folder; again does nothing."""

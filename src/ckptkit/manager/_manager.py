@@ -13,35 +13,18 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from ckptkit._file.atomic import remove_stale_temp_files
-from ckptkit._file.codec import Encoded, encode_state
-from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.placement import check_map_location
-from ckptkit._file.writer import HeaderFields
-from ckptkit.manager._background import BackgroundSave
-from ckptkit.manager._lock import FolderLock
-from ckptkit.manager._options import checked_schema, checked_status, open_folder
-from ckptkit.manager._preemption import PreemptionHandler, preemption_signals
-from ckptkit.manager._restore import Restorer
-from ckptkit.manager._retention import (
-    Mode,
-    RetentionRule,
-    best_steps,
-    check_metrics,
-    metrics_to_json,
-)
-from ckptkit.manager._snapshot import HostSnapshotBuffer
-from ckptkit.manager._steps import StepFolder, check_step
-from ckptkit.manager._writing import refuse_foreign, shut_down, write_step
+from ckptkit.manager._file_steps import FileSteps
+from ckptkit.manager._options import StepSettings, checked_schema, open_folder
+from ckptkit.manager._preemption import preemption_signals
+from ckptkit.manager._retention import Mode, RetentionRule, best_steps
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
-    from types import TracebackType
 
     import torch.distributed as dist
 
     from ckptkit.info import Checkpoint
-    from ckptkit.manager._retention import StepRecord
     from ckptkit.manager._sharded import ShardedSteps
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
@@ -115,7 +98,7 @@ class CheckpointManager:
         process_group: dist.ProcessGroup | None = None,
         handle_preemption: bool | Collection[int] = False,
     ) -> None:
-        self._rule = RetentionRule(keep_last, keep_best, best_metric, mode)
+        rule = RetentionRule(keep_last, keep_best, best_metric, mode)
         schema = checked_schema(version, schema, registry)
         signals = preemption_signals(handle_preemption)
         if process_group is not None and not sharded:
@@ -128,55 +111,30 @@ class CheckpointManager:
             )
             raise ValueError(msg)
         self.directory = Path(directory)
-        self._created_folder = open_folder(self.directory, create=create)
-        # A sharded group is one writer: ckptkit.distributed commits each step
-        # atomically from rank 0 (the folder lock is per process).
-        self._lock = None if sharded else FolderLock.acquire(self.directory)
-        if self._lock is not None:
-            try:
-                remove_stale_temp_files(self.directory)
-            except BaseException:
-                self._lock.release()
-                raise
+        created_folder = open_folder(self.directory, create=create)
         self.schema, self.version, self.registry = schema, version, registry
         self.keep_last, self.keep_best = keep_last, keep_best
         self.best_metric, self.mode, self.async_save = best_metric, mode, async_save
-        self._sharded: ShardedSteps | None = None
+        settings = StepSettings(schema, version, registry, rule, async_save)
+        self._sharded = sharded
+        self._steps: FileSteps | ShardedSteps
         if sharded:  # collective step storage by ckptkit.distributed (imports torch)
             from ckptkit.manager._sharded import ShardedSteps
 
-            self._sharded = ShardedSteps(
-                self.directory,
-                process_group=process_group,
-                schema=schema,
-                version=version,
-                registry=registry,
-                rule=self._rule,
-                async_save=async_save,
+            # A sharded group is one writer: ckptkit.distributed commits each step
+            # atomically from rank 0 (the folder lock is per process).
+            self._steps = ShardedSteps(
+                self.directory, settings, process_group=process_group
             )
-        self._folder = StepFolder(self.directory)
-        self._restorer = Restorer(
-            self._folder, schema, version, registry, self._created_folder
-        )
-        self._buffer = HostSnapshotBuffer()
-        self._background = BackgroundSave()
-        self._in_flight: int | None = None
+        else:
+            self._steps = FileSteps(
+                self.directory, settings, created_folder=created_folder, signals=signals
+            )
         self._closed = False
-        self._preemption = (
-            PreemptionHandler(signals, self._background.join) if signals else None
-        )
         # Runs at garbage collection or interpreter exit, whichever comes first:
         # waits for the save in flight, prints an error nobody collected, lets go
         # of the folder (and delivers a deferred preemption signal).
-        self._finalizer = weakref.finalize(
-            self,
-            shut_down,
-            self._background,
-            self._folder,
-            self._lock,
-            self._preemption,
-            self._sharded,
-        )
+        self._finalizer = weakref.finalize(self, self._steps.close)
 
     def __repr__(self) -> str:
         return (
@@ -187,12 +145,7 @@ class CheckpointManager:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.close()
 
     @property
@@ -202,7 +155,7 @@ class CheckpointManager:
         When it turns True, take one last ``save`` and stop: with the signal's
         default action deferred, the process ends once that save is durable.
         """
-        return self._preemption is not None and self._preemption.received is not None
+        return self._steps.preempted
 
     def save(
         self,
@@ -239,42 +192,8 @@ class CheckpointManager:
             RuntimeError: The manager is closed.
         """
         self._check_open()
-        if self._sharded is not None:
-            self._sharded.save(check_step(step), state, metrics=metrics, status=status)
-            return
-        self.wait()
-        step = check_step(step)
-        status = checked_status(status)
-        metadata = {
-            STEP_METADATA_STEP: step,
-            STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
-        }
-        refuse_foreign(self._folder, step, self.schema)
-        last = self._preemption is not None and self._preemption.deferred is not None
-        if not self.async_save or last:
-            self._commit(step, encode_state(state), status, metadata)
-            if last:
-                self.close()  # ends the process with the deferred signal
-            return
-        job = self._buffer.copy_for_background(state)
-        self._in_flight = step
-        self._background.start(
-            lambda: self._commit(step, job(), status, metadata),
-            name=f"ckptkit-save-{step}",
-        )
-
-    def _commit(
-        self, step: int, encoded: Encoded, status: str, metadata: dict[str, Any]
-    ) -> None:
-        """Write the step and apply retention (the job of every save)."""
-        fields = HeaderFields(self.version, self.schema, status, metadata)
-        rule = RetentionRule(
-            self.keep_last, self.keep_best, self.best_metric, self.mode
-        )
-        try:
-            write_step(self._folder, step, encoded, fields, rule)
-        finally:
-            self._in_flight = None
+        if self._steps.save(step, state, metrics=metrics, status=status):
+            self.close()  # ends the process with the deferred signal
 
     def wait(self) -> None:
         """Block until the save in flight is durable; raise its error, if any.
@@ -283,9 +202,7 @@ class CheckpointManager:
             Exception: Whatever the background save raised (``CheckpointError``,
                 ``OSError``, ...), once.
         """
-        if self._sharded is not None:
-            self._sharded.wait()
-        self._background.finish()
+        self._steps.wait()
 
     def steps(self) -> list[int]:
         """Durable steps whose header passes quick validation, oldest first.
@@ -297,12 +214,7 @@ class CheckpointManager:
         Returns:
             The step numbers.
         """
-        return [r.step for r in self._records()]
-
-    def _records(self) -> list[StepRecord]:
-        if self._sharded is not None:
-            return self._sharded.records()
-        return self._folder.records(exclude=self._in_flight)
+        return [r.step for r in self._steps.records()]
 
     def latest(self) -> int | None:
         """The highest step (see :meth:`steps`), or None in an empty folder."""
@@ -321,7 +233,7 @@ class CheckpointManager:
         if self.best_metric is None:
             msg = "best() needs best_metric (CheckpointManager(..., best_metric=...))"
             raise ValueError(msg)
-        ranked = best_steps(self._records(), self.best_metric, self.mode, 1)
+        ranked = best_steps(self._steps.records(), self.best_metric, self.mode, 1)
         return ranked[0] if ranked else None
 
     def restore(
@@ -361,26 +273,13 @@ class CheckpointManager:
                 Only damage to a file marks a step damaged and skips it.
         """
         check_map_location(map_location)  # a caller's mistake is never damage
-        if self._sharded is not None or state is not None:
-            return self._restore_sharded(step, state, map_location)
-        self._background.join()
-        checkpoint = self._restorer.restore(step, map_location)
-        if self.async_save and not self._closed:
-            self._buffer.prepare_for(checkpoint.info, map_location)
-        return checkpoint
-
-    def _restore_sharded(
-        self, step: int | None, state: StateTree | None, map_location: Any
-    ) -> Checkpoint:
-        if self._sharded is None or state is None:
+        if self._sharded != (state is not None):
             msg = (
                 "restore(state=...) fills a state in place and needs sharded=True; "
                 "a sharded manager needs the state to fill"
             )
             raise ValueError(msg)
-        if step is not None:
-            step = check_step(step)
-        return self._sharded.restore(step, state=state, map_location=map_location)
+        return self._steps.restore(step, state=state, map_location=map_location)
 
     def close(self) -> None:
         """Wait for the save in flight, free the host buffer, let go of the folder.
@@ -397,16 +296,7 @@ class CheckpointManager:
             return
         self._closed = True
         self._finalizer.detach()
-        try:
-            shut_down(
-                self._background,
-                self._folder,
-                self._lock,
-                self._preemption,
-                self._sharded,
-            )
-        finally:
-            self._buffer.release()
+        self._steps.close()
 
     def _check_open(self) -> None:
         if self._closed:

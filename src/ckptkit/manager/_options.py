@@ -1,8 +1,9 @@
-"""What a ``CheckpointManager`` checks before it touches its folder."""
+"""What a ``CheckpointManager`` checks before it touches its folder, and keeps."""
 
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckptkit._file import fs
@@ -13,7 +14,19 @@ from ckptkit.types import Status
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ckptkit.manager._retention import RetentionRule
     from ckptkit.migrations import MigrationRegistry
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """The checked options every step of a manager is written and kept by."""
+
+    schema: str | None
+    version: str
+    registry: MigrationRegistry | None
+    rule: RetentionRule
+    async_save: bool
 
 
 def checked_schema(

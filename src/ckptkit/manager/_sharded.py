@@ -25,11 +25,13 @@ from ckptkit.distributed._chunks import ChunkReader
 from ckptkit.distributed._commit import recover
 from ckptkit.distributed._group import Group
 from ckptkit.distributed._index import read_index
+from ckptkit.distributed._local import map_leaves
 from ckptkit.errors import CheckpointCorruptError, CheckpointNotFoundError
 from ckptkit.manager._background import BackgroundSave
 from ckptkit.manager._fallback import restore_newest
 from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
 from ckptkit.manager._sharded_steps import ShardedStepFolder
+from ckptkit.manager._steps import check_step
 from ckptkit.types import Status
 
 if TYPE_CHECKING:
@@ -39,60 +41,50 @@ if TYPE_CHECKING:
     import torch.distributed as dist
 
     from ckptkit.info import Checkpoint
-    from ckptkit.manager._retention import RetentionRule, StepRecord
-    from ckptkit.migrations import MigrationRegistry
+    from ckptkit.manager._options import StepSettings
+    from ckptkit.manager._retention import StepRecord
     from ckptkit.types import StateTree
 
 
-def _host_copy(state: Any) -> Any:
-    """A copy of ``state`` in host memory that the caller's changes cannot reach."""
-    if isinstance(state, DTensor):
-        local = state.to_local().detach().to("cpu", copy=True)
+def _host_leaf(value: Any) -> Any:
+    """A copy of one leaf in host memory that the caller's changes cannot reach."""
+    if isinstance(value, DTensor):
+        local = value.to_local().detach().to("cpu", copy=True)
         return DTensor.from_local(
             local,
-            state.device_mesh,
-            state.placements,
+            value.device_mesh,
+            value.placements,
             run_check=False,
-            shape=state.shape,
-            stride=state.stride(),
+            shape=value.shape,
+            stride=value.stride(),
         )
-    if isinstance(state, torch.Tensor):
-        return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        twin = copy.copy(state)
-        for key, value in state.items():
-            twin[key] = _host_copy(value)
-        return twin
-    if isinstance(state, list):
-        return [_host_copy(value) for value in state]
-    if type(state) is tuple:
-        return tuple(_host_copy(value) for value in state)
-    return copy.deepcopy(state)  # numpy arrays and other mutable leaves
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    return copy.deepcopy(value)  # numpy arrays and other mutable leaves
 
 
 class ShardedSteps:
     """The sharded engine behind ``CheckpointManager(..., sharded=True)``."""
 
-    def __init__(  # noqa: PLR0913 - the manager's own options
+    preempted = False  # a sharded run catches preemption signals itself
+
+    def __init__(
         self,
         directory: Path,
+        settings: StepSettings,
         *,
         process_group: dist.ProcessGroup | None,
-        schema: str | None,
-        version: str,
-        registry: MigrationRegistry | None,
-        rule: RetentionRule,
-        async_save: bool,
     ) -> None:
         self.directory = directory
         self.group = Group(process_group)
-        self.schema, self.version, self.registry = schema, version, registry
-        self.rule, self.async_save = rule, async_save
+        self.settings = settings
         self.folder = ShardedStepFolder(directory)
         self.group.run(self._start, str(directory), "start")
         # Background saves meet in collectives of their own: on the training
         # group they could interleave with the training loop's collectives.
-        self._save_group = Group(self.group.new_group()) if async_save else self.group
+        self._save_group = (
+            Group(self.group.new_group()) if settings.async_save else self.group
+        )
         self._background = BackgroundSave()
         self._in_flight: int | None = None
 
@@ -108,23 +100,29 @@ class ShardedSteps:
         *,
         metrics: Mapping[str, float] | None,
         status: str,
-    ) -> None:
-        """Save ``state`` as ``step`` on every rank (see ``CheckpointManager.save``)."""
+    ) -> bool:
+        """Save ``state`` as ``step`` on every rank (see ``CheckpointManager.save``).
+
+        Returns:
+            False: no preemption signal is deferred here.
+        """
+        step = check_step(step)
         self.wait()
         status = Status(status).value
         metadata = {
             STEP_METADATA_STEP: step,
             STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
         }
-        if not self.async_save:
+        if not self.settings.async_save:
             self._commit(step, state, status, metadata, self.group)
-            return
-        snapshot = _host_copy(state)
+            return False
+        snapshot = map_leaves(state, _host_leaf)
         self._in_flight = step
         self._background.start(
             lambda: self._commit(step, snapshot, status, metadata, self._save_group),
             name=f"ckptkit-sharded-save-{step}",
         )
+        return False
 
     def _commit(
         self,
@@ -141,8 +139,8 @@ class ShardedSteps:
                 path,
                 state,
                 process_group=group.process_group,
-                version=self.version,
-                schema=self.schema,
+                version=self.settings.version,
+                schema=self.settings.schema,
                 status=status,
                 metadata=metadata,
             )
@@ -159,7 +157,7 @@ class ShardedSteps:
     def _retain(self, step: int, group: Group) -> None:
         if group.is_coordinator:
             doomed = steps_to_delete(
-                self.folder.records(), new_step=step, rule=self.rule
+                self.folder.records(), new_step=step, rule=self.settings.rule
             )
             self.folder.delete(doomed)
 
@@ -176,6 +174,8 @@ class ShardedSteps:
     ) -> Checkpoint:
         """Fill ``state`` from a step; by default the newest good one (collective)."""
         del map_location  # the state's own tensors decide where data goes
+        if step is not None:
+            step = check_step(step)
         self._background.join()
         if step is not None:
             return self._load(self.folder.path_of(step), state)
@@ -183,17 +183,18 @@ class ShardedSteps:
             self.folder.step_folders(),
             lambda path: self._load(path, state),
             folder=self.folder,
-            stacklevel=3,
+            stacklevel=3,  # here <- CheckpointManager.restore <- its caller
         )
 
     def _load(self, path: Path, state: StateTree) -> Checkpoint:
         try:
+            registry = self.settings.registry
             return load(
                 path,
                 state,
                 process_group=self.group.process_group,
-                registry=self.registry,
-                to_version=None if self.registry is None else self.version,
+                registry=registry,
+                to_version=None if registry is None else self.settings.version,
             )
         except CheckpointCorruptError as error:
             self.folder.mark_damaged(

@@ -251,8 +251,3 @@ class StepFolder:
                 fs.fsync_directory(self.directory)
             self._write_index()
         return deleted
-
-    def flush_index(self) -> None:
-        """Write the index now if it changed."""
-        with self._lock:
-            self._write_index()

@@ -19,6 +19,7 @@ from ckptkit._file import fs
 from ckptkit._file.atomic import atomic_write
 from ckptkit._file.format import backup_name, upgraded_name
 from ckptkit._file.reader import ReadRequest, inspect_file, read_checkpoint
+from ckptkit._file.streams import write_all
 from ckptkit._file.writer import HeaderFields, write_checkpoint
 from ckptkit.errors import MigrationError, SerializationError
 from ckptkit.migrations._chain import parse_step_version
@@ -119,7 +120,7 @@ def _link_or_copy(source: Path, backup: Path) -> None:
     except OSError:  # a filesystem without hard links
         with atomic_write(backup) as handle, fs.open_read(source) as original:
             while chunk := fs.read(original, _COPY_CHUNK_BYTES):
-                fs.write_all(handle, chunk)
+                write_all(handle, chunk)
 
 
 def _drop_backup(backup: Path) -> None:

@@ -21,7 +21,7 @@ import torch
 
 import ckptkit
 import ckptkit._file.writer as save_module
-import ckptkit.manager._writing as writing_module
+import ckptkit.manager._file_steps as writing_module
 from ckptkit._file.format import KEY_HEADER, METADATA_KEY, temp_name
 
 from ...strategies import assert_same_state
@@ -400,13 +400,13 @@ def test_an_unstorable_leaf_is_refused_by_save_itself(tmp_path: Path) -> None:
 def test_the_host_buffer_is_reused_across_async_saves(tmp_path: Path) -> None:
     with ckptkit.CheckpointManager(tmp_path, async_save=True) as mgr:
         mgr.save(1, _state(1.0))
-        first = mgr._buffer._buffer
+        first = mgr._steps.buffer._buffer
         assert first is not None
         mgr.save(2, _state(2.0))
-        assert mgr._buffer._buffer is first
+        assert mgr._steps.buffer._buffer is first
         mgr.wait()
         assert_same_state(mgr.restore(1).state, _state(1.0))
-    assert mgr._buffer.capacity_bytes == 0  # freed by close
+    assert mgr._steps.buffer.capacity_bytes == 0  # freed by close
 
 
 def test_restore_waits_for_the_save_in_flight(tmp_path: Path) -> None:
@@ -475,7 +475,7 @@ def test_interpreter_exit_waits_for_the_save_in_flight(tmp_path: Path) -> None:
 def test_a_background_error_at_exit_is_printed_not_lost(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
-        import errno, sys, ckptkit, ckptkit.manager._writing as m
+        import errno, sys, ckptkit, ckptkit.manager._file_steps as m
         def full_disk(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
         m.write_encoded = full_disk

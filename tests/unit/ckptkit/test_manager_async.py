@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import ckptkit
-import ckptkit.manager._manager as manager_module
+import ckptkit.manager._file_steps as manager_module
 import ckptkit.manager._snapshot as snapshot_module
 
 from ...strategies import assert_same_state
@@ -102,11 +102,13 @@ def test_restore_makes_the_next_saves_buffer_ready(tmp_path: Path) -> None:
         mgr.save(1, big)
     with ckptkit.CheckpointManager(tmp_path, async_save=True) as mgr:
         state = mgr.restore().state
-        prepared = mgr._buffer._buffer if mgr._buffer.capacity_bytes else None
+        prepared = (
+            mgr._steps.buffer._buffer if mgr._steps.buffer.capacity_bytes else None
+        )
         assert prepared is not None
-        assert mgr._buffer.capacity_bytes >= 257 * 256 * 4
+        assert mgr._steps.buffer.capacity_bytes >= 257 * 256 * 4
         mgr.save(2, state)
-        assert mgr._buffer._buffer is prepared  # the first save reused it
+        assert mgr._steps.buffer._buffer is prepared  # the first save reused it
         mgr.wait()
         assert_same_state(mgr.restore(2).state, big)
 
@@ -115,4 +117,4 @@ def test_a_sync_manager_prepares_no_buffer_on_restore(tmp_path: Path) -> None:
     with ckptkit.CheckpointManager(tmp_path) as mgr:
         mgr.save(1, {"w": torch.ones(64)})
         mgr.restore()
-        assert mgr._buffer.capacity_bytes == 0
+        assert mgr._steps.buffer.capacity_bytes == 0
