@@ -289,17 +289,17 @@ def write_dnabert_folder(
     Returns:
         The folder.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     config = dnabert_config(**dims)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_file(
+    weights = save(
         dnabert_demo_state(config, seed=seed),
-        str(folder / "model.safetensors"),
         metadata={"format": "pt", "virnucpro_demo": DEMO_MARKER},
     )
+    (folder / "model.safetensors").write_bytes(sorted_safetensors_metadata(weights))
     write_dna_tokenizer(folder / "tokenizer.json", seed=seed)
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -308,3 +308,28 @@ def write_dnabert_folder(
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config) + "\n")
     return folder
+
+
+def sorted_safetensors_metadata(data: bytes) -> bytes:
+    """A safetensors file's bytes with its ``__metadata__`` keys in sorted order.
+
+    safetensors keeps the metadata in a Rust ``HashMap``, whose order changes from
+    one process to the next: the same seed gave the same weights in files of
+    different bytes, so a rebuilt demo model changed its identity (the hash that
+    run summaries and manifests record). The header keeps its length (same keys and
+    values, padded with spaces as the format allows), so no data offset moves.
+
+    Args:
+        data: A whole safetensors file.
+
+    Returns:
+        The same file with the metadata keys sorted.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if len(text) > size:  # pragma: no cover - the same keys and values, reordered
+        msg = "sorted safetensors header is longer than the original"
+        raise RuntimeError(msg)
+    return data[:8] + text.ljust(size) + data[8 + size :]

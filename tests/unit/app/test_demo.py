@@ -13,14 +13,22 @@ from tokenizers import Tokenizer
 
 from virnucpro_app.demo import make_demo_models
 from virnucpro_app.models import DemoModelWarning, load_encoder
-from virnucpro_app.models.demo_weights import DEMO_MARKER, DNABERT_SPECIALS
+from virnucpro_app.models.demo_weights import (
+    DEMO_MARKER,
+    DNABERT_SPECIALS,
+    sorted_safetensors_metadata,
+)
 
 
 def test_same_seed_gives_identical_weights_other_seed_differs(tmp_path: Path) -> None:
     a = make_demo_models(tmp_path / "a", seed=1)
     b = make_demo_models(tmp_path / "b", seed=1)
     c = make_demo_models(tmp_path / "c", seed=2)
-    # Compare tensors, not bytes: safetensors writes its metadata map unordered.
+    # Byte for byte: the metadata keys are written sorted (whatever order
+    # safetensors' map takes in this process).
+    assert (a.dnabert_dir / "model.safetensors").read_bytes() == (
+        b.dnabert_dir / "model.safetensors"
+    ).read_bytes()
     da, db, dc = (
         load_file(str(m.dnabert_dir / "model.safetensors")) for m in (a, b, c)
     )
@@ -70,3 +78,36 @@ def test_loading_a_demo_model_warns_not_biology(tmp_path: Path, kind: str) -> No
     with pytest.warns(DemoModelWarning, match="NOT BIOLOGY"):
         encoder = load_encoder(kind, path, device="cpu")
     assert encoder.info.demo is True
+
+
+def _metadata_keys(data: bytes) -> list[str]:
+    size = int.from_bytes(data[:8], "little")
+    return list(json.loads(data[8 : 8 + size])["__metadata__"])
+
+
+def test_demo_weights_file_has_one_byte_layout_whatever_order_safetensors_chose(
+    tmp_path: Path,
+) -> None:
+    from safetensors.torch import load, save
+
+    data = save({"b": torch.arange(3.0), "a": torch.ones(2, 2)}, metadata=_THREE)
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    for order in (sorted(_THREE), sorted(_THREE, reverse=True)):
+        header["__metadata__"] = {key: _THREE[key] for key in order}
+        text = json.dumps(header, separators=(",", ":")).encode().ljust(size)
+        variant = data[:8] + text + data[8 + size :]
+        assert _metadata_keys(variant) == order
+        fixed = sorted_safetensors_metadata(variant)
+        assert _metadata_keys(fixed) == sorted(_THREE)
+        assert fixed == sorted_safetensors_metadata(data)
+        assert len(fixed) == len(data)
+        loaded = load(fixed)
+        assert torch.equal(loaded["b"], torch.arange(3.0))
+        assert torch.equal(loaded["a"], torch.ones(2, 2))
+    folder = make_demo_models(tmp_path).dnabert_dir
+    written = (folder / "model.safetensors").read_bytes()
+    assert _metadata_keys(written) == ["format", "virnucpro_demo"]
+
+
+_THREE = {"virnucpro_demo": DEMO_MARKER, "format": "pt", "m": "x"}
