@@ -29,10 +29,10 @@ from ckptkit.distributed._local import map_leaves
 from ckptkit.errors import CheckpointCorruptError, CheckpointNotFoundError
 from ckptkit.manager._background import BackgroundSave
 from ckptkit.manager._fallback import restore_newest
+from ckptkit.manager._options import checked_status
 from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
 from ckptkit.manager._sharded_steps import ShardedStepFolder
 from ckptkit.manager._steps import check_step
-from ckptkit.types import Status
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -108,7 +108,7 @@ class ShardedSteps:
         """
         step = check_step(step)
         self.wait()
-        status = Status(status).value
+        status = checked_status(status)
         metadata = {
             STEP_METADATA_STEP: step,
             STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
 from ckptkit.errors import CheckpointError
 from ckptkit.legacy import ZIP_MAGIC, SafeGlobal, safe_torch_load
 from virnucpro_app.errors import ModelLoadError
@@ -20,6 +17,9 @@ from virnucpro_app.errors import ModelLoadError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
+
+    import torch
+    from torch import nn
 
 
 def embedding_to_assign(count: int, dim: int) -> nn.Embedding:
@@ -31,7 +31,9 @@ def embedding_to_assign(count: int, dim: int) -> nn.Embedding:
     meta kernels, whose first use imports sympy, about 2 s of every process that
     loads a model (``bench/bench_model_load.py``).
     """
-    return nn.Embedding(count, dim, _weight=torch.empty(count, dim))
+    import torch  # here, not at the top: the file checks run before torch loads
+
+    return torch.nn.Embedding(count, dim, _weight=torch.empty(count, dim))
 
 
 # Enough names for a person to see the pattern; the count says the rest.
