@@ -126,9 +126,6 @@ def _identity(folder: Path, weights_file: str) -> str:
 def dnabert_identity(folder: str | os.PathLike[str]) -> str:
     """Content identity of a DNABERT-S folder, without loading it.
 
-    Args:
-        folder: The folder.
-
     Returns:
         ``"xxh3_128:..."`` of its config, weights and tokenizer (name, size, bytes).
 
@@ -229,12 +226,6 @@ def _read_tokenizer(folder: Path, config: DnabertConfig) -> tuple[Tokenizer, int
 
 def read_dnabert_folder(folder: Path) -> DnabertFiles:
     """Read and check a DNABERT-S folder.
-
-    Args:
-        folder: The folder.
-
-    Returns:
-        Config, checked weights and tokenizer.
 
     Raises:
         ModelLoadError: A missing or damaged file, or weights that do not match

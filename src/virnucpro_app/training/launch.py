@@ -49,9 +49,6 @@ class TrainRequest:
 def launch_train(request: TrainRequest) -> dict[str, object]:
     """Resolve models, device and paths, then run (or resume) the training.
 
-    Returns:
-        The training summary.
-
     Raises:
         AppError: Bad inputs, models, options or checkpoints (see ``run_train``).
     """

@@ -232,9 +232,6 @@ def _training_metadata(
 def run_train(config: TrainConfig) -> dict[str, Any]:
     """Run (or resume) a training job and write the classifier and its summary.
 
-    Args:
-        config: The validated run.
-
     Returns:
         The contents of ``train_summary.json``.
 
