@@ -265,7 +265,6 @@ class PrepareSummary:
     """What ``prepare`` wrote.
 
     Attributes:
-        layout: Where the files are.
         tally: Records per status.
         num_chunks: Chunks written to ``chunks.fa``.
         num_frames: Kept frames written to the two ORF files.

@@ -60,7 +60,6 @@ class AttentionInputs:
     """What attention needs to know about one packed batch (built once per batch).
 
     Attributes:
-        backend: The backend in use.
         cu_seqlens: ``[B+1]`` int32 boundaries.
         max_length: Longest sequence.
         num_sequences: ``B``.

@@ -108,7 +108,6 @@ class Classifier:
         chunk_size: Chunk size (300 or 500) it was trained for, or None if unknown.
         input_dim: Width of the merged embeddings it expects.
         identity: The file's content identity.
-        metadata: The checkpoint metadata.
     """
 
     model: MLPClassifier

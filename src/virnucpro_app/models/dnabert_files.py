@@ -44,7 +44,6 @@ class DnabertConfig:
 
     Attributes:
         vocab_size: Embedding rows.
-        hidden_size: Width.
         num_layers: ``num_hidden_layers``.
         num_heads: ``num_attention_heads``.
         intermediate_size: GLU width (``gated_layers`` has twice as many rows).
@@ -94,13 +93,9 @@ class DnabertFiles:
     """What a DNABERT-S folder holds, read and checked.
 
     Attributes:
-        folder: The folder.
-        config: Dimensions.
         state: Weights by published name (prefix stripped, heads dropped).
         tokenizer: The fast tokenizer (padding and truncation off).
         weights_file: Name of the weights file used.
-        cls_id: Id of ``[CLS]``.
-        sep_id: Id of ``[SEP]``.
         is_demo: Whether the folder is a random-weight demo.
     """
 

@@ -100,8 +100,6 @@ class LoopOptions:
     """Where the loop runs and what it shows; none of it is part of the identity.
 
     Attributes:
-        device: Where to train.
-        progress: Show a progress bar.
         batch_pause_s: Sleep after each batch (a testing aid that widens the
             window for kills; it changes no number).
     """
