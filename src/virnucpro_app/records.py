@@ -181,7 +181,6 @@ class RecordsWriter:
 
     Args:
         handle: A text file opened with ``newline=""``.
-        table: Which columns, and how.
 
     Example:
         >>> import io

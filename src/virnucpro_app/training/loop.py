@@ -117,8 +117,6 @@ class TrainingLoop:
     every state with a checkpoint's.
 
     Args:
-        data: The labelled features.
-        recipe: Hyper-parameters.
         manager: The run's checkpoint manager (``train/``).
         identity: What, besides the recipe (but its epochs), a resumed run must
             share with the run it continues (the features).
