@@ -62,9 +62,6 @@ def foreign_fraction(letters: str) -> float:
 def guess_kind(letters: str) -> SequenceKind:
     """The kind of sequence these letters (a file's first ones) look like.
 
-    Args:
-        letters: The start of a file's sequences, concatenated.
-
     Returns:
         ``PROTEIN`` when more than :data:`PROTEIN_FRACTION` of the counted
         letters are not ``ACGTUN``, else ``NUCLEOTIDE``.
@@ -138,11 +135,6 @@ def check_inputs(
     Every missing file is named at once; then each file's first record is read
     (a file that is not FASTA or holds no record stops here) and its first
     letters must look like ``expected``.
-
-    Args:
-        paths: The input files.
-        expected: What the command takes.
-        advice: Which command fits the other kind.
 
     Raises:
         InputError: The first problem found (all missing files together).

@@ -67,15 +67,7 @@ def chunk_bounds(length_bp: int, chunk_size_bp: int) -> list[tuple[int, int]]:
 
 
 def chunk_id(record_id: str, number: int) -> str:
-    """The ID of chunk ``number`` (1-based) of a record: ``{record_id}_chunk_{number}``.
-
-    Args:
-        record_id: The record's ID (first word of its header).
-        number: 1-based position of the chunk in the record.
-
-    Returns:
-        The chunk ID.
-    """
+    """``{record_id}_chunk_{number}``: the ID of chunk ``number`` (1-based)."""
     return f"{record_id}_chunk_{number}"
 
 
@@ -101,10 +93,6 @@ class ChunkPlan:
 
 def plan_chunks(lengths: NDArray[np.int64], chunk_size_bp: int) -> ChunkPlan:
     """Chunk every record at once; equal to :func:`chunk_bounds` record by record.
-
-    Args:
-        lengths: Length of each record, each at least 1.
-        chunk_size_bp: Chunk size, at least 1.
 
     Returns:
         The chunks of all records, records in order, chunks in order within each.

@@ -216,7 +216,6 @@ class RunConfig:
         inputs: FASTA files (plain or .gz), in order.
         output_dir: Where outputs and checkpoints go.
         model_type: Chunk size in bp (300 or 500); must match the classifier.
-        models: The model locations.
         options: The run's options, device and precision resolved.
         workers: Processes for sequence preparation.
         adopt_dir: ``--adopt``: a folder of legacy feature files to take

@@ -72,9 +72,6 @@ def make_demo_models(directory: str | os.PathLike[str], *, seed: int = 0) -> Dem
         directory: Target folder (created).
         seed: Random seed (the same seed gives identical weights).
 
-    Returns:
-        Where each model was written.
-
     Example:
         >>> import tempfile
         >>> demo = make_demo_models(tempfile.mkdtemp())
@@ -116,9 +113,6 @@ def write_demo_classifier(
         input_dim: DNABERT-S width + ESM-2 width of the demo models.
         chunk_size: The chunk size it claims to be trained for.
         seed: Random seed.
-
-    Returns:
-        The written path.
     """
     from virnucpro_app.models.classifier import MLPClassifier, save_classifier
 

@@ -71,11 +71,7 @@ class DevicePlan:
 
 
 def probe_hardware() -> Hardware:
-    """Ask torch what this machine offers.
-
-    Returns:
-        The facts :func:`plan_device` decides on.
-    """
+    """Ask torch what this machine offers."""
     import torch
 
     if not torch.cuda.is_available():
@@ -97,10 +93,6 @@ def choose_device(requested: str, hardware: Hardware) -> tuple[str, str | None]:
     ``auto`` takes the first GPU when there is one and the CPU otherwise (and says
     so in the note). An explicit ``cuda`` request on a machine without CUDA is an
     error, not a silent fallback: the user asked for a GPU.
-
-    Args:
-        requested: The ``--device`` value.
-        hardware: The machine's facts.
 
     Returns:
         The device string and a note explaining a fallback (or ``None``).
@@ -143,11 +135,6 @@ def choose_precision(
     ``auto`` is bf16 on a GPU with bf16 hardware, fp16 on an older GPU and fp32 on
     the CPU (where bf16/fp16 matmuls are slower than fp32 on most machines).
 
-    Args:
-        requested: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
-        device: A device returned by :func:`choose_device`.
-        hardware: The machine's facts.
-
     Returns:
         The precision and a note (or ``None``).
 
@@ -187,9 +174,6 @@ def plan_device(
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         hardware: The machine's facts; probed from torch when ``None``.
 
-    Returns:
-        The resolved plan.
-
     Raises:
         PipelineError: See :func:`choose_device` and :func:`choose_precision`.
 
@@ -210,12 +194,6 @@ def plan_device(
 
 def torch_dtype(precision: Precision) -> torch.dtype:
     """Map a resolved precision to its torch dtype.
-
-    Args:
-        precision: ``fp32``, ``bf16`` or ``fp16``.
-
-    Returns:
-        The dtype.
 
     Raises:
         ValueError: ``auto`` was not resolved first.

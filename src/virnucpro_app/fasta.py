@@ -92,12 +92,6 @@ def normalize_sequence(sequence: bytes) -> bytes | None:
     One ``bytes.translate`` pass does both jobs: valid letters map to their
     uppercase, anything else to NUL, which is then searched for.
 
-    Args:
-        sequence: ASCII sequence bytes.
-
-    Returns:
-        Uppercase bytes, or ``None``.
-
     Example:
         >>> normalize_sequence(b"acgtN"), normalize_sequence(b"AC-GT")
         (b'ACGTN', None)

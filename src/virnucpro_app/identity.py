@@ -33,9 +33,6 @@ def _update_from_file(digest: xxhash.xxh3_128, path: Path) -> None:
 def file_identity(path: str | os.PathLike[str]) -> str:
     """Hash one file's bytes.
 
-    Args:
-        path: The file.
-
     Returns:
         ``"xxh3_128:<32 hex digits>"``.
 
@@ -49,10 +46,6 @@ def file_identity(path: str | os.PathLike[str]) -> str:
 
 def files_identity(root: str | os.PathLike[str], names: Iterable[str]) -> str:
     """Hash several files of a folder: each file's name, size and bytes, in order.
-
-    Args:
-        root: The folder.
-        names: File names inside it, in the order to hash them.
 
     Returns:
         ``"xxh3_128:<32 hex digits>"``.
@@ -75,9 +68,6 @@ def content_identity(*parts: bytes) -> str:
     What a stage checkpoint records about its own content and about the
     checkpoints it was computed from, so that a resumed run reuses a result
     only while everything it depends on is unchanged.
-
-    Args:
-        *parts: The contents, in a fixed order.
 
     Returns:
         ``"xxh3_128:<32 hex digits>"``.

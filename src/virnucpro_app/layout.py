@@ -84,9 +84,6 @@ _STAGE_SCHEMAS = {
 class RunLayout:
     """The paths of one run's outputs under ``output_dir``.
 
-    Args:
-        output_dir: The folder that holds the run's outputs.
-
     Example:
         >>> from pathlib import Path
         >>> RunLayout(Path("out")).chunks_fasta_path.as_posix()
@@ -245,9 +242,6 @@ TRAIN_CHECKPOINTS_SUFFIX = ".training"
 @dataclass(frozen=True)
 class TrainLayout:
     """The paths of one ``train`` run under its checkpoint folder.
-
-    Args:
-        checkpoint_dir: The folder that holds the run's checkpoints and summary.
 
     Example:
         >>> from pathlib import Path

@@ -40,7 +40,6 @@ class LegacyFile:
     """One legacy feature file found under ``--adopt``.
 
     Attributes:
-        path: The file.
         name: Its path relative to the ``--adopt`` folder.
         kind: ``dnabert``, ``esm`` or ``merged``.
         identity: Its content hash (goes into the run manifest).

@@ -185,9 +185,6 @@ def prepare_batch(
     Args:
         records: Checked records (from :func:`virnucpro_app.fasta.read_records`).
         chunk_size_bp: Chunk size, at least 1.
-
-    Returns:
-        Their chunks, kept frames and accounts.
     """
     return _assemble(records, _translate(_job(records, chunk_size_bp)))
 
@@ -268,7 +265,6 @@ class PrepareSummary:
     """What ``prepare`` wrote.
 
     Attributes:
-        layout: Where the files are.
         tally: Records per status.
         num_chunks: Chunks written to ``chunks.fa``.
         num_frames: Kept frames written to the two ORF files.
@@ -320,9 +316,6 @@ def write_prepared(
         layout: Where to write.
         force: Overwrite existing prepare outputs.
         on_batch: Called after each batch is written (progress, warnings).
-
-    Returns:
-        Counts of what was written.
 
     Raises:
         PipelineError: If an output exists and ``force`` is not set.

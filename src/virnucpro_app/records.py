@@ -117,12 +117,7 @@ def record_verdict(
 
 @dataclass(frozen=True, slots=True)
 class RecordColumn:
-    """One column of ``records.tsv``: its header and how a row's cell reads.
-
-    Attributes:
-        name: The header.
-        cell: The cell text of a row.
-    """
+    """One column of ``records.tsv``: its header and how a row's cell reads."""
 
     name: str
     cell: Callable[[RecordRow], object]
@@ -145,11 +140,7 @@ def _scored(name: str, spec: str = "") -> Callable[[RecordRow], object]:
 
 @dataclass(frozen=True, slots=True)
 class RecordsTable:
-    """The columns of ``records.tsv``, and how its cells read.
-
-    Attributes:
-        columns: In order.
-    """
+    """The columns of ``records.tsv``, and how its cells read."""
 
     columns: tuple[RecordColumn, ...]
 
@@ -190,7 +181,6 @@ class RecordsWriter:
 
     Args:
         handle: A text file opened with ``newline=""``.
-        table: Which columns, and how.
 
     Example:
         >>> import io
@@ -208,11 +198,7 @@ class RecordsWriter:
         self._line(table.header)
 
     def write(self, rows: Iterable[RecordRow]) -> None:
-        """Append one line per row.
-
-        Args:
-            rows: Rows in input order.
-        """
+        """Append one line per row."""
         cells = self._cells
         for row in rows:
             self._line([cell(row) for cell in cells])
@@ -241,22 +227,11 @@ class RecordTally:
 
     @classmethod
     def of(cls, rows: Iterable[RecordRow]) -> RecordTally:
-        """Count the rows by status.
-
-        Args:
-            rows: Any rows.
-
-        Returns:
-            The tally.
-        """
+        """Count the rows by status."""
         return cls(Counter(row.status for row in rows))
 
     def add(self, rows: Iterable[RecordRow]) -> None:
-        """Count more rows into this tally.
-
-        Args:
-            rows: More rows.
-        """
+        """Count more rows into this tally."""
         self.counts.update(row.status for row in rows)
 
     @property

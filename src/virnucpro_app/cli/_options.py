@@ -195,9 +195,6 @@ def gather(
         parameter: The command's parameter that receives the built object.
         flags: The flags, in ``--help`` order (see :func:`flag`).
         build: Turns ``{flag name: value}`` into the object.
-
-    Returns:
-        The decorator.
     """
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
@@ -237,9 +234,6 @@ def with_run_options(
 
     Args:
         names: Keys of :data:`RUN_FLAGS`, in ``--help`` order.
-
-    Returns:
-        The decorator.
     """
     return gather("options", [RUN_FLAGS[name] for name in names], build_run_options)
 
@@ -307,9 +301,6 @@ def with_models(
     Args:
         classifier: Whether the command takes ``--classifier`` (``train`` makes
             one instead).
-
-    Returns:
-        The decorator.
     """
     names = [name for name in MODEL_FLAGS if classifier or name != "classifier"]
     return gather("models", [MODEL_FLAGS[name] for name in names], _model_request)

@@ -44,13 +44,8 @@ class ModelInfo:
         architecture: Human name of the architecture.
         path: The weights file or folder.
         identity: Content hash (``virnucpro_app.identity``).
-        num_layers: Transformer layers.
-        hidden_size: Model width.
-        num_heads: Attention heads.
         embedding_dim: Width of one stored embedding.
-        device: Compute device.
         precision: Compute precision (embeddings are stored as float32).
-        attention: Attention backend in use.
         demo: True for the random-weight demo models.
     """
 
@@ -137,9 +132,6 @@ def load_encoder(
         model: Path or name.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
-
-    Returns:
-        The loaded encoder.
 
     Raises:
         ModelLoadError: The model cannot be loaded (the message says why).

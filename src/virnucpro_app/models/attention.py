@@ -60,7 +60,6 @@ class AttentionInputs:
     """What attention needs to know about one packed batch (built once per batch).
 
     Attributes:
-        backend: The backend in use.
         cu_seqlens: ``[B+1]`` int32 boundaries.
         max_length: Longest sequence.
         num_sequences: ``B``.
@@ -109,9 +108,6 @@ def prepare_attention(
         backend: The backend to use.
         dtype: Compute dtype of q/k/v (the SDPA float mask must match it).
         alibi_slopes: ``[H]`` slopes for an ALiBi model, ``None`` for no bias.
-
-    Returns:
-        The inputs for :func:`attend`.
     """
     length = batch.max_length
     uniform = min(batch.lengths) == length
@@ -149,15 +145,6 @@ def attend(
     """Attention of packed ``[T, H, D]`` queries, keys and values.
 
     Scaled by ``1/sqrt(D)``; each token sees only its own sequence.
-
-    Args:
-        q: Queries ``[T, H, D]``.
-        k: Keys ``[T, H, D]``.
-        v: Values ``[T, H, D]``.
-        inputs: From :func:`prepare_attention` for this batch.
-
-    Returns:
-        ``[T, H, D]`` attention output.
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
     if inputs.backend is AttentionBackend.SDPA:
@@ -230,11 +217,6 @@ def choose_backend(
 ) -> AttentionBackend:
     """Pick the fastest backend that works here, proven by a probe.
 
-    Args:
-        device: The compute device.
-        dtype: The compute dtype.
-        alibi: Whether the model needs an ALiBi bias.
-
     Returns:
         The backend ``VIRNUCPRO_ATTENTION`` names when set (``sdpa`` instead of
         ``torch-varlen`` for an ALiBi model, with a warning); else ``sdpa`` on
@@ -292,12 +274,6 @@ def probe_backend(
     alibi: bool,
 ) -> str | None:
     """Run a small packed batch through ``backend`` and through SDPA and compare.
-
-    Args:
-        backend: The backend to test.
-        device: Where to run.
-        dtype: Compute dtype.
-        alibi: Include an ALiBi bias.
 
     Returns:
         ``None`` when the backend agrees with SDPA, else what went wrong.

@@ -28,9 +28,6 @@ MAX_PADDING_FRACTION = 0.1
 def dedupe(sequences: Sequence[str]) -> tuple[list[str], list[int]]:
     """Collapse identical sequences so that each is computed once.
 
-    Args:
-        sequences: The input sequences, in input order.
-
     Returns:
         ``(unique, inverse)``: the distinct sequences in first-seen order and, for
         each input position, the index of its sequence in ``unique``.

@@ -108,7 +108,6 @@ class Classifier:
         chunk_size: Chunk size (300 or 500) it was trained for, or None if unknown.
         input_dim: Width of the merged embeddings it expects.
         identity: The file's content identity.
-        metadata: The checkpoint metadata.
     """
 
     model: MLPClassifier
@@ -159,9 +158,6 @@ def save_classifier(
         chunk_size: The chunk size it was trained for (300 or 500).
         metadata: Extra JSON metadata (training summary, demo marker, ...).
         history: Migration records, when the model came from a legacy file.
-
-    Returns:
-        The written checkpoint's information.
     """
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     input_dim, hidden_dim, num_class = _dims(state_dict)

@@ -119,9 +119,6 @@ def write_esm2_file(
         embed_dim: Width.
         num_heads: Heads.
         seed: Random seed.
-
-    Returns:
-        The model file.
     """
     target = Path(path)
     state = esm2_demo_state(
@@ -174,9 +171,6 @@ def dnabert_config(
         num_heads: Heads.
         intermediate_size: GLU width (``gated_layers`` is twice that).
         vocab_size: Embedding rows (at least the tokenizer's vocabulary).
-
-    Returns:
-        The config as a dict.
     """
     return {
         "architectures": ["BertModel"],
@@ -205,10 +199,6 @@ def dnabert_demo_state(
     config: dict[str, object], *, seed: int
 ) -> dict[str, torch.Tensor]:
     """Random DNABERT-S weights with the published names (no ``bert.`` prefix).
-
-    Args:
-        config: From :func:`dnabert_config`.
-        seed: Random seed.
 
     Returns:
         ``name -> tensor`` including the (unused) pooler.
@@ -244,9 +234,6 @@ def write_dna_tokenizer(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
     Args:
         path: Target file.
         seed: Chooses the 4-mers.
-
-    Returns:
-        The file.
     """
     from tokenizers import Tokenizer, models, processors
 
@@ -285,9 +272,6 @@ def write_dnabert_folder(
         directory: Target folder (created).
         seed: Random seed.
         **dims: Overrides for :func:`dnabert_config`.
-
-    Returns:
-        The folder.
     """
     from safetensors.torch import save
 
@@ -318,12 +302,6 @@ def sorted_safetensors_metadata(data: bytes) -> bytes:
     different bytes, so a rebuilt demo model changed its identity (the hash that
     run summaries and manifests record). The header keeps its length (same keys and
     values, padded with spaces as the format allows), so no data offset moves.
-
-    Args:
-        data: A whole safetensors file.
-
-    Returns:
-        The same file with the metadata keys sorted.
     """
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])

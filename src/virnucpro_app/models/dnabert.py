@@ -61,12 +61,6 @@ def alibi_slopes(num_heads: int) -> list[float]:
     Otherwise the slopes of the largest power of two ``m < n``, followed by every
     other slope of ``2m`` heads (``[0::2]``), ``n - m`` of them.
 
-    Args:
-        num_heads: Attention heads.
-
-    Returns:
-        One slope per head, in head order.
-
     Example:
         >>> alibi_slopes(2)
         [0.0625, 0.00390625]
@@ -175,12 +169,6 @@ def build_model(
 ) -> DnabertModel:
     """Build :class:`DnabertModel` from published weights (checked, no prefix).
 
-    Args:
-        config: Dimensions.
-        state: Published names.
-        device: Where the parameters go.
-        dtype: Parameter dtype.
-
     Returns:
         The model in eval mode.
     """
@@ -226,9 +214,6 @@ class DnabertEncoder(PooledEncoder):
             model: The folder (``config.json``, weights, ``tokenizer.json``).
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
             precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
-
-        Returns:
-            The encoder, weights on the device.
 
         Raises:
             ModelLoadError: Missing or damaged files, or weights that do not match.

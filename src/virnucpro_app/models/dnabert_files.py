@@ -44,7 +44,6 @@ class DnabertConfig:
 
     Attributes:
         vocab_size: Embedding rows.
-        hidden_size: Width.
         num_layers: ``num_hidden_layers``.
         num_heads: ``num_attention_heads``.
         intermediate_size: GLU width (``gated_layers`` has twice as many rows).
@@ -94,13 +93,9 @@ class DnabertFiles:
     """What a DNABERT-S folder holds, read and checked.
 
     Attributes:
-        folder: The folder.
-        config: Dimensions.
         state: Weights by published name (prefix stripped, heads dropped).
         tokenizer: The fast tokenizer (padding and truncation off).
         weights_file: Name of the weights file used.
-        cls_id: Id of ``[CLS]``.
-        sep_id: Id of ``[SEP]``.
         is_demo: Whether the folder is a random-weight demo.
     """
 
@@ -125,9 +120,6 @@ def _identity(folder: Path, weights_file: str) -> str:
 
 def dnabert_identity(folder: str | os.PathLike[str]) -> str:
     """Content identity of a DNABERT-S folder, without loading it.
-
-    Args:
-        folder: The folder.
 
     Returns:
         ``"xxh3_128:..."`` of its config, weights and tokenizer (name, size, bytes).
@@ -229,12 +221,6 @@ def _read_tokenizer(folder: Path, config: DnabertConfig) -> tuple[Tokenizer, int
 
 def read_dnabert_folder(folder: Path) -> DnabertFiles:
     """Read and check a DNABERT-S folder.
-
-    Args:
-        folder: The folder.
-
-    Returns:
-        Config, checked weights and tokenizer.
 
     Raises:
         ModelLoadError: A missing or damaged file, or weights that do not match

@@ -113,9 +113,6 @@ def rotary_tables(
     Args:
         positions: ``[T]`` position of each token within its sequence.
         head_dim: Width of one head (rotated whole).
-
-    Returns:
-        ``(cos, sin)``.
     """
     exponent = torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim
     inv_freq = 1.0 / (10000**exponent)
@@ -214,12 +211,6 @@ def build_model(
     The module is created on the meta device and takes the converted tensors as
     its parameters, so a 3B model is never initialised randomly nor held twice.
 
-    Args:
-        config: Dimensions.
-        state: fair-esm names (``layers.N.self_attn.q_proj.weight`` ...).
-        device: Where the parameters go.
-        dtype: Parameter dtype.
-
     Returns:
         The model in eval mode.
     """
@@ -271,9 +262,6 @@ class Esm2Encoder(PooledEncoder):
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
             precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
 
-        Returns:
-            The encoder, weights on the device.
-
         Raises:
             ModelLoadError: The file is missing, unsafe, damaged or not ESM-2.
             PipelineError: The device or precision cannot be used.
@@ -304,9 +292,6 @@ class Esm2Encoder(PooledEncoder):
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
             precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
             source: Where the tensors came from (recorded in :attr:`info`).
-
-        Returns:
-            The encoder, weights on the device.
 
         Raises:
             PipelineError: The device or precision cannot be used.

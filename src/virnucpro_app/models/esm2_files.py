@@ -136,9 +136,6 @@ def resolve_esm2_path(model: str | os.PathLike[str]) -> Path:
     Args:
         model: A path to a ``.pt`` file, or a name from :data:`KNOWN_ESM2_MODELS`.
 
-    Returns:
-        The file.
-
     Raises:
         ModelLoadError: No such file, an unknown name, or a name that is neither
             in the torch hub cache nor downloadable (the message says where to
@@ -221,9 +218,6 @@ def _config_from(data: dict[str, Any], path: Path) -> Esm2Config:
 
 def read_esm2_file(path: Path) -> tuple[Esm2Config, dict[str, torch.Tensor], bool]:
     """Read and check a fair-esm ESM-2 file.
-
-    Args:
-        path: The ``.pt`` file.
 
     Returns:
         ``(config, state, is_demo)``: the state has fair-esm's names without the

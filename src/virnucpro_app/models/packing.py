@@ -68,9 +68,6 @@ class PackedBatch:
         Args:
             device: The target device.
             non_blocking: Asynchronous copy (needs pinned memory to overlap).
-
-        Returns:
-            The batch on ``device``.
         """
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 

@@ -297,9 +297,6 @@ class PooledEncoder(ABC):
             tokens_per_batch: Padded tokens per batch (default per device).
             progress: Called with ``(sequences, tokens)`` as batches finish.
 
-        Returns:
-            The embeddings.
-
         Raises:
             InputError: An empty sequence, or (ESM-2) a letter outside its alphabet.
             PipelineError: One sequence alone does not fit in device memory.

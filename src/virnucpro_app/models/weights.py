@@ -50,9 +50,6 @@ def read_torch_file(
         extra_globals: Globals allowed besides torch's weights-only set.
         what: What the file should be, for the error message.
 
-    Returns:
-        The unpickled object.
-
     Raises:
         ModelLoadError: Missing, truncated, not a torch file, or unsafe.
     """
@@ -75,9 +72,6 @@ def read_safetensors(path: Path, *, what: str) -> dict[str, torch.Tensor]:
     Args:
         path: The file.
         what: What the file should be, for the error message.
-
-    Returns:
-        Name to tensor.
 
     Raises:
         ModelLoadError: The file is truncated or not safetensors.

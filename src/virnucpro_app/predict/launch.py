@@ -54,9 +54,6 @@ def launch_predict(request: PredictRequest) -> ExitCode:
 
     Under torchrun every rank calls this; see ``predict.distributed``.
 
-    Args:
-        request: The command line.
-
     Returns:
         0 when every record was scored, 2 when some were skipped (the same on
         every rank).

@@ -291,11 +291,7 @@ def adopt_features(
 
 
 class AdoptedFeatures:
-    """Reads a shard's adopted rows for the embed stage (each file once).
-
-    Args:
-        store: The run folder's checkpoints.
-    """
+    """Reads a shard's adopted rows for the embed stage (each file once)."""
 
     def __init__(self, store: RunCheckpoints) -> None:
         self.store = store

@@ -30,7 +30,6 @@ class ShardScores:
 
     Attributes:
         index: 0-based shard number.
-        ids: Frame IDs.
         scores: ``[N, 2]`` float32 (score1 = P(others), score2 = P(virus)).
     """
 

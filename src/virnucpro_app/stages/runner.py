@@ -36,8 +36,6 @@ class ShardRunner:
     """Runs the per-shard stages of one run folder and counts what it computed.
 
     Args:
-        config: The run folder's job.
-        store: Its checkpoint rules.
         encoders: Encoders to share with other folders (training's two classes);
             None loads the job's own on first use.
         label: Prefix of the progress bars (``virus``, ``host``).

@@ -122,9 +122,6 @@ def epoch_batches(
         train: Row indices of the training set.
         batch_size: Rows per batch.
         generator: The run's data-order generator (advanced by one permutation).
-
-    Yields:
-        Row indices of each batch.
     """
     order = train[torch.randperm(train.numel(), generator=generator)]
     for start in range(0, order.numel(), batch_size):

@@ -60,10 +60,6 @@ class EarlyStopping:
         An epoch improves when its loss is strictly lower than every earlier one
         (a NaN loss never improves).
 
-        Args:
-            val_loss: The epoch's validation loss.
-            epoch: The epoch's number.
-
         Returns:
             True when the epoch improved (the caller then calls :meth:`keep`).
         """

@@ -117,9 +117,6 @@ def training_bar(epochs: int, done: int, *, enabled: bool) -> Iterator[TrainingB
         epochs: Epochs planned.
         done: Epochs already done (a resumed run).
         enabled: ``False`` (``--no-progress``) shows nothing.
-
-    Yields:
-        The bar.
     """
     if not enabled:
         yield TrainingBar(None, epochs, done)

@@ -110,9 +110,6 @@ class FeatureExtractor:
             inputs: The class's FASTA files.
             layout: Its features folder.
 
-        Returns:
-            The features and their account.
-
         Raises:
             InputError: An unreadable input.
             PipelineError: The stored manifest differs (inputs, models, settings).

@@ -24,13 +24,10 @@ class TrainRequest:
     """The command line of ``train``, before anything is resolved.
 
     Attributes:
-        virus: Virus FASTA files.
-        host: Host FASTA files.
         output: Classifier file to write.
         checkpoint_dir: Checkpoint folder (None: ``{output stem}.training``).
         model_type: Chunk size in bp.
         models: The language models named on the command line.
-        recipe: Hyper-parameters.
         options: The shared run options (device and precision as asked).
         batch_pause_s: Pause after each batch (testing aid).
     """
@@ -48,9 +45,6 @@ class TrainRequest:
 
 def launch_train(request: TrainRequest) -> dict[str, object]:
     """Resolve models, device and paths, then run (or resume) the training.
-
-    Returns:
-        The training summary.
 
     Raises:
         AppError: Bad inputs, models, options or checkpoints (see ``run_train``).

@@ -100,8 +100,6 @@ class LoopOptions:
     """Where the loop runs and what it shows; none of it is part of the identity.
 
     Attributes:
-        device: Where to train.
-        progress: Show a progress bar.
         batch_pause_s: Sleep after each batch (a testing aid that widens the
             window for kills; it changes no number).
     """
@@ -119,8 +117,6 @@ class TrainingLoop:
     every state with a checkpoint's.
 
     Args:
-        data: The labelled features.
-        recipe: Hyper-parameters.
         manager: The run's checkpoint manager (``train/``).
         identity: What, besides the recipe (but its epochs), a resumed run must
             share with the run it continues (the features).

@@ -89,9 +89,6 @@ def binary_metrics(
         predictions: ``[N]`` predicted labels, 0 or 1.
         scores: ``[N]`` P(virus) (or any score ranking virus higher), for the AUC.
 
-    Returns:
-        The metrics.
-
     Raises:
         ValueError: Inputs of different lengths, or no samples at all.
 

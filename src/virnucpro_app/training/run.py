@@ -63,8 +63,6 @@ class TrainConfig:
         virus: Virus FASTA files (label 1).
         host: Host FASTA files (label 0).
         output: The classifier file to write.
-        layout: The checkpoint folder's paths.
-        recipe: Hyper-parameters.
         model_type: Chunk size in bp (300 or 500).
         models: DNABERT-S and ESM-2 locations (no classifier).
         options: The run's options, device and precision resolved (``existing``:
@@ -135,19 +133,6 @@ def features_identity(virus: ClassFeatures, host: ClassFeatures) -> dict[str, An
     }
 
 
-def _open_manager(train_dir: Path) -> ckptkit.CheckpointManager:
-    return ckptkit.CheckpointManager(
-        train_dir,
-        schema=TRAIN_STATE_SCHEMA,
-        version=TRAIN_STATE_VERSION,
-        keep_last=KEEP_LAST,
-        keep_best=KEEP_BEST,
-        best_metric="val_loss",
-        mode="min",
-        async_save=True,
-    )
-
-
 @dataclass
 class _Training:
     """The loop of a run and the manager of its epoch checkpoints."""
@@ -157,7 +142,16 @@ class _Training:
     identity: dict[str, Any]
 
     def start(self) -> tuple[ckptkit.CheckpointManager, TrainingLoop]:
-        manager = _open_manager(self.config.layout.train_dir)
+        manager = ckptkit.CheckpointManager(
+            self.config.layout.train_dir,
+            schema=TRAIN_STATE_SCHEMA,
+            version=TRAIN_STATE_VERSION,
+            keep_last=KEEP_LAST,
+            keep_best=KEEP_BEST,
+            best_metric="val_loss",
+            mode="min",
+            async_save=True,
+        )
         options = self.config.options
         loop = TrainingLoop(
             self.data,
@@ -231,9 +225,6 @@ def _training_metadata(
 
 def run_train(config: TrainConfig) -> dict[str, Any]:
     """Run (or resume) a training job and write the classifier and its summary.
-
-    Args:
-        config: The validated run.
 
     Returns:
         The contents of ``train_summary.json``.
