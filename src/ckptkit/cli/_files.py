@@ -12,14 +12,8 @@ import ckptkit
 from ckptkit._file import fs
 from ckptkit._file.atomic import find_temp_files, is_stale, remove_stale_temp_files
 from ckptkit._file.format import LEDGER_FILENAME
-from ckptkit.cli._app import (
-    JsonOption,
-    VerboseOption,
-    app,
-    echo_json,
-    exit_on_error,
-    printable,
-)
+from ckptkit.cli._app import JsonOption, VerboseOption, app, exit_on_error
+from ckptkit.cli._output import echo_json, printable
 from ckptkit.distributed._commit import RecoveryAction, recover
 from ckptkit.distributed._info import ShardedCheckpointInfo
 from ckptkit.ledger import FailureLedger
