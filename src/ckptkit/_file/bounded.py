@@ -65,10 +65,6 @@ class BoundedReader(io.RawIOBase):
         self._position = position
         return position
 
-    def tell(self) -> int:
-        """The position."""
-        return self._position
-
     def rewind(self) -> None:
         """Back to the start of the file."""
         self._position = 0

@@ -240,12 +240,8 @@ def discover(paths: Iterable[PathLike]) -> Discovery:
             _walk_folder(path, found)
         else:
             found.checkpoints.append(path)  # missing ones are reported by validate
-    seen: set[str] = set()
-    unique: list[Path] = []
+    unique: dict[str, Path] = {}  # the first name given for each file
     for path in found.checkpoints:
-        key = fs.realpath(path)
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    found.checkpoints = unique
+        unique.setdefault(fs.realpath(path), path)
+    found.checkpoints = list(unique.values())
     return found
