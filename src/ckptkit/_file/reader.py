@@ -222,13 +222,6 @@ def _leaf_table(parsed: ParsedFile) -> list[Any]:
     return leaves
 
 
-def _check_indices(parsed: ParsedFile, needed: set[int], count: int) -> None:
-    wrong = [index for index in needed if not 0 <= index < count]
-    if wrong:
-        reason = f"the state refers to leaf {wrong[0]}, which is not stored"
-        raise CheckpointCorruptError(parsed.path, reason)
-
-
 def _verify_unselected(
     source: TensorSource, parsed: ParsedFile, needed: set[int]
 ) -> None:
@@ -257,7 +250,6 @@ def _decode_ckptkit(
         needed = set()
         with _rebuilding(parsed.path):
             leaf_indices(selected, needed)
-        _check_indices(parsed, needed, len(leaves))
         if request.verify:
             _verify_unselected(source, parsed, needed)
     # Every leaf is built (read, moved, cast) before the skeleton is decoded: an
