@@ -301,9 +301,6 @@ class TensorLeaves:
             )
         raise TypeError(msg)
 
-    def _unique_name(self, path: tuple[object, ...]) -> str:
-        return unique_entry_name(path, self._names)
-
     def _plain_entry(self, indices: list[int]) -> None:
         """Store one tensor's values contiguously; every leaf in ``indices`` uses it."""
         first = self._tensors[indices[0]]
@@ -317,7 +314,7 @@ class TensorLeaves:
             source = torch.view_as_real(source)
             shared["complex128"] = True
         entry = Entry(
-            name=self._unique_name(self._paths[indices[0]]),
+            name=unique_entry_name(self._paths[indices[0]], self._names),
             tensor=source,
             dtype=_dtype_name(source.dtype),
             shape=list(source.shape),
@@ -342,7 +339,7 @@ class TensorLeaves:
         blob = torch.empty(0, dtype=torch.uint8, device=members[0].device)
         blob.set_(storage, low, (high - low,), (1,))
         entry = Entry(
-            name=self._unique_name(self._paths[indices[0]]),
+            name=unique_entry_name(self._paths[indices[0]], self._names),
             tensor=blob,
             dtype="uint8",
             shape=[high - low],
