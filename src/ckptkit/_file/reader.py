@@ -6,7 +6,7 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -82,20 +82,13 @@ def torch_pickle_info(
                 version = LEGACY_VERSION
         if state.get("status") in ("in_progress", "complete"):
             status = state["status"]
-    return CheckpointInfo(
-        path=parsed.path,
-        format_version=0,
+    return replace(
+        info_from_parsed(parsed),
         version=version,
-        schema=None,
         status=status,
-        created_at=utc_iso_from_timestamp(parsed.mtime_s),
-        metadata={},
         tensor_count=len(tensors),
         nbytes=sum(item.nbytes for item in tensors),
-        legacy=True,
         tensors=tensors,
-        file_size=parsed.file_size,
-        legacy_kind="torch",
     )
 
 
