@@ -35,7 +35,6 @@ class Entry:
 
     @property
     def nbytes(self) -> int:
-        """Size of the stored bytes."""
         return self.tensor.numel() * self.tensor.element_size()
 
 

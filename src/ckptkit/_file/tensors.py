@@ -193,7 +193,6 @@ class TensorSource:
 
     @property
     def path(self) -> Path:
-        """The file read."""
         return self._parsed.path
 
 
