@@ -24,7 +24,7 @@ import contextlib
 import os
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TypeAlias, cast
 
@@ -203,14 +203,6 @@ def _load_legacy(
         ) from error
 
 
-def _children(node: object) -> Iterable[tuple[object, object]]:
-    if isinstance(node, dict):
-        return node.items()
-    if isinstance(node, (list, tuple)):
-        return enumerate(node)
-    return ()
-
-
 def _oversized(state: object, limit: int) -> tuple[Any, str] | None:
     """The first tensor describing more than ``limit`` bytes and its path, or None.
 
@@ -229,7 +221,8 @@ def _oversized(state: object, limit: int) -> tuple[Any, str] | None:
                 return node, "state" + "".join(f"[{key!r}]" for key in keys)
         elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
             seen.add(id(node))
-            pending.extend((value, (*keys, key)) for key, value in _children(node))
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            pending.extend((value, (*keys, key)) for key, value in items)
     return None
 
 
