@@ -59,12 +59,7 @@ class FileKind(StrEnum):
     @property
     def is_checkpoint(self) -> bool:
         """True for the kinds that are validated."""
-        return self in _CHECKPOINT_KINDS
-
-
-_CHECKPOINT_KINDS = frozenset(
-    {FileKind.CKPTKIT, FileKind.SAFETENSORS, FileKind.TORCH, FileKind.EMPTY}
-)
+        return self not in (FileKind.TEMPORARY, FileKind.OTHER)
 
 
 def looks_like_safetensors(head: bytes) -> bool:
