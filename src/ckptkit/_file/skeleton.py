@@ -72,9 +72,7 @@ _MARKS = {int(tag): _Mark(tag) for tag in Tag}
 def pack_skeleton(state: object, replacements: dict[int, object]) -> bytes:
     """The skeleton of a state the codec has checked (``codec.encode_state``).
 
-    Args:
-        state: The state.
-        replacements: ``id(value) -> node`` for tensor leaves and registered types.
+    ``replacements``: ``id(value) -> node`` for tensor leaves and registered types.
     """
 
     def default(value: object) -> object:
