@@ -112,7 +112,7 @@ def _leaf_index(body: list[Any]) -> int:
 def unpack_skeleton(
     data: bytes | memoryview,
     leaf: Callable[[int], object] | None,
-    leaf_count: int | None = None,
+    leaf_count: int,
 ) -> object:
     """Rebuild a state from its skeleton.
 
@@ -120,8 +120,7 @@ def unpack_skeleton(
         data: The skeleton bytes.
         leaf: ``index -> value`` of the leaf table's leaves (whole reading), or
             None for structural reading.
-        leaf_count: The leaf table's length, if known: a leaf node beyond it is
-            malformed.
+        leaf_count: The leaf table's length: a leaf node beyond it is malformed.
 
     Raises:
         ValueError: The skeleton is malformed (MessagePack's errors included).
@@ -151,7 +150,7 @@ def unpack_skeleton(
         tag, body = items[0].tag, items[1:]
         if tag is Tag.LEAF:
             index = _leaf_index(body)
-            if leaf_count is not None and index >= leaf_count:
+            if index >= leaf_count:
                 msg = f"the state refers to leaf {index}, which is not stored"
                 raise ValueError(msg)
             return LeafRef(index) if leaf is None else leaf(index)
