@@ -272,14 +272,9 @@ def _bare_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
 
 
 def declared_storages(handle: IO[bytes], path: Path) -> list[StorageDeclaration]:
-    """The storages a torch pickle declares, checked against the file's size.
+    """Each storage a torch pickle declares, once, in order; checked against its size.
 
-    Args:
-        handle: The open file (its position is moved).
-        path: The file's path, for messages.
-
-    Returns:
-        Each storage once, in the order declared.
+    Reading moves ``handle``'s position.
 
     Raises:
         CheckpointCorruptError: The file cannot be parsed, or declares more bytes
