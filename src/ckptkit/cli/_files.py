@@ -43,17 +43,15 @@ def _print_info(info: CheckpointInfo) -> None:
         f"file size:    {info.file_size} bytes",
         *(_shard_lines(info) if isinstance(info, ShardedCheckpointInfo) else []),
         f"tensors:      {info.tensor_count} ({info.nbytes} bytes)",
+        *(f"  {printable(t.name)}  {t.dtype}  {list(t.shape)}" for t in info.tensors),
+        f"metadata:     {json.dumps(info.metadata, sort_keys=True)}",
+        f"history:      {len(info.history)} migration steps",
+        *(
+            f"  {r.from_version} -> {r.to_version}  {r.step}  at {r.applied_at} "
+            f"(ckptkit {r.ckptkit_version})"
+            for r in info.history
+        ),
     ]
-    lines.extend(
-        f"  {printable(t.name)}  {t.dtype}  {list(t.shape)}" for t in info.tensors
-    )
-    lines.append(f"metadata:     {json.dumps(info.metadata, sort_keys=True)}")
-    lines.append(f"history:      {len(info.history)} migration steps")
-    lines.extend(
-        f"  {r.from_version} -> {r.to_version}  {r.step}  at {r.applied_at} "
-        f"(ckptkit {r.ckptkit_version})"
-        for r in info.history
-    )
     typer.echo("\n".join(lines))
 
 
