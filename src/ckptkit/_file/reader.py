@@ -5,7 +5,7 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -76,10 +76,8 @@ def torch_pickle_info(
         # Files of the system we replace carry "version"/"status" keys in the dict.
         stored_version = state.get("version")
         if isinstance(stored_version, str):
-            try:
+            with suppress(ValueError):  # not a version: it stays the legacy one
                 version = parse_version(stored_version).text
-            except ValueError:
-                version = LEGACY_VERSION
         if state.get("status") in ("in_progress", "complete"):
             status = state["status"]
     return replace(
