@@ -137,11 +137,8 @@ def parse_line(line: str) -> LedgerEntry | None:
 
 
 def _same_path(recorded: str, wanted: str) -> bool:
-    if recorded == wanted:
-        return True
-    return os.path.normpath(os.path.abspath(recorded)) == os.path.normpath(  # noqa: PTH100
-        os.path.abspath(wanted)  # noqa: PTH100
-    )
+    # abspath also normalises the path (``a/./b``, ``a/../b``).
+    return recorded == wanted or os.path.abspath(recorded) == os.path.abspath(wanted)  # noqa: PTH100
 
 
 class FailureRecorder(Protocol):

@@ -24,7 +24,7 @@ import contextlib
 import os
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TypeAlias, cast
 
@@ -203,16 +203,8 @@ def _load_legacy(
         ) from error
 
 
-def _children(node: object) -> Iterable[tuple[object, object]]:
-    if isinstance(node, dict):
-        return node.items()
-    if isinstance(node, (list, tuple)):
-        return enumerate(node)
-    return ()
-
-
-def _oversized(state: object, limit: int) -> Any:
-    """The first tensor describing more than ``limit`` bytes, or None.
+def _oversized(state: object, limit: int) -> tuple[Any, str] | None:
+    """The first tensor describing more than ``limit`` bytes and its path, or None.
 
     Iterative, and each container once (by identity): a pickle can nest deeper
     than Python recurses, and can share one list between two places at every
@@ -221,30 +213,17 @@ def _oversized(state: object, limit: int) -> Any:
     import torch
 
     seen: set[int] = set()
-    pending = [state]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, torch.Tensor):
-            if node.numel() * node.element_size() > limit:
-                return node
-        elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
-            seen.add(id(node))
-            pending.extend(value for _, value in _children(node))
-    return None
-
-
-def _where(state: object, wanted: object) -> str:
-    """The path of ``wanted`` in ``state`` (``state['a'][0]``), for a message."""
-    seen: set[int] = set()
     pending: list[tuple[object, tuple[object, ...]]] = [(state, ())]
     while pending:
         node, keys = pending.pop()
-        if node is wanted:
-            return "state" + "".join(f"[{key!r}]" for key in keys)
-        if id(node) not in seen:
+        if isinstance(node, torch.Tensor):
+            if node.numel() * node.element_size() > limit:
+                return node, "state" + "".join(f"[{key!r}]" for key in keys)
+        elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
             seen.add(id(node))
-            pending.extend((value, (*keys, key)) for key, value in _children(node))
-    return "state"
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            pending.extend((value, (*keys, key)) for key, value in items)
+    return None
 
 
 def _refuse_expanded(state: object, file_size: int, path: str) -> None:
@@ -258,11 +237,12 @@ def _refuse_expanded(state: object, file_size: int, path: str) -> None:
         CheckpointCorruptError: Such a tensor was found.
     """
     limit = view_limit_bytes(file_size)
-    tensor = _oversized(state, limit)
-    if tensor is not None:
+    found = _oversized(state, limit)
+    if found is not None:
+        tensor, where = found
         nbytes = tensor.numel() * tensor.element_size()
         reason = (
-            f"{_where(state, tensor)} is a tensor of {nbytes} bytes (zero or "
+            f"{where} is a tensor of {nbytes} bytes (zero or "
             f"overlapping strides) in a file of {file_size}; more than ckptkit "
             f"rebuilds (at most {limit} bytes): the file is damaged or crafted"
         )

@@ -159,9 +159,7 @@ class _Recorder:
         folder = path.parent
         if not fs.is_dir(folder):
             return None  # never create folders for a checkpoint that is not there
-        if folder not in self._per_folder:
-            self._per_folder[folder] = FailureLedger(folder)
-        return self._per_folder[folder]
+        return self._per_folder.setdefault(folder, FailureLedger(folder))
 
     def record(self, report: ValidationReport) -> None:
         if report.kind == MISSING_KEYS:

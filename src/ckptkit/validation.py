@@ -126,18 +126,16 @@ def _run_checks(
                 )
             return None
         parsed = parse_open(path, handle)
-        state: object = None
-        storages = None
         if parsed.kind == "torch":
             # The only way to check a pickle is to read it: always safely.
             state, storages = _load_legacy(path, handle=handle)
-        elif parsed.kind == "ckptkit":
-            state = read_structure(parsed, handle)  # the tree decodes
-        if level == "full" and parsed.kind != "torch":
+            _refuse_missing(_missing_keys(parsed, state, required_keys))
+            return torch_pickle_info(parsed, handle, state, storages)
+        # Reading a ckptkit file's structure checks that its tree decodes.
+        state = read_structure(parsed, handle) if parsed.kind == "ckptkit" else None
+        if level == "full":
             verify_all(handle, parsed)
         _refuse_missing(_missing_keys(parsed, state, required_keys))
-        if parsed.kind == "torch":
-            return torch_pickle_info(parsed, handle, state, storages)
         return info_from_parsed(parsed)
 
 

@@ -33,9 +33,6 @@ def atomic_write(target: Path) -> Iterator[IO[bytes]]:
 
     On any exception the temporary file is removed and ``target`` is untouched.
 
-    Args:
-        target: The final path.
-
     Yields:
         The temporary file, open for writing (seekable, unbuffered: write to it
         with ``streams.write_all``, which never takes a short write as done).

@@ -22,10 +22,8 @@ if TYPE_CHECKING:
 class BoundedReader(io.RawIOBase):
     """A buffered, read-only view of an open file that never reads past its end.
 
-    ``read(n)`` of a plain file allocates ``n`` bytes before it knows how many
-    there are; here ``n`` is first cut to what is left, so no read allocates more
-    than the file holds. Small reads come from a read-ahead buffer: a pickle is
-    read an opcode (a few bytes) at a time.
+    Every read is first cut to what is left (see the module doc). Small reads come
+    from a read-ahead buffer: a pickle is read an opcode (a few bytes) at a time.
 
     Args:
         handle: The open file (its size is taken once, here).
@@ -48,11 +46,9 @@ class BoundedReader(io.RawIOBase):
         return self._size
 
     def readable(self) -> bool:
-        """Always True."""
         return True
 
     def seekable(self) -> bool:
-        """Always True."""
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -65,12 +61,7 @@ class BoundedReader(io.RawIOBase):
         self._position = position
         return position
 
-    def tell(self) -> int:
-        """The position."""
-        return self._position
-
     def rewind(self) -> None:
-        """Back to the start of the file."""
         self._position = 0
 
     def readinto(self, buffer: Buffer) -> int:
@@ -81,11 +72,9 @@ class BoundedReader(io.RawIOBase):
         return len(data)
 
     def read(self, size: int | None = -1) -> bytes:
-        """Up to ``size`` bytes (all that is left for -1), cut to the file's end."""
         return self.take(-1 if size is None else size)
 
     def readall(self) -> bytes:
-        """Everything left."""
         return self.take(-1)
 
     def take(self, size: int) -> bytes:

@@ -80,12 +80,10 @@ class _Walker:
                 "itself); flatten it"
             )
             raise self.refuse(path, msg)
-        if kind is dict:
+        if kind is dict or kind is OrderedDict:
             self._visit_pairs(value, path, depth)
         elif kind is list or kind in _ITEMS:
             self._visit_items(value, path, depth)
-        elif kind is OrderedDict:
-            self._visit_pairs(value, path, depth)
         else:
             self._visit_other(value, path, depth)
 

@@ -24,19 +24,8 @@ def digest(data: Buffer) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
-class StreamingDigest:
-    """An xxh3-64 checksum fed piece by piece."""
-
-    def __init__(self) -> None:
-        self._state = xxhash.xxh3_64()
-
-    def update(self, data: Buffer) -> None:
-        """Add ``data`` to the checksum."""
-        self._state.update(data)
-
-    def hexdigest(self) -> str:
-        """The checksum so far as 16 hex digits."""
-        return self._state.hexdigest()
+#: An xxh3-64 checksum fed piece by piece (``update``, then ``hexdigest``).
+StreamingDigest = xxhash.xxh3_64
 
 
 _CHECKSUM_FIELD = f'"{KEY_HEADER_CHECKSUM}":"'.encode()

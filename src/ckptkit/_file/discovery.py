@@ -59,12 +59,7 @@ class FileKind(StrEnum):
     @property
     def is_checkpoint(self) -> bool:
         """True for the kinds that are validated."""
-        return self in _CHECKPOINT_KINDS
-
-
-_CHECKPOINT_KINDS = frozenset(
-    {FileKind.CKPTKIT, FileKind.SAFETENSORS, FileKind.TORCH, FileKind.EMPTY}
-)
+        return self not in (FileKind.TEMPORARY, FileKind.OTHER)
 
 
 def looks_like_safetensors(head: bytes) -> bool:
@@ -240,12 +235,8 @@ def discover(paths: Iterable[PathLike]) -> Discovery:
             _walk_folder(path, found)
         else:
             found.checkpoints.append(path)  # missing ones are reported by validate
-    seen: set[str] = set()
-    unique: list[Path] = []
+    unique: dict[str, Path] = {}  # the first name given for each file
     for path in found.checkpoints:
-        key = fs.realpath(path)
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    found.checkpoints = unique
+        unique.setdefault(fs.realpath(path), path)
+    found.checkpoints = list(unique.values())
     return found

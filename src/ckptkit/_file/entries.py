@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
 
@@ -35,7 +35,7 @@ class EntrySpec:
 _INT64_LIMIT = 1 << 63
 
 
-def _is_count(value: object) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     """A JSON integer that fits int64 and is not negative (no bool, no float)."""
     return type(value) is int and 0 <= value < _INT64_LIMIT
 
@@ -210,9 +210,7 @@ def _view_fits(view: object, entry: EntrySpec) -> bool:
     shape = _counts(view["shape"])
     stride = _counts(view["stride"], None if shape is None else len(shape))
     offset = view.get("offset")
-    if dtype is None or shape is None or stride is None or type(offset) is not int:
-        return False
-    if not _is_count(offset):
+    if dtype is None or shape is None or stride is None or not _is_count(offset):
         return False
     if math.prod(shape) == 0:
         return True

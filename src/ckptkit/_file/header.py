@@ -207,7 +207,7 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
             f"({FORMAT_VERSION}); upgrade ckptkit to >= {raw[KEY_MIN_READER]}",
         )
     try:
-        header = _strict_json(raw[KEY_HEADER])
+        header: dict[str, Any] = _strict_json(raw[KEY_HEADER])
         parse_version(header["version"])
         history = [MigrationRecord.from_json(r) for r in header.get("history", [])]
         checks = (
@@ -225,8 +225,7 @@ def _check_ckptkit_metadata(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
         raise CheckpointCorruptError(path, "ckptkit header is malformed")
     header["format_version"] = format_version
     header["history_records"] = tuple(history)
-    checked: dict[str, Any] = header
-    return checked
+    return header
 
 
 def _has_tree(header: dict[str, Any], format_version: int) -> bool:

@@ -5,8 +5,8 @@ The engine of ``ckptkit.load`` and ``ckptkit.inspect``, without migrations.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -76,26 +76,17 @@ def torch_pickle_info(
         # Files of the system we replace carry "version"/"status" keys in the dict.
         stored_version = state.get("version")
         if isinstance(stored_version, str):
-            try:
+            with suppress(ValueError):  # not a version: it stays the legacy one
                 version = parse_version(stored_version).text
-            except ValueError:
-                version = LEGACY_VERSION
         if state.get("status") in ("in_progress", "complete"):
             status = state["status"]
-    return CheckpointInfo(
-        path=parsed.path,
-        format_version=0,
+    return replace(
+        info_from_parsed(parsed),
         version=version,
-        schema=None,
         status=status,
-        created_at=utc_iso_from_timestamp(parsed.mtime_s),
-        metadata={},
         tensor_count=len(tensors),
         nbytes=sum(item.nbytes for item in tensors),
-        legacy=True,
         tensors=tensors,
-        file_size=parsed.file_size,
-        legacy_kind="torch",
     )
 
 
@@ -222,13 +213,6 @@ def _leaf_table(parsed: ParsedFile) -> list[Any]:
     return leaves
 
 
-def _check_indices(parsed: ParsedFile, needed: set[int], count: int) -> None:
-    wrong = [index for index in needed if not 0 <= index < count]
-    if wrong:
-        reason = f"the state refers to leaf {wrong[0]}, which is not stored"
-        raise CheckpointCorruptError(parsed.path, reason)
-
-
 def _verify_unselected(
     source: TensorSource, parsed: ParsedFile, needed: set[int]
 ) -> None:
@@ -257,7 +241,6 @@ def _decode_ckptkit(
         needed = set()
         with _rebuilding(parsed.path):
             leaf_indices(selected, needed)
-        _check_indices(parsed, needed, len(leaves))
         if request.verify:
             _verify_unselected(source, parsed, needed)
     # Every leaf is built (read, moved, cast) before the skeleton is decoded: an

@@ -72,9 +72,7 @@ _MARKS = {int(tag): _Mark(tag) for tag in Tag}
 def pack_skeleton(state: object, replacements: dict[int, object]) -> bytes:
     """The skeleton of a state the codec has checked (``codec.encode_state``).
 
-    Args:
-        state: The state.
-        replacements: ``id(value) -> node`` for tensor leaves and registered types.
+    ``replacements``: ``id(value) -> node`` for tensor leaves and registered types.
     """
 
     def default(value: object) -> object:
@@ -114,7 +112,7 @@ def _leaf_index(body: list[Any]) -> int:
 def unpack_skeleton(
     data: bytes | memoryview,
     leaf: Callable[[int], object] | None,
-    leaf_count: int | None = None,
+    leaf_count: int,
 ) -> object:
     """Rebuild a state from its skeleton.
 
@@ -122,8 +120,7 @@ def unpack_skeleton(
         data: The skeleton bytes.
         leaf: ``index -> value`` of the leaf table's leaves (whole reading), or
             None for structural reading.
-        leaf_count: The leaf table's length, if known: a leaf node beyond it is
-            malformed.
+        leaf_count: The leaf table's length: a leaf node beyond it is malformed.
 
     Raises:
         ValueError: The skeleton is malformed (MessagePack's errors included).
@@ -153,7 +150,7 @@ def unpack_skeleton(
         tag, body = items[0].tag, items[1:]
         if tag is Tag.LEAF:
             index = _leaf_index(body)
-            if leaf_count is not None and index >= leaf_count:
+            if index >= leaf_count:
                 msg = f"the state refers to leaf {index}, which is not stored"
                 raise ValueError(msg)
             return LeafRef(index) if leaf is None else leaf(index)

@@ -35,7 +35,6 @@ class Entry:
 
     @property
     def nbytes(self) -> int:
-        """Size of the stored bytes."""
         return self.tensor.numel() * self.tensor.element_size()
 
 
@@ -175,17 +174,12 @@ class TensorLeaves:
     def __init__(self) -> None:
         self.leaves: list[dict[str, Any]] = []
         self.entries: list[Entry] = []
-        self._by_id: dict[int, int] = {}
         self._names: set[str] = {SKELETON_ENTRY}
         self._paths: list[tuple[object, ...]] = []
         self._tensors: list[torch.Tensor] = []
         # (memory start, end, leaf) of every numpy leaf: they must not overlap others
         self._numpy_spans: list[tuple[int, int, int]] = []
         self._keepalive: list[object] = []
-
-    def known(self, value: object) -> int | None:
-        """The leaf index of an object already added, if any."""
-        return self._by_id.get(id(value))
 
     def add_tensor(self, tensor: torch.Tensor, path: tuple[object, ...]) -> int:
         """Add a tensor (or ``nn.Parameter``) leaf.
@@ -200,7 +194,7 @@ class TensorLeaves:
             leaf = {"kind": "parameter", "requires_grad": tensor.requires_grad}
         else:
             leaf = {"kind": "tensor"}
-        return self._add(id(tensor), tensor, path, leaf)
+        return self._add(tensor, path, leaf)
 
     def add_numpy(self, value: Any, path: tuple[object, ...]) -> int:
         """Add a numpy array or scalar leaf (stored C-contiguous).
@@ -221,7 +215,7 @@ class TensorLeaves:
         )
         self._keepalive.append(contiguous)
         kind = "npscalar" if scalar else "ndarray"
-        index = self._add(id(value), torch.from_numpy(contiguous), path, {"kind": kind})
+        index = self._add(torch.from_numpy(contiguous), path, {"kind": kind})
         if array.size:
             self._numpy_spans.append((*numpy_bounds(array), index))
         return index
@@ -231,17 +225,12 @@ class TensorLeaves:
     ) -> int:
         """Add a ``torch.Generator``: its state bytes and its device."""
         leaf = {"kind": "generator", "device": str(generator.device)}
-        return self._add(id(generator), generator.get_state(), path, leaf)
+        return self._add(generator.get_state(), path, leaf)
 
     def _add(
-        self,
-        key: int,
-        tensor: torch.Tensor,
-        path: tuple[object, ...],
-        leaf: dict[str, Any],
+        self, tensor: torch.Tensor, path: tuple[object, ...], leaf: dict[str, Any]
     ) -> int:
         index = len(self.leaves)
-        self._by_id[key] = index
         self.leaves.append(leaf)
         self._paths.append(path)
         self._tensors.append(tensor)
@@ -311,9 +300,6 @@ class TensorLeaves:
             )
         raise TypeError(msg)
 
-    def _unique_name(self, path: tuple[object, ...]) -> str:
-        return unique_entry_name(path, self._names)
-
     def _plain_entry(self, indices: list[int]) -> None:
         """Store one tensor's values contiguously; every leaf in ``indices`` uses it."""
         first = self._tensors[indices[0]]
@@ -327,7 +313,7 @@ class TensorLeaves:
             source = torch.view_as_real(source)
             shared["complex128"] = True
         entry = Entry(
-            name=self._unique_name(self._paths[indices[0]]),
+            name=unique_entry_name(self._paths[indices[0]], self._names),
             tensor=source,
             dtype=_dtype_name(source.dtype),
             shape=list(source.shape),
@@ -352,7 +338,7 @@ class TensorLeaves:
         blob = torch.empty(0, dtype=torch.uint8, device=members[0].device)
         blob.set_(storage, low, (high - low,), (1,))
         entry = Entry(
-            name=self._unique_name(self._paths[indices[0]]),
+            name=unique_entry_name(self._paths[indices[0]], self._names),
             tensor=blob,
             dtype="uint8",
             shape=[high - low],

@@ -120,12 +120,8 @@ def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:
 class TensorSource:
     """Materialises a file's stored tensors on demand, each read (and checked) once.
 
-    Args:
-        parsed: The file's checked header.
-        handle: The file, open for reading (kept open by the caller).
-        verify: Check each tensor's checksum as it is read.
-        use_mmap: Map tensor bytes (a private copy-on-write mapping) instead of
-            reading them.
+    ``handle`` stays open (the caller closes it); ``use_mmap`` maps tensor bytes (a
+    private copy-on-write mapping) instead of reading them.
     """
 
     def __init__(
@@ -193,7 +189,6 @@ class TensorSource:
 
     @property
     def path(self) -> Path:
-        """The file read."""
         return self._parsed.path
 
 

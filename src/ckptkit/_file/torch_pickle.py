@@ -29,47 +29,30 @@ if TYPE_CHECKING:
 #: First bytes of a zip archive: the container ``torch.save`` writes since 1.6.
 ZIP_MAGIC: Final = b"PK\x03\x04"
 
-# The dtype of each storage class a torch pickle names (torch.<name>). Spelled
-# out: asking torch's TypedStorage classes for theirs warns (deprecated).
-_STORAGE_DTYPES: Final = {
-    "UntypedStorage": "uint8",
-    "ByteStorage": "uint8",
-    "CharStorage": "int8",
-    "ShortStorage": "int16",
-    "IntStorage": "int32",
-    "LongStorage": "int64",
-    "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16",
-    "FloatStorage": "float32",
-    "DoubleStorage": "float64",
-    "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128",
-    "BoolStorage": "bool",
-    "QUInt8Storage": "quint8",
-    "QInt8Storage": "qint8",
-    "QInt32Storage": "qint32",
-    "QUInt4x2Storage": "quint4x2",
-    "QUInt2x4Storage": "quint2x4",
+# The dtype and item size of each storage class a torch pickle names
+# (torch.<name>). Spelled out: asking torch's TypedStorage classes for theirs
+# warns (deprecated).
+_STORAGE_TYPES: Final = {
+    "UntypedStorage": ("uint8", 1),
+    "ByteStorage": ("uint8", 1),
+    "CharStorage": ("int8", 1),
+    "ShortStorage": ("int16", 2),
+    "IntStorage": ("int32", 4),
+    "LongStorage": ("int64", 8),
+    "HalfStorage": ("float16", 2),
+    "BFloat16Storage": ("bfloat16", 2),
+    "FloatStorage": ("float32", 4),
+    "DoubleStorage": ("float64", 8),
+    "ComplexFloatStorage": ("complex64", 8),
+    "ComplexDoubleStorage": ("complex128", 16),
+    "BoolStorage": ("bool", 1),
+    "QUInt8Storage": ("quint8", 1),
+    "QInt8Storage": ("qint8", 1),
+    "QInt32Storage": ("qint32", 4),
+    "QUInt4x2Storage": ("quint4x2", 1),
+    "QUInt2x4Storage": ("quint2x4", 1),
 }
-_ITEM_SIZES: Final = {
-    "uint8": 1,
-    "int8": 1,
-    "int16": 2,
-    "int32": 4,
-    "int64": 8,
-    "float16": 2,
-    "bfloat16": 2,
-    "float32": 4,
-    "float64": 8,
-    "complex64": 8,
-    "complex128": 16,
-    "bool": 1,
-    "quint8": 1,
-    "qint8": 1,
-    "qint32": 4,
-    "quint4x2": 1,
-    "quint2x4": 1,
-}
+_ITEM_SIZES: Final = dict(_STORAGE_TYPES.values())
 
 
 @dataclass(frozen=True)
@@ -118,7 +101,8 @@ def _declaration(persistent_id: Any) -> StorageDeclaration | None:
         return None
     dtype = "unknown"
     if isinstance(storage_type, _Global) and storage_type.module.startswith("torch"):
-        dtype = _STORAGE_DTYPES.get(storage_type.name.rpartition(".")[2], "unknown")
+        name = storage_type.name.rpartition(".")[2]
+        dtype = _STORAGE_TYPES.get(name, ("unknown", 1))[0]
     return StorageDeclaration(key, dtype, numel)
 
 
@@ -288,14 +272,9 @@ def _bare_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
 
 
 def declared_storages(handle: IO[bytes], path: Path) -> list[StorageDeclaration]:
-    """The storages a torch pickle declares, checked against the file's size.
+    """Each storage a torch pickle declares, once, in order; checked against its size.
 
-    Args:
-        handle: The open file (its position is moved).
-        path: The file's path, for messages.
-
-    Returns:
-        Each storage once, in the order declared.
+    Reading moves ``handle``'s position.
 
     Raises:
         CheckpointCorruptError: The file cannot be parsed, or declares more bytes

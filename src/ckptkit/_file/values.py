@@ -15,6 +15,7 @@ import pathlib
 import sys
 import zoneinfo
 from collections import OrderedDict
+from dataclasses import is_dataclass
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -210,17 +211,13 @@ def refusal_hint(value: object) -> str:
     )
 
 
-def _is_dataclass_instance(value: object) -> bool:
-    return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
-
-
 _HINTS: list[tuple[Callable[[object], bool], str]] = [
     (
         lambda v: callable(getattr(v, "state_dict", None)),
         "store value.state_dict() and restore it with .load_state_dict()",
     ),
     (
-        _is_dataclass_instance,
+        lambda v: is_dataclass(v) and not isinstance(v, type),
         (
             "store dataclasses.asdict(value) and rebuild the object after "
             "loading, or register it with ckptkit.register_leaf_type"

@@ -62,10 +62,6 @@ class StateVersion:
         return self.text
 
 
-def parse_version(text: str) -> StateVersion:
-    """Parse a version string (``"1.0"``, ``"2.1.3"``, ``"0.x"``).
-
-    Raises:
-        ValueError: Not a version.
-    """
-    return StateVersion(text)
+#: Parse a version string (``"1.0"``, ``"2.1.3"``, ``"0.x"``); ValueError if it
+#: is not one.
+parse_version = StateVersion

@@ -3,7 +3,8 @@
 docs/ckptkit/cli.md is its reference. The only ckptkit package that imports
 typer; each command is a thin layer over the library, in one module per job
 (``_validate``, ``_files``, ``_migrate``), on the ``app`` of ``_app``, whose
-``exit_on_error`` is the one place that turns errors into exit codes.
+``exit_on_error`` is the one place that turns errors into exit codes; what they
+print goes through ``_output``.
 """
 
 from __future__ import annotations

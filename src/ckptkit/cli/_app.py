@@ -1,14 +1,12 @@
 """The ``ckptkit`` application object and what its commands share.
 
-The ``app``, the common options, one-line printing, and :func:`exit_on_error`:
-the one place that turns expected errors into one line on stderr and the exit
-code ``ckptkit.exit_code_for`` gives, with the traceback only under ``--verbose``.
+The ``app``, the common options, and :func:`exit_on_error`: the one place that
+turns expected errors into one line on stderr and the exit code
+``ckptkit.exit_code_for`` gives, with the traceback only under ``--verbose``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import traceback
 from contextlib import contextmanager
@@ -17,13 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import ckptkit
+from ckptkit.cli._output import printable
 from ckptkit.errors import CheckpointError, exit_code_for
-from ckptkit.ledger import escape_field
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 
 app = typer.Typer(
     name="ckptkit",
@@ -41,16 +37,6 @@ VerboseOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout instead of text.")
 ]
-
-
-def printable(value: object) -> str:
-    r"""One printable line: breaks, controls, undecodable bytes as ``\n``, ``\x1b``."""
-    return _UNPRINTABLE.sub(lambda match: escape_field(match.group()), str(value))
-
-
-def echo_json(data: object) -> None:
-    """Print JSON data on stdout, indented."""
-    typer.echo(json.dumps(data, indent=2))
 
 
 def _message(error: BaseException) -> str:

@@ -12,14 +12,8 @@ import ckptkit
 from ckptkit._file import fs
 from ckptkit._file.atomic import find_temp_files, is_stale, remove_stale_temp_files
 from ckptkit._file.format import LEDGER_FILENAME
-from ckptkit.cli._app import (
-    JsonOption,
-    VerboseOption,
-    app,
-    echo_json,
-    exit_on_error,
-    printable,
-)
+from ckptkit.cli._app import JsonOption, VerboseOption, app, exit_on_error
+from ckptkit.cli._output import echo_json, printable
 from ckptkit.distributed._commit import RecoveryAction, recover
 from ckptkit.distributed._info import ShardedCheckpointInfo
 from ckptkit.ledger import FailureLedger
@@ -49,17 +43,15 @@ def _print_info(info: CheckpointInfo) -> None:
         f"file size:    {info.file_size} bytes",
         *(_shard_lines(info) if isinstance(info, ShardedCheckpointInfo) else []),
         f"tensors:      {info.tensor_count} ({info.nbytes} bytes)",
+        *(f"  {printable(t.name)}  {t.dtype}  {list(t.shape)}" for t in info.tensors),
+        f"metadata:     {json.dumps(info.metadata, sort_keys=True)}",
+        f"history:      {len(info.history)} migration steps",
+        *(
+            f"  {r.from_version} -> {r.to_version}  {r.step}  at {r.applied_at} "
+            f"(ckptkit {r.ckptkit_version})"
+            for r in info.history
+        ),
     ]
-    lines.extend(
-        f"  {printable(t.name)}  {t.dtype}  {list(t.shape)}" for t in info.tensors
-    )
-    lines.append(f"metadata:     {json.dumps(info.metadata, sort_keys=True)}")
-    lines.append(f"history:      {len(info.history)} migration steps")
-    lines.extend(
-        f"  {r.from_version} -> {r.to_version}  {r.step}  at {r.applied_at} "
-        f"(ckptkit {r.ckptkit_version})"
-        for r in info.history
-    )
     typer.echo("\n".join(lines))
 
 

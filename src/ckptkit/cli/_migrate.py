@@ -13,14 +13,8 @@ import ckptkit
 from ckptkit._file import fs
 from ckptkit._file.sharded import is_sharded_checkpoint
 from ckptkit._file.versions import parse_version
-from ckptkit.cli._app import (
-    JsonOption,
-    VerboseOption,
-    app,
-    echo_json,
-    exit_on_error,
-    printable,
-)
+from ckptkit.cli._app import JsonOption, VerboseOption, app, exit_on_error
+from ckptkit.cli._output import echo_json, printable
 from ckptkit.migrations._disk import ExistingFileError
 from ckptkit.types import ExitCode
 

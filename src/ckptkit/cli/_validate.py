@@ -12,14 +12,8 @@ import typer
 
 import ckptkit
 from ckptkit._file.format import LEDGER_FILENAME
-from ckptkit.cli._app import (
-    JsonOption,
-    VerboseOption,
-    app,
-    echo_json,
-    exit_on_error,
-    printable,
-)
+from ckptkit.cli._app import JsonOption, VerboseOption, app, exit_on_error
+from ckptkit.cli._output import echo_json, printable
 from ckptkit.ledger import FailureLedger
 
 if TYPE_CHECKING:
