@@ -21,7 +21,7 @@ from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.tensor_leaves import path_text
 from ckptkit._file.tree_v1 import decode_tree
 from ckptkit.distributed._chunks import torch_dtype
-from ckptkit.distributed._tree import LEAF_NODE_KINDS
+from ckptkit.distributed._index import LEAF_KINDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -151,7 +151,7 @@ class _Planner:
 
     def _leaf_key(self, node: Any, path: _Path) -> str:
         kind, body = _kind_and_body(node)
-        if kind not in LEAF_NODE_KINDS:
+        if kind not in LEAF_KINDS:
             raise TypeError(
                 f"{path_text(path)} is a tensor but the checkpoint holds a {kind}"
             )
@@ -208,7 +208,7 @@ def _no_leaf(kind: str, number: int) -> object:
 
 def collect_leaves(node: Any, out: dict[int, str]) -> None:
     kind, body = _kind_and_body(node)
-    if kind in LEAF_NODE_KINDS:
+    if kind in LEAF_KINDS:
         out[int(body)] = kind
     elif kind in ("list", "tuple"):
         for item in body:
