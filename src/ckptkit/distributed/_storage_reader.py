@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -44,7 +45,6 @@ from ckptkit.errors import CheckpointCorruptError, CheckpointError
 
 if TYPE_CHECKING:
     import os
-    from pathlib import Path
 
     from torch.distributed.checkpoint.planner import ReadItem
 
@@ -158,7 +158,7 @@ class StorageReader(_DcpStorageReader):
         if verify not in ("quick", "full"):
             msg = f"verify must be 'quick' or 'full', not {verify!r}"
             raise ValueError(msg)
-        self.path = _as_path(path)
+        self.path = Path(path)
         self.verify = verify == "full"
         self._source: Source | None = None
         self.error: CheckpointError | None = None
@@ -167,7 +167,7 @@ class StorageReader(_DcpStorageReader):
     def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
         """Start a new load (DCP calls this first), optionally from another path."""
         if checkpoint_id:
-            self.path = _as_path(checkpoint_id)
+            self.path = Path(checkpoint_id)
         self._source, self.error, self._catalogue = None, None, None
 
     def source(self) -> Source:
@@ -266,12 +266,6 @@ class StorageReader(_DcpStorageReader):
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
         """Any local path (no URL) may hold a checkpoint."""
         return "://" not in str(checkpoint_id)
-
-
-def _as_path(path: PathLike) -> Path:
-    from pathlib import Path
-
-    return Path(path)
 
 
 def _copy_item(
