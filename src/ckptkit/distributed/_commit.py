@@ -174,26 +174,18 @@ def delete_checkpoint(path: Path) -> None:
     fs.remove_tree(trash)
 
 
-def pending_recovery(path: Path) -> Path | None:
-    """A staging or aside folder next to a missing ``path`` that recovery would use."""
-    if fs.lexists(path) or not fs.is_dir(path.parent):
-        return None
-    for action in recover(path.parent, dry_run=True):
-        if action.target == path and action.action != "removed":
-            return action.path
-    return None
-
-
 def refuse_pending(path: Path) -> None:
     """Raise when a missing ``path`` waits for ``ckptkit cleanup`` to restore it.
 
     Raises:
         CheckpointNotFoundError: Naming the staging or aside folder to restore.
     """
-    pending = pending_recovery(path)
-    if pending is not None:
-        raise CheckpointNotFoundError(
-            path,
-            "does not exist: a sharded save was interrupted while replacing it; "
-            f"`ckptkit cleanup {path.parent}` restores it from {pending.name}",
-        )
+    if fs.lexists(path) or not fs.is_dir(path.parent):
+        return
+    for action in recover(path.parent, dry_run=True):
+        if action.target == path and action.action != "removed":
+            raise CheckpointNotFoundError(
+                path,
+                "does not exist: a sharded save was interrupted while replacing it; "
+                f"`ckptkit cleanup {path.parent}` restores it from {action.path.name}",
+            )
