@@ -93,9 +93,6 @@ class _Planner:
         self.leaves, self.tensors, self.made_values = leaves, tensors, made
         self.plan = FillPlan()
 
-    def _missing(self, path: _Path, what: str) -> KeyError:
-        return KeyError(f"{path_text(path)}: {what}")
-
     def walk(self, target: Any, node: Any, path: _Path) -> Callable[[], object] | None:
         """Plan the filling of ``target``; return a thunk if it must be replaced."""
         if isinstance(target, torch.Tensor):
@@ -129,7 +126,7 @@ class _Planner:
         for key, value in list(target.items()):
             child = stored.get(_key_id(key))
             if child is None and _key_id(key) not in stored:
-                raise self._missing((*path, key), "not in the checkpoint")
+                raise KeyError(f"{path_text((*path, key))}: not in the checkpoint")
             thunk = self.walk(value, child, (*path, key))
             if thunk is not None:
                 self.plan.assignments.append((target, key, thunk))
