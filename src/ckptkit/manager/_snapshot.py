@@ -88,6 +88,12 @@ class HostSnapshotBuffer:
         self._preparing: threading.Thread | None = None
 
     @property
+    def capacity_bytes(self) -> int:
+        """Size of the buffer kept for the next snapshot (0 when none)."""
+        self._wait_prepared()
+        return 0 if self._buffer is None else self._buffer.numel()
+
+    @property
     def is_pinned(self) -> bool:
         """Whether the kept buffer is page-locked (for copies from a GPU)."""
         self._wait_prepared()
