@@ -285,9 +285,7 @@ class StorageWriter(_DcpStorageWriter):
     @portable
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
         """Write the index into the staging folder and commit it (coordinator)."""
-        if (
-            self.staging is None
-        ):  # pragma: no cover - DCP calls prepare_global_plan first
+        if self.staging is None:  # pragma: no cover - prepare_global_plan ran first
             msg = "finish() before prepare_global_plan()"
             raise RuntimeError(msg)
         index = self._index(metadata, results)
