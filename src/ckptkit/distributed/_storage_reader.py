@@ -219,12 +219,10 @@ class StorageReader(_DcpStorageReader):
         del metadata, is_coordinator, args, kwargs
         self.source()
 
-    @portable
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
         """No storage-specific planning."""
         return plan
 
-    @portable
     def prepare_global_plan(self, plans: list[LoadPlan]) -> list[LoadPlan]:
         """No storage-specific planning."""
         return plans

@@ -208,7 +208,6 @@ class StorageWriter(_DcpStorageWriter):
             raise ValueError(msg)
         self.is_coordinator = is_coordinator
 
-    @portable
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
         """Nothing to add on each rank: the coordinator assigns places."""
         return plan
