@@ -114,25 +114,21 @@ class ShardedSteps:
             STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
         }
         if not self.settings.async_save:
-            self._commit(step, state, status, metadata, self.group)
+            self._commit(step, state, status, metadata)
             return False
         snapshot = map_leaves(state, _host_leaf)
         self._in_flight = step
         self._background.start(
-            lambda: self._commit(step, snapshot, status, metadata, self._save_group),
+            lambda: self._commit(step, snapshot, status, metadata),
             name=f"ckptkit-sharded-save-{step}",
         )
         return False
 
     def _commit(
-        self,
-        step: int,
-        state: StateTree,
-        status: str,
-        metadata: dict[str, Any],
-        group: Group,
+        self, step: int, state: StateTree, status: str, metadata: dict[str, Any]
     ) -> None:
         """Save, verify every shard (each rank its own), then apply retention."""
+        group = self._save_group
         path = self.folder.path_of(step)
         try:
             save(
