@@ -14,6 +14,7 @@ No torch here: ``cleanup`` and discovery read indexes without it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -295,20 +296,15 @@ def _tensor_problem(record: TensorRecord, ranks: set[int]) -> str | None:
 
 def _overlapping(chunks: tuple[ChunkRecord, ...]) -> bool:
     boxes = [c for c in chunks if math.prod(c.sizes)]
-    for i, first in enumerate(boxes):
-        for second in boxes[i + 1 :]:
-            if all(
-                a < b + m and b < a + n
-                for a, n, b, m in zip(
-                    first.offsets,
-                    first.sizes,
-                    second.offsets,
-                    second.sizes,
-                    strict=True,
-                )
-            ):
-                return True
-    return False
+    return any(
+        all(
+            a < b + m and b < a + n
+            for a, n, b, m in zip(
+                first.offsets, first.sizes, second.offsets, second.sizes, strict=True
+            )
+        )
+        for first, second in itertools.combinations(boxes, 2)
+    )
 
 
 def read_index(folder: Path) -> Index:
