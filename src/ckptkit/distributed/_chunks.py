@@ -124,7 +124,6 @@ class ChunkReader:
         self._hasher.shutdown()
 
     def shard(self, rank: int) -> _Shard:
-        """The open shard of ``rank``."""
         if rank not in self._shards:
             path = self.folder / self.index.shard(rank).file
             self._shards[rank] = _Shard(path, self.index, rank)
@@ -204,7 +203,6 @@ class SingleFileReader:
         self.close()
 
     def close(self) -> None:
-        """Close the file."""
         self.handle.close()
 
     def read_chunk(self, key: str, chunk: ChunkRecord) -> torch.Tensor:

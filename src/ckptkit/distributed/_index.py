@@ -90,14 +90,11 @@ class TensorRecord:
 
     @property
     def nbytes(self) -> int:
-        """Size of the whole tensor in bytes."""
         return math.prod(self.shape) * ITEMSIZES[self.dtype]
 
 
 @dataclass(frozen=True)
 class ShardRecord:
-    """One shard file, as the index lists it."""
-
     file: str
     rank: int
     size: int
@@ -131,7 +128,6 @@ class Index:
 
     @property
     def nbytes(self) -> int:
-        """Total size of the state's tensors."""
         return sum(record.nbytes for record in self.tensors.values())
 
 

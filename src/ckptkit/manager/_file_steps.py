@@ -93,7 +93,6 @@ class FileSteps:
 
     @property
     def preempted(self) -> bool:
-        """Whether a preemption signal arrived."""
         return self._preemption is not None and self._preemption.received is not None
 
     def save(
