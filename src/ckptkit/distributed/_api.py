@@ -29,7 +29,7 @@ from ckptkit._file.tree_v1 import decode_tree
 from ckptkit._file.writer import HeaderFields, write_checkpoint
 from ckptkit.distributed._chunks import torch_dtype
 from ckptkit.distributed._errors import RankFailedError, agreed_error, one_line
-from ckptkit.distributed._info import ShardedCheckpointInfo, info_from_index
+from ckptkit.distributed._index import info_from_index
 from ckptkit.distributed._migrate import MigratedTree
 from ckptkit.distributed._planners import ROOT_KEY, LoadPlanner, SavePlanner
 from ckptkit.distributed._storage_reader import StorageReader
@@ -40,6 +40,7 @@ from ckptkit.keys import select_keys
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ckptkit.distributed._info import ShardedCheckpointInfo
     from ckptkit.distributed._sources import Source
     from ckptkit.info import CheckpointInfo
     from ckptkit.migrations import MigrationRegistry

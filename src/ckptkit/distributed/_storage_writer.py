@@ -54,11 +54,11 @@ from ckptkit.distributed._errors import portable
 from ckptkit.distributed._index import (
     ChunkRecord,
     Index,
-    ShardRecord,
     TensorRecord,
     index_problem,
     write_index,
 )
+from ckptkit.distributed._info import ShardInfo
 from ckptkit.distributed._tree import SavedTree, split_state, synthesize_tree
 from ckptkit.errors import SerializationError
 
@@ -341,7 +341,7 @@ class StorageWriter(_DcpStorageWriter):
             leaves=tuple(tree.leaves),
             tensors=tensors,
             shards=tuple(
-                ShardRecord(shard_name(r), r, s) for r, s in sorted(shards.items())
+                ShardInfo(shard_name(r), r, s) for r, s in sorted(shards.items())
             ),
             writer={
                 "library": "ckptkit",
