@@ -111,10 +111,6 @@ def _is_complete(staging: Path) -> bool:
     return all(file_size(staging / shard.file) == shard.size for shard in index.shards)
 
 
-def _created_at(staging: Path) -> str:
-    return read_index(staging).created_at
-
-
 def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
     """Finish or undo the sharded saves in ``directory`` whose writer is dead.
 
@@ -136,7 +132,7 @@ def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
     stagings = [w for w in work if w[0] == STAGING_SUFFIX]  # trash: always removed
     complete = sorted(
         (w for w in stagings if w[2] not in present and _is_complete(w[1])),
-        key=lambda w: _created_at(w[1]),
+        key=lambda w: read_index(w[1]).created_at,
         reverse=True,  # the newest complete save wins
     )
     promoted: dict[Path, Path] = {}
