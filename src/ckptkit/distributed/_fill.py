@@ -110,9 +110,8 @@ class _Planner:
             thunks = self._walk_items(target, node, path)
             if all(thunk is None for thunk in thunks):
                 return None
-            values = list(target)
             return lambda: tuple(
-                t() if t is not None else v for t, v in zip(thunks, values, strict=True)
+                t() if t is not None else v for t, v in zip(thunks, target, strict=True)
             )
         return self._decoder(node)
 
