@@ -46,6 +46,11 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
+def empty_tensor(record: TensorRecord, device: str | None = None) -> torch.Tensor:
+    """An unfilled tensor of a stored tensor's global shape and dtype."""
+    return torch.empty(record.shape, dtype=torch_dtype(record.dtype), device=device)
+
+
 def stored_geometry(
     record: TensorRecord, sizes: tuple[int, ...]
 ) -> tuple[str, tuple[int, ...]]:

@@ -20,7 +20,7 @@ from torch.distributed.tensor import DTensor
 from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.tensor_leaves import path_text
 from ckptkit._file.tree_v1 import decode_tree
-from ckptkit.distributed._chunks import torch_dtype
+from ckptkit.distributed._chunks import empty_tensor
 from ckptkit.distributed._index import LEAF_KINDS
 
 if TYPE_CHECKING:
@@ -179,10 +179,7 @@ class _Planner:
         if key in self.made_values:
             return self.made_values[key]
         if key not in self.plan.targets:
-            record = self.tensors[key]
-            self.plan.targets[key] = torch.empty(
-                record.shape, dtype=torch_dtype(record.dtype)
-            )
+            self.plan.targets[key] = empty_tensor(self.tensors[key])
         return self.plan.targets[key]
 
     def _decoder(self, node: Any) -> Callable[[], object]:

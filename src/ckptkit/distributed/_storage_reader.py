@@ -38,7 +38,7 @@ from torch.distributed.checkpoint.storage import StorageReader as _DcpStorageRea
 from torch.futures import Future
 
 from ckptkit._file.tree_v1 import decode_tree
-from ckptkit.distributed._chunks import torch_dtype
+from ckptkit.distributed._chunks import empty_tensor, torch_dtype
 from ckptkit.distributed._errors import portable
 from ckptkit.distributed._sources import Source, open_source
 from ckptkit.errors import CheckpointCorruptError, CheckpointError
@@ -56,10 +56,7 @@ _Location = tuple[str, "ChunkRecord"]
 
 def placeholders(index: Index) -> dict[str, torch.Tensor]:
     """A meta tensor (no data) of the right shape and dtype for each stored key."""
-    return {
-        key: torch.empty(record.shape, dtype=torch_dtype(record.dtype), device="meta")
-        for key, record in index.tensors.items()
-    }
+    return {key: empty_tensor(record, "meta") for key, record in index.tensors.items()}
 
 
 def decode_with(index: Index, tensors: dict[str, Any]) -> Any:
