@@ -159,14 +159,11 @@ class _Planner:
             self.plan.made.append((target, self.made_values[key]))
             return
         record = self.tensors[key]
-        if (
-            tuple(target.shape) != record.shape
-            or str(target.dtype).removeprefix("torch.") != record.dtype
-        ):
+        dtype = str(target.dtype).removeprefix("torch.")
+        if tuple(target.shape) != record.shape or dtype != record.dtype:
             raise ValueError(
-                f"{path_text(path)} is {str(target.dtype).removeprefix('torch.')} "
-                f"{list(target.shape)} but the checkpoint holds {record.dtype} "
-                f"{list(record.shape)}"
+                f"{path_text(path)} is {dtype} {list(target.shape)} but the "
+                f"checkpoint holds {record.dtype} {list(record.shape)}"
             )
         bound = self.plan.targets.setdefault(key, target)
         if bound is not target:
