@@ -67,7 +67,7 @@ class Encoder:
         if kind is torch.dtype:
             return {"dtype": str(value).removeprefix("torch.")}
         if isinstance(value, torch.Tensor):
-            return {"tensor": self._tensor_leaf(value, path, "tensor")}
+            return {"tensor": self._tensor_leaf(value, path, "tensor", id(value))}
         return self._encode_numpy(value, path)
 
     def _encode_key(self, key: object, path: tuple[object, ...]) -> JsonNode:
@@ -109,16 +109,16 @@ class Encoder:
         contiguous = array if array.flags.c_contiguous else array.copy()
         self._keepalive.append(contiguous)
         tensor = torch.from_numpy(contiguous)
-        return self._tensor_leaf(tensor, path, "ndarray", key_id=id(array))
+        return self._tensor_leaf(tensor, path, "ndarray", id(array))
 
     def _tensor_leaf(
-        self,
-        tensor: torch.Tensor,
-        path: tuple[object, ...],
-        kind: str,
-        key_id: int | None = None,
+        self, tensor: torch.Tensor, path: tuple[object, ...], kind: str, key_id: int
     ) -> int:
-        """The leaf number of a tensor (``kind``: tensor, ndarray, npscalar)."""
+        """The leaf number of a tensor (``kind``: tensor, ndarray, npscalar).
+
+        ``key_id`` is the id of the object the state holds (a numpy array's, for
+        the tensor made from it): one object stored twice is one leaf.
+        """
         raise NotImplementedError
 
     def _unique_name(self, path: tuple[object, ...]) -> str:

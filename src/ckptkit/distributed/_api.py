@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint import state_dict_loader, state_dict_saver
 from torch.distributed.checkpoint.api import CheckpointException
@@ -27,9 +26,9 @@ from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.skeleton import LeafRef, leaf_indices, materialize
 from ckptkit._file.tree_v1 import decode_tree
 from ckptkit._file.writer import HeaderFields, write_checkpoint
-from ckptkit.distributed._chunks import torch_dtype
+from ckptkit.distributed._chunks import empty_tensor
 from ckptkit.distributed._errors import RankFailedError, agreed_error, one_line
-from ckptkit.distributed._info import ShardedCheckpointInfo, info_from_index
+from ckptkit.distributed._index import info_from_index
 from ckptkit.distributed._migrate import MigratedTree
 from ckptkit.distributed._planners import ROOT_KEY, LoadPlanner, SavePlanner
 from ckptkit.distributed._storage_reader import StorageReader
@@ -40,6 +39,7 @@ from ckptkit.keys import select_keys
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ckptkit.distributed._info import ShardedCheckpointInfo
     from ckptkit.distributed._sources import Source
     from ckptkit.info import CheckpointInfo
     from ckptkit.migrations import MigrationRegistry
@@ -265,12 +265,7 @@ def load_whole(
     numbers: set[int] = set()
     leaf_indices(structure, numbers)
     needed = {index.leaves[number]["key"] for number in numbers}
-    targets = {
-        key: torch.empty(
-            index.tensors[key].shape, dtype=torch_dtype(index.tensors[key].dtype)
-        )
-        for key in needed
-    }
+    targets = {key: empty_tensor(index.tensors[key]) for key in needed}
     try:
         with _single_process(no_dist=True):
             state_dict_loader.load(

@@ -46,6 +46,11 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
+def empty_tensor(record: TensorRecord, device: str | None = None) -> torch.Tensor:
+    """An unfilled tensor of a stored tensor's global shape and dtype."""
+    return torch.empty(record.shape, dtype=torch_dtype(record.dtype), device=device)
+
+
 def stored_geometry(
     record: TensorRecord, sizes: tuple[int, ...]
 ) -> tuple[str, tuple[int, ...]]:
@@ -124,7 +129,6 @@ class ChunkReader:
         self._hasher.shutdown()
 
     def shard(self, rank: int) -> _Shard:
-        """The open shard of ``rank``."""
         if rank not in self._shards:
             path = self.folder / self.index.shard(rank).file
             self._shards[rank] = _Shard(path, self.index, rank)
@@ -204,7 +208,6 @@ class SingleFileReader:
         self.close()
 
     def close(self) -> None:
-        """Close the file."""
         self.handle.close()
 
     def read_chunk(self, key: str, chunk: ChunkRecord) -> torch.Tensor:

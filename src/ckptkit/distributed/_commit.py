@@ -111,10 +111,6 @@ def _is_complete(staging: Path) -> bool:
     return all(file_size(staging / shard.file) == shard.size for shard in index.shards)
 
 
-def _created_at(staging: Path) -> str:
-    return read_index(staging).created_at
-
-
 def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
     """Finish or undo the sharded saves in ``directory`` whose writer is dead.
 
@@ -136,7 +132,7 @@ def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
     stagings = [w for w in work if w[0] == STAGING_SUFFIX]  # trash: always removed
     complete = sorted(
         (w for w in stagings if w[2] not in present and _is_complete(w[1])),
-        key=lambda w: _created_at(w[1]),
+        key=lambda w: read_index(w[1]).created_at,
         reverse=True,  # the newest complete save wins
     )
     promoted: dict[Path, Path] = {}
@@ -174,26 +170,18 @@ def delete_checkpoint(path: Path) -> None:
     fs.remove_tree(trash)
 
 
-def pending_recovery(path: Path) -> Path | None:
-    """A staging or aside folder next to a missing ``path`` that recovery would use."""
-    if fs.lexists(path) or not fs.is_dir(path.parent):
-        return None
-    for action in recover(path.parent, dry_run=True):
-        if action.target == path and action.action != "removed":
-            return action.path
-    return None
-
-
 def refuse_pending(path: Path) -> None:
     """Raise when a missing ``path`` waits for ``ckptkit cleanup`` to restore it.
 
     Raises:
         CheckpointNotFoundError: Naming the staging or aside folder to restore.
     """
-    pending = pending_recovery(path)
-    if pending is not None:
-        raise CheckpointNotFoundError(
-            path,
-            "does not exist: a sharded save was interrupted while replacing it; "
-            f"`ckptkit cleanup {path.parent}` restores it from {pending.name}",
-        )
+    if fs.lexists(path) or not fs.is_dir(path.parent):
+        return
+    for action in recover(path.parent, dry_run=True):
+        if action.target == path and action.action != "removed":
+            raise CheckpointNotFoundError(
+                path,
+                "does not exist: a sharded save was interrupted while replacing it; "
+                f"`ckptkit cleanup {path.parent}` restores it from {action.path.name}",
+            )

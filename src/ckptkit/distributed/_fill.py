@@ -20,8 +20,8 @@ from torch.distributed.tensor import DTensor
 from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.tensor_leaves import path_text
 from ckptkit._file.tree_v1 import decode_tree
-from ckptkit.distributed._chunks import torch_dtype
-from ckptkit.distributed._tree import LEAF_NODE_KINDS
+from ckptkit.distributed._chunks import empty_tensor
+from ckptkit.distributed._index import LEAF_KINDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,9 +93,6 @@ class _Planner:
         self.leaves, self.tensors, self.made_values = leaves, tensors, made
         self.plan = FillPlan()
 
-    def _missing(self, path: _Path, what: str) -> KeyError:
-        return KeyError(f"{path_text(path)}: {what}")
-
     def walk(self, target: Any, node: Any, path: _Path) -> Callable[[], object] | None:
         """Plan the filling of ``target``; return a thunk if it must be replaced."""
         if isinstance(target, torch.Tensor):
@@ -113,9 +110,8 @@ class _Planner:
             thunks = self._walk_items(target, node, path)
             if all(thunk is None for thunk in thunks):
                 return None
-            values = list(target)
             return lambda: tuple(
-                t() if t is not None else v for t, v in zip(thunks, values, strict=True)
+                t() if t is not None else v for t, v in zip(thunks, target, strict=True)
             )
         return self._decoder(node)
 
@@ -129,7 +125,7 @@ class _Planner:
         for key, value in list(target.items()):
             child = stored.get(_key_id(key))
             if child is None and _key_id(key) not in stored:
-                raise self._missing((*path, key), "not in the checkpoint")
+                raise KeyError(f"{path_text((*path, key))}: not in the checkpoint")
             thunk = self.walk(value, child, (*path, key))
             if thunk is not None:
                 self.plan.assignments.append((target, key, thunk))
@@ -151,7 +147,7 @@ class _Planner:
 
     def _leaf_key(self, node: Any, path: _Path) -> str:
         kind, body = _kind_and_body(node)
-        if kind not in LEAF_NODE_KINDS:
+        if kind not in LEAF_KINDS:
             raise TypeError(
                 f"{path_text(path)} is a tensor but the checkpoint holds a {kind}"
             )
@@ -163,14 +159,11 @@ class _Planner:
             self.plan.made.append((target, self.made_values[key]))
             return
         record = self.tensors[key]
-        if (
-            tuple(target.shape) != record.shape
-            or str(target.dtype).removeprefix("torch.") != record.dtype
-        ):
+        dtype = str(target.dtype).removeprefix("torch.")
+        if tuple(target.shape) != record.shape or dtype != record.dtype:
             raise ValueError(
-                f"{path_text(path)} is {str(target.dtype).removeprefix('torch.')} "
-                f"{list(target.shape)} but the checkpoint holds {record.dtype} "
-                f"{list(record.shape)}"
+                f"{path_text(path)} is {dtype} {list(target.shape)} but the "
+                f"checkpoint holds {record.dtype} {list(record.shape)}"
             )
         bound = self.plan.targets.setdefault(key, target)
         if bound is not target:
@@ -183,10 +176,7 @@ class _Planner:
         if key in self.made_values:
             return self.made_values[key]
         if key not in self.plan.targets:
-            record = self.tensors[key]
-            self.plan.targets[key] = torch.empty(
-                record.shape, dtype=torch_dtype(record.dtype)
-            )
+            self.plan.targets[key] = empty_tensor(self.tensors[key])
         return self.plan.targets[key]
 
     def _decoder(self, node: Any) -> Callable[[], object]:
@@ -208,7 +198,7 @@ def _no_leaf(kind: str, number: int) -> object:
 
 def collect_leaves(node: Any, out: dict[int, str]) -> None:
     kind, body = _kind_and_body(node)
-    if kind in LEAF_NODE_KINDS:
+    if kind in LEAF_KINDS:
         out[int(body)] = kind
     elif kind in ("list", "tuple"):
         for item in body:

@@ -33,11 +33,6 @@ class Group:
         """Whether this is the rank that writes the ledger and deletes steps."""
         return self.rank == 0
 
-    def barrier(self) -> None:
-        """Wait for every rank."""
-        if self.active:
-            dist.barrier(group=self.process_group)
-
     def gather(self, value: Any) -> list[Any]:
         """``value`` of every rank, on every rank (in memory: pickled between ranks)."""
         if not self.active:
@@ -57,15 +52,10 @@ class Group:
         try:
             result = job()
         except Exception as error:  # noqa: BLE001 - every rank must learn of it
-            failure = error
-        if isinstance(failure, CheckpointError):
-            failure = PortableError(
-                type(failure).__name__, failure.path, failure.reason
-            )
-        portable = None if failure is None else _portable(failure)
+            failure = _portable(error)
         failures = {
             rank: (error, None)
-            for rank, error in enumerate(self.gather(portable))
+            for rank, error in enumerate(self.gather(failure))
             if error
         }
         if failures:
@@ -87,6 +77,8 @@ def _portable(error: BaseException) -> BaseException:
     """An exception that survives pickling with its class and message."""
     if isinstance(error, PortableError):
         return error
+    if isinstance(error, CheckpointError):
+        return PortableError(type(error).__name__, error.path, error.reason)
     try:
         rebuilt = type(error)(*error.args)
     except Exception:  # noqa: BLE001 - an exotic constructor: keep the text only

@@ -55,8 +55,7 @@ def inspect_folder(path: Path) -> CheckpointInfo | None:
     """``ckptkit.inspect`` of a sharded folder: the global view from its index."""
     if not _applies(path):
         return None
-    from ckptkit.distributed._index import read_index
-    from ckptkit.distributed._info import info_from_index
+    from ckptkit.distributed._index import info_from_index, read_index
 
     return info_from_index(path, read_index(path))
 

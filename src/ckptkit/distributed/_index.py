@@ -14,6 +14,7 @@ No torch here: ``cleanup`` and discovery read indexes without it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -36,12 +37,13 @@ from ckptkit._file.sharded import (
 )
 from ckptkit._file.streams import write_all
 from ckptkit._file.versions import parse_version
+from ckptkit.distributed._info import ShardedCheckpointInfo, ShardInfo
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointNotFoundError,
     UnsupportedVersionError,
 )
-from ckptkit.info import MigrationRecord
+from ckptkit.info import MigrationRecord, TensorInfo
 from ckptkit.types import Status
 
 if TYPE_CHECKING:
@@ -89,17 +91,7 @@ class TensorRecord:
 
     @property
     def nbytes(self) -> int:
-        """Size of the whole tensor in bytes."""
         return math.prod(self.shape) * ITEMSIZES[self.dtype]
-
-
-@dataclass(frozen=True)
-class ShardRecord:
-    """One shard file, as the index lists it."""
-
-    file: str
-    rank: int
-    size: int
 
 
 @dataclass(frozen=True)
@@ -116,11 +108,11 @@ class Index:
     tree: Any
     leaves: tuple[dict[str, Any], ...]
     tensors: dict[str, TensorRecord]
-    shards: tuple[ShardRecord, ...]
+    shards: tuple[ShardInfo, ...]
     history: tuple[MigrationRecord, ...] = ()
     writer: dict[str, Any] = field(default_factory=dict)
 
-    def shard(self, rank: int) -> ShardRecord:
+    def shard(self, rank: int) -> ShardInfo:
         """The shard file written by ``rank``."""
         for record in self.shards:
             if record.rank == rank:
@@ -130,7 +122,6 @@ class Index:
 
     @property
     def nbytes(self) -> int:
-        """Total size of the state's tensors."""
         return sum(record.nbytes for record in self.tensors.values())
 
 
@@ -155,9 +146,7 @@ def _header_json(index: Index) -> dict[str, Any]:
             }
             for key, record in index.tensors.items()
         },
-        "shards": [
-            {"file": s.file, "rank": s.rank, "size": s.size} for s in index.shards
-        ],
+        "shards": [shard.to_json() for shard in index.shards],
     }
 
 
@@ -242,7 +231,7 @@ def _index_from_json(header: dict[str, Any]) -> Index:
             str(key): _tensor_from_json(body) for key, body in header["tensors"].items()
         },
         shards=tuple(
-            ShardRecord(str(s["file"]), int(s["rank"]), int(s["size"]))
+            ShardInfo(str(s["file"]), int(s["rank"]), int(s["size"]))
             for s in header["shards"]
         ),
         history=tuple(MigrationRecord.from_json(r) for r in header["history"]),
@@ -295,20 +284,15 @@ def _tensor_problem(record: TensorRecord, ranks: set[int]) -> str | None:
 
 def _overlapping(chunks: tuple[ChunkRecord, ...]) -> bool:
     boxes = [c for c in chunks if math.prod(c.sizes)]
-    for i, first in enumerate(boxes):
-        for second in boxes[i + 1 :]:
-            if all(
-                a < b + m and b < a + n
-                for a, n, b, m in zip(
-                    first.offsets,
-                    first.sizes,
-                    second.offsets,
-                    second.sizes,
-                    strict=True,
-                )
-            ):
-                return True
-    return False
+    return any(
+        all(
+            a < b + m and b < a + n
+            for a, n, b, m in zip(
+                first.offsets, first.sizes, second.offsets, second.sizes, strict=True
+            )
+        )
+        for first, second in itertools.combinations(boxes, 2)
+    )
 
 
 def read_index(folder: Path) -> Index:
@@ -366,3 +350,29 @@ def file_size(path: Path) -> int | None:
         return fs.stat(path).st_size
     except FileNotFoundError:
         return None
+
+
+def info_from_index(folder: Path, index: Index) -> ShardedCheckpointInfo:
+    """The public information of a sharded checkpoint, from its decoded index."""
+    index_size = file_size(folder / INDEX_FILENAME) or 0
+    tensors = tuple(
+        TensorInfo(key, record.dtype, record.shape, record.nbytes)
+        for key, record in index.tensors.items()
+    )
+    return ShardedCheckpointInfo(
+        path=folder,
+        format_version=INDEX_FORMAT_VERSION,
+        version=index.version,
+        schema=index.schema,
+        status=index.status,
+        created_at=index.created_at,
+        metadata=index.metadata,
+        tensor_count=len(tensors),
+        nbytes=index.nbytes,
+        legacy=False,
+        history=index.history,
+        tensors=tensors,
+        file_size=index_size + sum(shard.size for shard in index.shards),
+        world_size=index.world_size,
+        shards=index.shards,
+    )

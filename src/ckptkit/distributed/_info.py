@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ckptkit._file.sharded import INDEX_FILENAME, INDEX_FORMAT_VERSION
-from ckptkit.distributed._index import file_size
-from ckptkit.info import CheckpointInfo, TensorInfo
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from ckptkit.distributed._index import Index
+from ckptkit.info import CheckpointInfo
 
 
 @dataclass(frozen=True)
@@ -62,29 +55,3 @@ class ShardedCheckpointInfo(CheckpointInfo):
             "world_size": self.world_size,
             "shards": [shard.to_json() for shard in self.shards],
         }
-
-
-def info_from_index(folder: Path, index: Index) -> ShardedCheckpointInfo:
-    """The public information of a sharded checkpoint, from its decoded index."""
-    index_size = file_size(folder / INDEX_FILENAME) or 0
-    tensors = tuple(
-        TensorInfo(key, record.dtype, record.shape, record.nbytes)
-        for key, record in index.tensors.items()
-    )
-    return ShardedCheckpointInfo(
-        path=folder,
-        format_version=INDEX_FORMAT_VERSION,
-        version=index.version,
-        schema=index.schema,
-        status=index.status,
-        created_at=index.created_at,
-        metadata=index.metadata,
-        tensor_count=len(tensors),
-        nbytes=index.nbytes,
-        legacy=False,
-        history=index.history,
-        tensors=tensors,
-        file_size=index_size + sum(shard.size for shard in index.shards),
-        world_size=index.world_size,
-        shards=tuple(ShardInfo(s.file, s.rank, s.size) for s in index.shards),
-    )

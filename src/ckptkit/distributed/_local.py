@@ -20,8 +20,7 @@ from ckptkit._file.skeleton import LeafRef
 from ckptkit._file.tensors import verify_buffer, verify_entry
 from ckptkit._file.tree_v1 import decode_tree
 from ckptkit.distributed._chunks import ChunkReader, stored_geometry
-from ckptkit.distributed._index import file_size, read_index
-from ckptkit.distributed._info import info_from_index
+from ckptkit.distributed._index import file_size, info_from_index, read_index
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointError,

@@ -42,11 +42,7 @@ class _MigratedEncoder(Encoder):
         self.made: dict[str, torch.Tensor] = {}
 
     def _tensor_leaf(
-        self,
-        tensor: torch.Tensor,
-        path: tuple[object, ...],
-        kind: str,
-        key_id: int | None = None,
+        self, tensor: torch.Tensor, path: tuple[object, ...], kind: str, key_id: int
     ) -> int:
         del key_id
         stored = self._keys.get(id(tensor))

@@ -34,7 +34,7 @@ ROOT_KEY = "state"
 
 if TYPE_CHECKING:
     from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
-    from torch.distributed.checkpoint.planner import LoadPlan, SavePlan
+    from torch.distributed.checkpoint.planner import SavePlan
 
     from ckptkit.distributed._migrate import MigratedTree
     from ckptkit.distributed._storage_reader import StorageReader
@@ -121,11 +121,6 @@ class LoadPlanner(DefaultLoadPlanner):
             self.applied = self._migrated.applied
         self.fill = plan_fill(state_dict[ROOT_KEY], tree, leaves, index.tensors, made)
         super().set_up_planner(self.fill.targets, metadata, is_coordinator)
-
-    @portable
-    def create_local_plan(self) -> LoadPlan:
-        """DCP's default local plan over the tensors to fill."""
-        return super().create_local_plan()
 
     def finish_values(self) -> None:
         """Set every value of the state (``ckd.load`` calls it after the read)."""

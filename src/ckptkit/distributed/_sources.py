@@ -22,8 +22,13 @@ from ckptkit._file.tree_v1 import Encoder, leaf_kinds
 from ckptkit._file.values import UnresolvedValueError
 from ckptkit.distributed._chunks import ChunkReader, SingleFileReader
 from ckptkit.distributed._commit import refuse_pending
-from ckptkit.distributed._index import ChunkRecord, Index, TensorRecord, read_index
-from ckptkit.distributed._info import info_from_index
+from ckptkit.distributed._index import (
+    ChunkRecord,
+    Index,
+    TensorRecord,
+    info_from_index,
+    read_index,
+)
 from ckptkit.errors import (
     CheckpointCorruptError,
     CheckpointIncompatibleError,

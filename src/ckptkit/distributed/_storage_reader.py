@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -37,14 +38,13 @@ from torch.distributed.checkpoint.storage import StorageReader as _DcpStorageRea
 from torch.futures import Future
 
 from ckptkit._file.tree_v1 import decode_tree
-from ckptkit.distributed._chunks import torch_dtype
+from ckptkit.distributed._chunks import empty_tensor, torch_dtype
 from ckptkit.distributed._errors import portable
 from ckptkit.distributed._sources import Source, open_source
 from ckptkit.errors import CheckpointCorruptError, CheckpointError
 
 if TYPE_CHECKING:
     import os
-    from pathlib import Path
 
     from torch.distributed.checkpoint.planner import ReadItem
 
@@ -56,10 +56,7 @@ _Location = tuple[str, "ChunkRecord"]
 
 def placeholders(index: Index) -> dict[str, torch.Tensor]:
     """A meta tensor (no data) of the right shape and dtype for each stored key."""
-    return {
-        key: torch.empty(record.shape, dtype=torch_dtype(record.dtype), device="meta")
-        for key, record in index.tensors.items()
-    }
+    return {key: empty_tensor(record, "meta") for key, record in index.tensors.items()}
 
 
 def decode_with(index: Index, tensors: dict[str, Any]) -> Any:
@@ -158,7 +155,7 @@ class StorageReader(_DcpStorageReader):
         if verify not in ("quick", "full"):
             msg = f"verify must be 'quick' or 'full', not {verify!r}"
             raise ValueError(msg)
-        self.path = _as_path(path)
+        self.path = Path(path)
         self.verify = verify == "full"
         self._source: Source | None = None
         self.error: CheckpointError | None = None
@@ -167,7 +164,7 @@ class StorageReader(_DcpStorageReader):
     def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
         """Start a new load (DCP calls this first), optionally from another path."""
         if checkpoint_id:
-            self.path = _as_path(checkpoint_id)
+            self.path = Path(checkpoint_id)
         self._source, self.error, self._catalogue = None, None, None
 
     def source(self) -> Source:
@@ -219,12 +216,10 @@ class StorageReader(_DcpStorageReader):
         del metadata, is_coordinator, args, kwargs
         self.source()
 
-    @portable
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
         """No storage-specific planning."""
         return plan
 
-    @portable
     def prepare_global_plan(self, plans: list[LoadPlan]) -> list[LoadPlan]:
         """No storage-specific planning."""
         return plans
@@ -266,12 +261,6 @@ class StorageReader(_DcpStorageReader):
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
         """Any local path (no URL) may hold a checkpoint."""
         return "://" not in str(checkpoint_id)
-
-
-def _as_path(path: PathLike) -> Path:
-    from pathlib import Path
-
-    return Path(path)
 
 
 def _copy_item(

@@ -54,11 +54,11 @@ from ckptkit.distributed._errors import portable
 from ckptkit.distributed._index import (
     ChunkRecord,
     Index,
-    ShardRecord,
     TensorRecord,
     index_problem,
     write_index,
 )
+from ckptkit.distributed._info import ShardInfo
 from ckptkit.distributed._tree import SavedTree, split_state, synthesize_tree
 from ckptkit.errors import SerializationError
 
@@ -208,7 +208,6 @@ class StorageWriter(_DcpStorageWriter):
             raise ValueError(msg)
         self.is_coordinator = is_coordinator
 
-    @portable
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
         """Nothing to add on each rank: the coordinator assigns places."""
         return plan
@@ -285,9 +284,7 @@ class StorageWriter(_DcpStorageWriter):
     @portable
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
         """Write the index into the staging folder and commit it (coordinator)."""
-        if (
-            self.staging is None
-        ):  # pragma: no cover - DCP calls prepare_global_plan first
+        if self.staging is None:  # pragma: no cover - prepare_global_plan ran first
             msg = "finish() before prepare_global_plan()"
             raise RuntimeError(msg)
         index = self._index(metadata, results)
@@ -344,7 +341,7 @@ class StorageWriter(_DcpStorageWriter):
             leaves=tuple(tree.leaves),
             tensors=tensors,
             shards=tuple(
-                ShardRecord(shard_name(r), r, s) for r, s in sorted(shards.items())
+                ShardInfo(shard_name(r), r, s) for r, s in sorted(shards.items())
             ),
             writer={
                 "library": "ckptkit",

@@ -20,15 +20,12 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from ckptkit._file.tensor_leaves import path_text
-from ckptkit._file.tree_v1 import Encoder
-from ckptkit.distributed._index import ITEMSIZES
+from ckptkit._file.tree_v1 import Encoder, JsonNode
+from ckptkit.distributed._index import ITEMSIZES, LEAF_KINDS
 from ckptkit.errors import SerializationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-JsonNode = Any
-LEAF_NODE_KINDS = ("tensor", "ndarray", "npscalar")
 
 
 @dataclass(frozen=True)
@@ -57,13 +54,8 @@ class _SplitEncoder(Encoder):
         self.tensors: dict[str, torch.Tensor] = {}
 
     def _tensor_leaf(
-        self,
-        tensor: torch.Tensor,
-        path: tuple[object, ...],
-        kind: str,
-        key_id: int | None = None,
+        self, tensor: torch.Tensor, path: tuple[object, ...], kind: str, key_id: int
     ) -> int:
-        key_id = id(tensor) if key_id is None else key_id
         if key_id in self._leaf_by_id:  # the same object again (tied weights)
             return self._leaf_by_id[key_id]
         _check_tensor(tensor, path)
@@ -114,7 +106,7 @@ def _keyed(node: JsonNode, leaves: Sequence[dict[str, Any]]) -> JsonNode:
     if not isinstance(node, dict) or len(node) != 1:
         return node
     ((kind, body),) = node.items()
-    if kind in LEAF_NODE_KINDS:
+    if kind in LEAF_KINDS:
         return {"@leaf": [kind, leaves[int(body)]["key"]]}
     if kind in ("list", "tuple"):
         return {kind: [_keyed(item, leaves) for item in body]}

@@ -55,9 +55,6 @@ def restore_newest(
             hand, written by something else): passed over, not counted damaged.
         stacklevel: Where the warning points, counted from this function.
 
-    Returns:
-        The checkpoint of the newest good step.
-
     Raises:
         CheckpointNotFoundError: No step reads back whole.
     """

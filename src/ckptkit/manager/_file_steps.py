@@ -23,7 +23,6 @@ from ckptkit._api import load
 from ckptkit._file import fs
 from ckptkit._file.atomic import remove_stale_temp_files
 from ckptkit._file.codec import encode_state
-from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.writer import HeaderFields, write_encoded
 from ckptkit.errors import (
     CheckpointCorruptError,
@@ -35,7 +34,7 @@ from ckptkit.manager._fallback import restore_newest
 from ckptkit.manager._lock import FolderLock
 from ckptkit.manager._options import checked_status
 from ckptkit.manager._preemption import PreemptionHandler
-from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
+from ckptkit.manager._retention import step_metadata, steps_to_delete
 from ckptkit.manager._snapshot import HostSnapshotBuffer
 from ckptkit.manager._steps import StepFolder, check_step
 from ckptkit.validation import validate
@@ -93,7 +92,6 @@ class FileSteps:
 
     @property
     def preempted(self) -> bool:
-        """Whether a preemption signal arrived."""
         return self._preemption is not None and self._preemption.received is not None
 
     def save(
@@ -113,10 +111,7 @@ class FileSteps:
         self.wait()
         step = check_step(step)
         status = checked_status(status)
-        metadata = {
-            STEP_METADATA_STEP: step,
-            STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
-        }
+        metadata = step_metadata(step, metrics)
         refuse_foreign(self.folder, step, self.settings.schema)
         last = self._preemption is not None and self._preemption.deferred is not None
         if not self.settings.async_save or last:

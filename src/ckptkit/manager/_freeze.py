@@ -75,7 +75,6 @@ class StorageGroup:
 
     @property
     def nbytes(self) -> int:
-        """Size of the span."""
         return self.high - self.low
 
 

@@ -102,9 +102,7 @@ def _locked(handle: FileIO) -> bool:
     """
     try:
         return fs.lock(handle, exclusive=True, blocking=False)
-    except BlockingIOError:
-        raise
-    except OSError as error:
+    except OSError as error:  # BlockingIOError (EAGAIN) is no _NO_LOCKS errno
         if error.errno in _NO_LOCKS:
             return False
         raise

@@ -191,7 +191,12 @@ class CheckpointManager:
                 ``async_save``, this one did); ``OSError`` from the disk likewise.
             RuntimeError: The manager is closed.
         """
-        self._check_open()
+        if self._closed:
+            msg = (
+                f"{self!r} is closed: open a new CheckpointManager on the folder "
+                "to save again"
+            )
+            raise RuntimeError(msg)
         if self._steps.save(step, state, metrics=metrics, status=status):
             self.close()  # ends the process with the deferred signal
 
@@ -297,11 +302,3 @@ class CheckpointManager:
         self._closed = True
         self._finalizer.detach()
         self._steps.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            msg = (
-                f"{self!r} is closed: open a new CheckpointManager on the folder "
-                "to save again"
-            )
-            raise RuntimeError(msg)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
@@ -121,6 +123,14 @@ def metrics_to_json(metrics: Mapping[str, MetricValue]) -> dict[str, Any]:
     return {
         key: value if math.isfinite(value) else str(value)
         for key, value in metrics.items()
+    }
+
+
+def step_metadata(step: int, metrics: Mapping[str, object] | None) -> dict[str, Any]:
+    """A step's header metadata: its number, and its metrics (``check_metrics``)."""
+    return {
+        STEP_METADATA_STEP: step,
+        STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
     }
 
 

@@ -18,7 +18,6 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from ckptkit._file import fs
-from ckptkit._file.format import STEP_METADATA_METRICS, STEP_METADATA_STEP
 from ckptkit._file.tensors import verify_all
 from ckptkit.distributed._api import load, save
 from ckptkit.distributed._chunks import ChunkReader
@@ -30,7 +29,7 @@ from ckptkit.errors import CheckpointCorruptError, CheckpointNotFoundError
 from ckptkit.manager._background import BackgroundSave
 from ckptkit.manager._fallback import restore_newest
 from ckptkit.manager._options import checked_status
-from ckptkit.manager._retention import check_metrics, metrics_to_json, steps_to_delete
+from ckptkit.manager._retention import step_metadata, steps_to_delete
 from ckptkit.manager._sharded_steps import ShardedStepFolder
 from ckptkit.manager._steps import check_step
 
@@ -109,30 +108,23 @@ class ShardedSteps:
         step = check_step(step)
         self.wait()
         status = checked_status(status)
-        metadata = {
-            STEP_METADATA_STEP: step,
-            STEP_METADATA_METRICS: metrics_to_json(check_metrics(metrics)),
-        }
+        metadata = step_metadata(step, metrics)
         if not self.settings.async_save:
-            self._commit(step, state, status, metadata, self.group)
+            self._commit(step, state, status, metadata)
             return False
         snapshot = map_leaves(state, _host_leaf)
         self._in_flight = step
         self._background.start(
-            lambda: self._commit(step, snapshot, status, metadata, self._save_group),
+            lambda: self._commit(step, snapshot, status, metadata),
             name=f"ckptkit-sharded-save-{step}",
         )
         return False
 
     def _commit(
-        self,
-        step: int,
-        state: StateTree,
-        status: str,
-        metadata: dict[str, Any],
-        group: Group,
+        self, step: int, state: StateTree, status: str, metadata: dict[str, Any]
     ) -> None:
         """Save, verify every shard (each rank its own), then apply retention."""
+        group = self._save_group
         path = self.folder.path_of(step)
         try:
             save(

@@ -104,37 +104,31 @@ def _is_sequence(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and not isinstance(value, torch.Size)
 
 
+def _entries(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else dict(enumerate(value))
+
+
 def _diff(key: str, before: Any, after: Any, out: list[StateChange]) -> None:
     same_type = type(before) is type(after)
-    if same_type and isinstance(before, dict):
-        for name, value in before.items():
-            if name in after:
-                _diff(_join(key, name), value, after[name], out)
+    if same_type and (isinstance(before, dict) or _is_sequence(before)):
+        old, new = _entries(before), _entries(after)
+        for part, value in old.items():
+            if part in new:
+                _diff(_join(key, part), value, new[part], out)
             else:
                 out.append(
-                    StateChange(_join(key, name), "removed", (), describe(value), None)
+                    StateChange(_join(key, part), "removed", (), describe(value), None)
                 )
         out.extend(
-            StateChange(_join(key, name), "added", (), None, describe(value))
-            for name, value in after.items()
-            if name not in before
+            StateChange(_join(key, part), "added", (), None, describe(value))
+            for part, value in new.items()
+            if part not in old
         )
-        kept = [name for name in before if name in after]
-        if kept != [name for name in after if name in before]:
+        # Always equal for lists and tuples (their kept indices are 0, 1, ...).
+        kept = [part for part in old if part in new]
+        if kept != [part for part in new if part in old]:
             text = describe(before)
             out.append(StateChange(key, "changed", ("order",), text, describe(after)))
-    elif same_type and _is_sequence(before):
-        for index, value in enumerate(before):
-            if index < len(after):
-                _diff(_join(key, index), value, after[index], out)
-            else:
-                out.append(
-                    StateChange(_join(key, index), "removed", (), describe(value), None)
-                )
-        out.extend(
-            StateChange(_join(key, index), "added", (), None, describe(after[index]))
-            for index in range(len(before), len(after))
-        )
     else:
         change = _leaf_change(key, before, after)
         if change is not None:

@@ -68,11 +68,6 @@ def _same_file(first: Path, second: Path) -> bool:
     return fs.realpath(first) == fs.realpath(second)
 
 
-def planned_backup(source: Path, version: str) -> Path:
-    """The name an in-place migration keeps the original under."""
-    return source.with_name(backup_name(source.name, version))
-
-
 class ExistingFileError(FileExistsError):
     """``migrate`` would write over a file it was not asked to replace.
 
@@ -336,7 +331,7 @@ def migrate(  # noqa: PLR0913 - the documented public signature
     info = checkpoint.info
     chain = refuse_incompatible(info, registry, to_version)
     backup_path = (
-        planned_backup(source, info.version)
+        source.with_name(backup_name(source.name, info.version))
         if backup and target == source and chain
         else None
     )

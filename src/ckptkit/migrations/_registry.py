@@ -154,9 +154,8 @@ class MigrationRegistry:
         return max(ends(step)[1] for step in self._steps.values())
 
     def _current_text(self) -> str | None:
-        if self._current is not None or not self._steps:
-            return None if self._current is None else self._current.text
-        return max((ends(s)[1], s.to_version) for s in self._steps.values())[1]
+        version = self._current_version()
+        return None if version is None else version.text
 
     def migration(
         self, from_version: str, to_version: str, *, name: str | None = None
