@@ -240,19 +240,14 @@ def read_esm2_file(path: Path) -> tuple[Esm2Config, dict[str, torch.Tensor], boo
         for name, tensor in data["model"].items()
         if not name.endswith(_UNUSED_SUFFIX)
     }
-    check_state(
+    needed = check_state(
         state,
         config.expected_shapes(),
         path=path,
         what=f"ESM-2 with {config.num_layers} layers x {config.embed_dim}",
         ignored_prefixes=_UNUSED,
     )
-    needed = config.expected_shapes()
-    return (
-        config,
-        {k: v for k, v in state.items() if k in needed},
-        DEMO_MARKER_KEY in data,
-    )
+    return config, needed, DEMO_MARKER_KEY in data
 
 
 def esm_width(model: str | os.PathLike[str]) -> int:
