@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
-    from virnucpro_app.models.classifier import Classifier
 
 LOG = logging.getLogger("virnucpro_app")
 
@@ -73,19 +72,6 @@ def settle_output_dir(config: RunConfig) -> None:
     )
     settle_run_folder(folder, config.options.existing)
     layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _load_checked_classifier(config: RunConfig) -> Classifier:
-    from virnucpro_app.models.classifier import load_classifier
-
-    classifier = load_classifier(config.models.classifier)
-    if classifier.chunk_size is not None and classifier.chunk_size != config.model_type:
-        raise PipelineError(
-            f"{config.models.classifier} was trained on {classifier.chunk_size} bp "
-            f"chunks but --model-type is {config.model_type}: pass --model-type "
-            f"{classifier.chunk_size} or the {config.model_type} bp classifier"
-        )
-    return classifier
 
 
 def _attach_logs(layout: RunLayout, world: World) -> None:
@@ -221,11 +207,14 @@ def _compute(
     world: World,
 ) -> _Work:
     """Score this rank's shards; under torchrun an error is kept, not raised."""
+    from virnucpro_app.models.classifier import load_classifier
+
     work = _Work()
     if world.is_distributed:
         LOG.info("rank %d computes shards %s", world.rank, [i + 1 for i in mine])
     try:
-        classifier = _load_checked_classifier(config)
+        # Its chunk size was checked against --model-type before anything ran.
+        classifier = load_classifier(config.models.classifier)
         for index in mine:
             LOG.debug("rank %d: shard %d", world.rank, index + 1)
             shard = prepared.shard(index)
