@@ -218,11 +218,6 @@ def _short(value: object) -> str:
     return f"{name}:{digits[:8]}" if digits else text
 
 
-def write_manifest(path: Path, manifest: RunManifest) -> None:
-    """Store the manifest as a (tensor-free) ckptkit checkpoint."""
-    ckptkit.save(path, {}, schema=MANIFEST_SCHEMA, metadata=manifest.to_json())
-
-
 def read_manifest(path: Path) -> RunManifest:
     """Read a stored manifest.
 
@@ -280,4 +275,5 @@ def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
             # The run never finished preparing: no result depends on the old
             # manifest, so the corrected command takes the folder over.
             LOG.info("the run in %s never finished preparing; starting it over", path)
-    write_manifest(path, manifest)
+    # A tensor-free checkpoint: the manifest is its metadata.
+    ckptkit.save(path, {}, schema=MANIFEST_SCHEMA, metadata=manifest.to_json())
