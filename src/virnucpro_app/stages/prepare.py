@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from virnucpro_app.config import RunConfig
-    from virnucpro_app.layout import RunLayout
     from virnucpro_app.prepare import PreparedBatch
     from virnucpro_app.stages.store import RunCheckpoints
 
@@ -71,11 +70,6 @@ class PreparedRun:
     regenerated: set[int] = field(default_factory=set)
     frame_ids: list[list[str]] | None = None
 
-    @property
-    def layout(self) -> RunLayout:
-        """The run's paths."""
-        return self.config.layout
-
     def shards(self) -> Iterator[ShardFrames]:
         """Each shard's frames, read back from its checkpoint (validated)."""
         for index in range(self.num_shards):
@@ -106,7 +100,7 @@ class PreparedRun:
 
     def remove_intermediates(self) -> None:
         """Delete the prepared FASTA files (``--keep-intermediate`` keeps them)."""
-        for path in self.layout.intermediate_paths:
+        for path in self.config.layout.intermediate_paths:
             path.unlink(missing_ok=True)
 
 
