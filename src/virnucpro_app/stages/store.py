@@ -118,11 +118,6 @@ class ReuseCounts:
     quarantined_paths: list[str] = field(default_factory=list)
 
     @property
-    def valid(self) -> int:
-        """Files of earlier invocations validated and reused."""
-        return len(self.reused)
-
-    @property
     def quarantined(self) -> int:
         """Damaged files set aside."""
         return len(self.quarantined_paths)
