@@ -131,11 +131,11 @@ def _prepare_on_main(
     pending = bool(legacy) and adopt.is_pending(store)
     prepared = prepare_shards(config, store, collect_ids=pending)
     adoption = adopt.adopt_features(config, store, legacy, prepared) if legacy else None
-    finished: dict[int, ShardScores] = {}
-    for index in range(prepared.num_shards):
-        scores = finished_scores(store, index)
-        if scores is not None:
-            finished[index] = scores
+    finished = {
+        index: scores
+        for index in range(prepared.num_shards)
+        if (scores := finished_scores(store, index)) is not None
+    }
     unfinished = [i for i in range(prepared.num_shards) if i not in finished]
     LOG.info(
         "found %d/%d shard checkpoints valid, %d quarantined, recomputing %d",

@@ -170,14 +170,6 @@ class _ShardCollector:
     count: int = 0
     cost: int = 0
 
-    def add(self, frame_id: str, nucleotide: str, protein: str) -> None:
-        self.cost += len(nucleotide) + len(protein)
-        self.ids.append(frame_id)
-        self.nucleotides.append(nucleotide)
-        self.proteins.append(protein)
-        if len(self.ids) == self.shard_size:
-            self.flush()
-
     def add_batch(self, batch: PreparedBatch) -> None:
         frames = zip(
             batch.frame_ids,
@@ -185,8 +177,13 @@ class _ShardCollector:
             batch.frame_proteins,
             strict=True,
         )
-        for frame in frames:
-            self.add(*frame)
+        for frame_id, nucleotide, protein in frames:
+            self.cost += len(nucleotide) + len(protein)
+            self.ids.append(frame_id)
+            self.nucleotides.append(nucleotide)
+            self.proteins.append(protein)
+            if len(self.ids) == self.shard_size:
+                self.flush()
 
     def flush(self) -> None:
         if not self.ids:
