@@ -12,6 +12,7 @@ checkpoint; rank 0 writes the outputs. Every checkpoint is read at most once
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -274,9 +275,9 @@ def run_predict(config: RunConfig, group: ProcessGroup | None = None) -> RunResu
         store.mark_fresh(Path(path))
     adopted = None
     if plan.adopted:
-        from virnucpro_app.stages.adopt import AdoptedFeatures
+        from virnucpro_app.stages.adopt import adopted_rows
 
-        adopted = AdoptedFeatures(store).rows
+        adopted = functools.partial(adopted_rows, store)
     runner = ShardRunner(config, store, adopted=adopted)
     work = _compute(config, prepared, runner, plan.assignment[world.rank], world)
     shards = sorted(runner.computed_shards | prepared.regenerated)
