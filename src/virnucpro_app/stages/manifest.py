@@ -235,22 +235,6 @@ def read_manifest(path: Path) -> RunManifest:
         ) from error
 
 
-def check_resumable(stored: RunManifest, current: RunManifest, path: Path) -> None:
-    """Refuse to resume a run whose inputs, models or settings changed.
-
-    Raises:
-        PipelineError: Naming every change and the way out (exit 1).
-    """
-    changes = current.differences(stored)
-    if changes:
-        raise PipelineError(
-            f"cannot resume the run in {path.parent.parent}, what changed: "
-            + "; ".join(changes)
-            + ". Its results would be stale: use --force to start over, or "
-            "restore the original inputs and settings"
-        )
-
-
 def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
     """Store the run folder's manifest, or check that the stored one is the same.
 
@@ -270,7 +254,13 @@ def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
             if stored == manifest:
                 return
             if store.layout.has_started():
-                check_resumable(stored, manifest, path)
+                if changes := manifest.differences(stored):
+                    raise PipelineError(
+                        f"cannot resume the run in {path.parent.parent}, what changed: "
+                        + "; ".join(changes)
+                        + ". Its results would be stale: use --force to start over, "
+                        "or restore the original inputs and settings"
+                    )
                 return
             # The run never finished preparing: no result depends on the old
             # manifest, so the corrected command takes the folder over.

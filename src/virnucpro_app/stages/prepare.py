@@ -70,11 +70,6 @@ class PreparedRun:
     regenerated: set[int] = field(default_factory=set)
     frame_ids: list[list[str]] | None = None
 
-    def shards(self) -> Iterator[ShardFrames]:
-        """Each shard's frames, read back from its checkpoint (validated)."""
-        for index in range(self.num_shards):
-            yield self.shard(index)
-
     def shard(self, index: int) -> ShardFrames:
         """One shard's frames, read from its checkpoint (validated) once.
 
