@@ -99,18 +99,10 @@ class _Plan:
     adopted: bool
 
 
-def _check_before_writing(config: RunConfig) -> None:
-    """Inputs and models, checked before the output folder is touched."""
-    from virnucpro_app.alphabet import SequenceKind, check_inputs
-    from virnucpro_app.stages.preflight import check_models
-
-    check_inputs(config.inputs, SequenceKind.NUCLEOTIDE)
-    check_models(config.models, config.model_type)
-
-
 def _prepare_on_main(
     config: RunConfig, store: RunCheckpoints, world: World
 ) -> tuple[MainState, _Plan]:
+    from virnucpro_app.alphabet import SequenceKind, check_inputs
     from virnucpro_app.legacy_features import find_legacy_files
     from virnucpro_app.stages import adopt
     from virnucpro_app.stages.manifest import (
@@ -118,8 +110,11 @@ def _prepare_on_main(
         build_manifest,
         settle_manifest,
     )
+    from virnucpro_app.stages.preflight import check_models
 
-    _check_before_writing(config)
+    # Inputs and models are checked before the output folder is touched.
+    check_inputs(config.inputs, SequenceKind.NUCLEOTIDE)
+    check_models(config.models, config.model_type)
     legacy = find_legacy_files(config.adopt_dir) if config.adopt_dir else ()
     manifest = build_manifest(
         config,
