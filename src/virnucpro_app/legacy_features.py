@@ -87,8 +87,7 @@ def _damaged(reason: str) -> LegacyFileError:
 
 
 def _first_word(label: object) -> str:
-    words = str(label).split()
-    return words[0] if words else ""
+    return (str(label).split() or [""])[0]
 
 
 def _rows(data: object, width_of: str) -> torch.Tensor:
