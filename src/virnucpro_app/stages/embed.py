@@ -210,10 +210,8 @@ def embed_shard(
             rows, count = _embed_slice(shard, encoder, (start, end), taken, progress)
             parts = [torch.cat([*parts, rows])] if parts else [rows]
             computed += count
-        else:
-            count = 0
-        if count and "model" not in metadata:
-            metadata["model"] = encoder.get().info.to_metadata()
+            if count and "model" not in metadata:
+                metadata["model"] = encoder.get().info.to_metadata()
         status = "complete" if end == len(shard) else "in_progress"
         if status == "complete":
             metadata["digest"] = tensor_digest(parts[0])
