@@ -52,17 +52,15 @@ DNABERT_DEMO_DIR = "dnabert-s-demo"
 
 @dataclass(frozen=True)
 class DemoModels:
-    """Paths of the demo models written by :func:`make_demo_models`.
+    """Paths of the demo encoders written by :func:`make_demo_models`.
 
     Attributes:
         dnabert_dir: The DNABERT-S style folder.
         esm_path: The fair-esm ESM-2 ``.pt`` file.
-        classifier_paths: ``(chunk size, classifier file)`` for 300 and 500.
     """
 
     dnabert_dir: Path
     esm_path: Path
-    classifier_paths: tuple[tuple[int, Path], ...] = ()
 
 
 def make_demo_models(directory: str | os.PathLike[str], *, seed: int = 0) -> DemoModels:
@@ -86,21 +84,14 @@ def make_demo_models(directory: str | os.PathLike[str], *, seed: int = 0) -> Dem
     )
     config = json.loads((dnabert_dir / "config.json").read_text())
     input_dim = int(config["hidden_size"]) + ESM_DEMO_WIDTH
-    classifiers = tuple(
-        (
-            size,
-            write_demo_classifier(
-                root / DEMO_CLASSIFIER_NAME.format(size=size),
-                input_dim=input_dim,
-                chunk_size=size,
-                seed=seed,
-            ),
+    for size in (300, 500):
+        write_demo_classifier(
+            root / DEMO_CLASSIFIER_NAME.format(size=size),
+            input_dim=input_dim,
+            chunk_size=size,
+            seed=seed,
         )
-        for size in (300, 500)
-    )
-    return DemoModels(
-        dnabert_dir=dnabert_dir, esm_path=esm_path, classifier_paths=classifiers
-    )
+    return DemoModels(dnabert_dir=dnabert_dir, esm_path=esm_path)
 
 
 def write_demo_classifier(

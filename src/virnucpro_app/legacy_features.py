@@ -87,8 +87,7 @@ def _damaged(reason: str) -> LegacyFileError:
 
 
 def _first_word(label: object) -> str:
-    words = str(label).split()
-    return words[0] if words else ""
+    return (str(label).split() or [""])[0]
 
 
 def _rows(data: object, width_of: str) -> torch.Tensor:
@@ -114,12 +113,10 @@ def _parse(kind: str, payload: object) -> tuple[list[str], torch.Tensor]:
             data = payload["data"]
             ids = [_first_word(item["label"]) for item in data]
             rows = _rows([item["mean_representation"] for item in data], "DNABERT-S")
-        elif kind == "esm":
-            ids = [_first_word(label) for label in payload["proteins"]]
-            rows = _rows(payload["data"], "ESM-2")
         else:
-            ids = [_first_word(label) for label in payload["ids"]]
-            rows = _rows(payload["data"], "merged")
+            key, what = ("proteins", "ESM-2") if kind == "esm" else ("ids", "merged")
+            ids = [_first_word(label) for label in payload[key]]
+            rows = _rows(payload["data"], what)
     except (KeyError, TypeError) as error:
         raise _damaged(f"not the legacy {kind} layout (no {error})") from error
     if len(ids) != len(rows):

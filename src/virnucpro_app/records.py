@@ -144,11 +144,6 @@ class RecordsTable:
 
     columns: tuple[RecordColumn, ...]
 
-    @property
-    def header(self) -> list[str]:
-        """The column names."""
-        return [column.name for column in self.columns]
-
 
 #: The one ``records.tsv`` schema of ``prepare`` and ``predict``: the account,
 #: then the scores (empty until ``predict`` scored the record).
@@ -195,7 +190,7 @@ class RecordsWriter:
         self._cells = [column.cell for column in table.columns]
         quoting = csv.writer(handle, delimiter="\t", lineterminator="\n")
         self._line: Callable[[Iterable[object]], object] = quoting.writerow
-        self._line(table.header)
+        self._line([column.name for column in table.columns])
 
     def write(self, rows: Iterable[RecordRow]) -> None:
         """Append one line per row."""

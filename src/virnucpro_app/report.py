@@ -54,14 +54,8 @@ class ChunkVerdicts:
     def add(self, frame_id: str, score_others: float, score_virus: float) -> None:
         """Fold one frame's scores into its chunk's maxima."""
         key = chunk_id_of(frame_id)
-        previous = self.best.get(key)
-        if previous is None:
-            self.best[key] = (score_others, score_virus)
-        else:
-            self.best[key] = (
-                max(previous[0], score_others),
-                max(previous[1], score_virus),
-            )
+        others, virus = self.best.get(key, (score_others, score_virus))
+        self.best[key] = (max(others, score_others), max(virus, score_virus))
 
     def is_virus(self, chunk_id: str) -> bool:
         """``max(score2) >= max(score1)`` over the chunk's kept frames."""

@@ -81,13 +81,12 @@ def attach(
     """
     logger = logging.getLogger(LOGGER)
     prefix = "" if rank is None else f"[rank {rank}] "
-    handlers: list[logging.Handler] = []
     main_log.parent.mkdir(parents=True, exist_ok=True)
     main = _LockedFileHandler(main_log, encoding="utf-8")
     main.setFormatter(
         logging.Formatter(f"%(asctime)s %(levelname)s {prefix}%(message)s")
     )
-    handlers.append(main)
+    handlers: list[logging.Handler] = [main]
     if rank_log is not None:
         rank_log.parent.mkdir(parents=True, exist_ok=True)
         own = logging.FileHandler(rank_log, encoding="utf-8")

@@ -22,7 +22,7 @@ into strings, by slicing residue-class protein strings built once per batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -208,13 +208,7 @@ class _Candidates:
     ambiguous: NDArray[np.bool_]
 
     def subset(self, mask: NDArray[np.bool_]) -> _Candidates:
-        return _Candidates(
-            chunk=self.chunk[mask],
-            frame=self.frame[mask],
-            first=self.first[mask],
-            count=self.count[mask],
-            ambiguous=self.ambiguous[mask],
-        )
+        return _Candidates(*(getattr(self, f.name)[mask] for f in fields(self)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -302,8 +302,8 @@ def with_models(
         classifier: Whether the command takes ``--classifier`` (``train`` makes
             one instead).
     """
-    names = [name for name in MODEL_FLAGS if classifier or name != "classifier"]
-    return gather("models", [MODEL_FLAGS[name] for name in names], _model_request)
+    flags = [f for name, f in MODEL_FLAGS.items() if classifier or name != "classifier"]
+    return gather("models", flags, _model_request)
 
 
 def _log_warning(message: Warning | str, *_details: object, **_named: object) -> None:

@@ -39,8 +39,7 @@ def _read_fasta(path: Path) -> tuple[list[str], list[str]]:
     try:
         with dnaio.open(path, fileformat="fasta") as reader:
             for number, record in enumerate(reader, start=1):
-                words = record.name.split()
-                record_id = words[0] if words else ""
+                record_id = (record.name.split() or [""])[0]
                 if not record_id:
                     raise InputError(f"{path}: record {number} has an empty header")
                 if record_id in seen:

@@ -186,21 +186,17 @@ def _sdpa(
     _, heads, dim = q.shape
 
     def padded(x: torch.Tensor) -> torch.Tensor:
-        if inputs.pad_index is None:
-            grid = x.view(num, length, heads, dim)
-        else:
+        if inputs.pad_index is not None:
             flat = x.new_zeros(num * length, heads, dim)
             flat[inputs.pad_index] = x
-            grid = flat.view(num, length, heads, dim)
-        return grid.transpose(1, 2)
+            x = flat
+        return x.view(num, length, heads, dim).transpose(1, 2)
 
     out = F.scaled_dot_product_attention(
         padded(q), padded(k), padded(v), attn_mask=inputs.mask, scale=scale
     )
     out = out.transpose(1, 2).reshape(num * length, heads, dim)
-    if inputs.pad_index is None:
-        return out
-    return out[inputs.pad_index]
+    return out if inputs.pad_index is None else out[inputs.pad_index]
 
 
 def _candidates(*, alibi: bool) -> list[AttentionBackend]:

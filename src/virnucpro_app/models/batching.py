@@ -58,19 +58,17 @@ def plan_batches(
     lengths: Sequence[int],
     tokens_per_batch: int,
     *,
-    max_padding_fraction: float = MAX_PADDING_FRACTION,
     order: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Group sequences into batches under a token budget.
 
     A sequence longer than the budget gets a batch of its own (it must run
     somewhere); every other batch satisfies ``padded_tokens <= tokens_per_batch``
-    and ``padding <= max_padding_fraction * padded_tokens``.
+    and ``padding <= MAX_PADDING_FRACTION * padded_tokens``.
 
     Args:
         lengths: Token count of every sequence (special tokens included).
         tokens_per_batch: The budget of padded tokens per batch.
-        max_padding_fraction: Largest share of padding in a batch.
         order: Only these indices, in this order (default: all, sorted by
             length, longest first; ties keep input order).
 
@@ -99,7 +97,7 @@ def plan_batches(
         new_padded = (len(current) + 1) * new_longest
         new_total = total + length
         fits = new_padded <= tokens_per_batch
-        tight = new_padded - new_total <= max_padding_fraction * new_padded
+        tight = new_padded - new_total <= MAX_PADDING_FRACTION * new_padded
         if current and not (fits and tight):
             batches.append(current)
             current, longest, total = [], 0, 0

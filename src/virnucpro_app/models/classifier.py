@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
@@ -235,9 +235,7 @@ def _check_kind(target: Path, info: ckptkit.CheckpointInfo) -> None:
         )
 
 
-def load_classifier(
-    path: str | os.PathLike[str], *, verify: Literal["none", "quick", "full"] = "full"
-) -> Classifier:
+def load_classifier(path: str | os.PathLike[str]) -> Classifier:
     """Load a classifier checkpoint for inference.
 
     Raises:
@@ -249,7 +247,7 @@ def load_classifier(
 
     target = Path(path)
     _check_kind(target, ckptkit.inspect(target))
-    checkpoint = ckptkit.load(target, verify=verify, registry=CLASSIFIER_MIGRATIONS)
+    checkpoint = ckptkit.load(target, verify="full", registry=CLASSIFIER_MIGRATIONS)
     try:
         model = build_model(checkpoint.state["state_dict"])
     except (KeyError, RuntimeError, TypeError) as error:

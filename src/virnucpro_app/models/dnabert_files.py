@@ -104,8 +104,6 @@ class DnabertFiles:
     state: dict[str, torch.Tensor]
     tokenizer: Tokenizer
     weights_file: str
-    cls_id: int
-    sep_id: int
     is_demo: bool
 
     @property
@@ -190,7 +188,7 @@ def _read_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
     raise ModelLoadError(f"{folder}: no weights file ({' or '.join(WEIGHT_FILES)})")
 
 
-def _read_tokenizer(folder: Path, config: DnabertConfig) -> tuple[Tokenizer, int, int]:
+def _read_tokenizer(folder: Path, config: DnabertConfig) -> Tokenizer:
     from tokenizers import Tokenizer
 
     path = folder / TOKENIZER_FILE
@@ -216,7 +214,7 @@ def _read_tokenizer(folder: Path, config: DnabertConfig) -> tuple[Tokenizer, int
         raise ModelLoadError(
             f"{path}: {size} tokens but the model has {config.vocab_size} embeddings"
         )
-    return tokenizer, cls_id, sep_id
+    return tokenizer
 
 
 def read_dnabert_folder(folder: Path) -> DnabertFiles:
@@ -230,7 +228,7 @@ def read_dnabert_folder(folder: Path) -> DnabertFiles:
         raise ModelLoadError(f"{folder}: not a folder; DNABERT-S is a model folder")
     config, raw = _read_config(folder)
     state, weights_file = _read_weights(folder)
-    check_state(
+    needed = check_state(
         state,
         config.expected_shapes(),
         path=folder / weights_file,
@@ -240,16 +238,12 @@ def read_dnabert_folder(folder: Path) -> DnabertFiles:
         ),
         ignored_prefixes=_IGNORED,
     )
-    tokenizer, cls_id, sep_id = _read_tokenizer(folder, config)
-    needed = config.expected_shapes()
     return DnabertFiles(
         folder=folder,
         config=config,
-        state={k: v for k, v in state.items() if k in needed},
-        tokenizer=tokenizer,
+        state=needed,
+        tokenizer=_read_tokenizer(folder, config),
         weights_file=weights_file,
-        cls_id=cls_id,
-        sep_id=sep_id,
         is_demo=DEMO_MARKER_KEY in raw,
     )
 

@@ -102,16 +102,6 @@ class Esm2Config:
         return shapes
 
 
-def _is_offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
-
-
-def _hub_path(name: str) -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
-
-
 def _download(name: str, target: Path) -> None:
     url = ESM_DOWNLOAD_URL.format(name=name)
     print(f"downloading {url} to {target}", file=sys.stderr)  # noqa: T201
@@ -152,7 +142,9 @@ def resolve_esm2_path(model: str | os.PathLike[str]) -> Path:
             f"{name}: no such file, and not a known ESM-2 model name "
             f"({', '.join(KNOWN_ESM2_MODELS)})"
         )
-    cached = _hub_path(name)
+    import torch
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
     if cached.is_file():
         return cached
     url = ESM_DOWNLOAD_URL.format(name=name)
@@ -160,7 +152,7 @@ def resolve_esm2_path(model: str | os.PathLike[str]) -> Path:
         f"download {url} and put it at {cached} (the torch hub cache; set "
         "TORCH_HOME to move it), or pass --model /path/to/the/file.pt"
     )
-    if _is_offline():
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
         raise ModelLoadError(
             f"{name}: not in the torch hub cache ({OFFLINE_ENV} set); {advice}"
         )
@@ -240,19 +232,14 @@ def read_esm2_file(path: Path) -> tuple[Esm2Config, dict[str, torch.Tensor], boo
         for name, tensor in data["model"].items()
         if not name.endswith(_UNUSED_SUFFIX)
     }
-    check_state(
+    needed = check_state(
         state,
         config.expected_shapes(),
         path=path,
         what=f"ESM-2 with {config.num_layers} layers x {config.embed_dim}",
         ignored_prefixes=_UNUSED,
     )
-    needed = config.expected_shapes()
-    return (
-        config,
-        {k: v for k, v in state.items() if k in needed},
-        DEMO_MARKER_KEY in data,
-    )
+    return config, needed, DEMO_MARKER_KEY in data
 
 
 def esm_width(model: str | os.PathLike[str]) -> int:

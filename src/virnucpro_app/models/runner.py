@@ -18,7 +18,6 @@ Order of work for one call of :func:`embed_sequences`:
 from __future__ import annotations
 
 import warnings
-from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -241,7 +240,7 @@ class _Job:
         )
 
 
-class PooledEncoder(ABC):
+class PooledEncoder(Backbone):
     """What both encoders share: their info, batch budget and :func:`embed_sequences`.
 
     A subclass sets ``_info`` and ``_device``, names its per-device budgets in
@@ -266,20 +265,6 @@ class PooledEncoder(ABC):
     def default_tokens_per_batch(self) -> int:
         """Batch budget used when the caller gives none."""
         return self.TOKENS_PER_BATCH[self._device.type]
-
-    @abstractmethod
-    def tokenize(
-        self, ids: Sequence[str], sequences: Sequence[str]
-    ) -> list[np.ndarray]:
-        """Token ids of each sequence, special tokens included."""
-
-    @abstractmethod
-    def pool_span(self, num_tokens: int) -> tuple[int, int]:
-        """``[start, stop)`` of the tokens a sequence's mean covers."""
-
-    @abstractmethod
-    def forward_pooled(self, batch: PackedBatch) -> torch.Tensor:
-        """``[B, D]`` float32 mean embeddings of a packed batch on the device."""
 
     def embed(
         self,

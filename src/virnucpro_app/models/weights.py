@@ -102,7 +102,7 @@ def check_state(
     path: Path,
     what: str,
     ignored_prefixes: Sequence[str] = (),
-) -> None:
+) -> dict[str, torch.Tensor]:
     """Require exactly the expected tensors with exactly the expected shapes.
 
     Args:
@@ -112,6 +112,9 @@ def check_state(
         what: What the file should be, for the message.
         ignored_prefixes: Names starting with these are allowed and unused
             (heads that embeddings do not need).
+
+    Returns:
+        The expected tensors of ``state`` (the ignored ones left out).
 
     Raises:
         ModelLoadError: Names every missing key, unexpected key and wrong shape.
@@ -142,3 +145,4 @@ def check_state(
                 f"{path}: tensor {name} has dtype {state[name].dtype}, "
                 "expected floating point weights"
             )
+    return {name: tensor for name, tensor in state.items() if name in expected}

@@ -58,9 +58,9 @@ class World:
         return self.rank == 0
 
 
-def world_from_env(environ: dict[str, str] | None = None) -> World:
+def world_from_env() -> World:
     """The world torchrun describes in the environment (a world of one otherwise)."""
-    env = os.environ if environ is None else environ
+    env = os.environ
     size = int(env.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()

@@ -68,6 +68,7 @@ def launch_predict(request: PredictRequest) -> ExitCode:
         rank_device,
         world_from_env,
     )
+    from virnucpro_app.predict.run import run_predict
 
     world = world_from_env()
     device = rank_device(
@@ -82,7 +83,7 @@ def launch_predict(request: PredictRequest) -> ExitCode:
             request.models.resolve(request.model_type)  # builds the demo models
         group.barrier()  # other ranks read the demo models once rank 0 built them
         config = _resolve(request, group, device)
-        return _run(config, group)
+        return run_predict(config, group).exit_code
     finally:
         group.close()
 
@@ -111,12 +112,6 @@ def _resolve(request: PredictRequest, group: ProcessGroup, device: str) -> RunCo
         adopt_dir=request.adopt_dir,
         record_threshold=request.record_threshold,
     )
-
-
-def _run(config: RunConfig, group: ProcessGroup) -> ExitCode:
-    from virnucpro_app.predict.run import run_predict
-
-    return run_predict(config, group).exit_code
 
 
 #: Set by :func:`relaunch_on_gpus` for its ranks: a folder where each rank

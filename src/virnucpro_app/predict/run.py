@@ -12,6 +12,7 @@ checkpoint; rank 0 writes the outputs. Every checkpoint is read at most once
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.layout import RunLayout
-    from virnucpro_app.models.classifier import Classifier
 
 LOG = logging.getLogger("virnucpro_app")
 
@@ -75,19 +75,6 @@ def settle_output_dir(config: RunConfig) -> None:
     layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _load_checked_classifier(config: RunConfig) -> Classifier:
-    from virnucpro_app.models.classifier import load_classifier
-
-    classifier = load_classifier(config.models.classifier)
-    if classifier.chunk_size is not None and classifier.chunk_size != config.model_type:
-        raise PipelineError(
-            f"{config.models.classifier} was trained on {classifier.chunk_size} bp "
-            f"chunks but --model-type is {config.model_type}: pass --model-type "
-            f"{classifier.chunk_size} or the {config.model_type} bp classifier"
-        )
-    return classifier
-
-
 def _attach_logs(layout: RunLayout, world: World) -> None:
     """The run's log files: the main log, and per rank its own (and pid)."""
     if not world.is_distributed:
@@ -112,18 +99,10 @@ class _Plan:
     adopted: bool
 
 
-def _check_before_writing(config: RunConfig) -> None:
-    """Inputs and models, checked before the output folder is touched."""
-    from virnucpro_app.alphabet import SequenceKind, check_inputs
-    from virnucpro_app.stages.preflight import check_models
-
-    check_inputs(config.inputs, SequenceKind.NUCLEOTIDE)
-    check_models(config.models, config.model_type)
-
-
 def _prepare_on_main(
     config: RunConfig, store: RunCheckpoints, world: World
 ) -> tuple[MainState, _Plan]:
+    from virnucpro_app.alphabet import SequenceKind, check_inputs
     from virnucpro_app.legacy_features import find_legacy_files
     from virnucpro_app.stages import adopt
     from virnucpro_app.stages.manifest import (
@@ -131,8 +110,11 @@ def _prepare_on_main(
         build_manifest,
         settle_manifest,
     )
+    from virnucpro_app.stages.preflight import check_models
 
-    _check_before_writing(config)
+    # Inputs and models are checked before the output folder is touched.
+    check_inputs(config.inputs, SequenceKind.NUCLEOTIDE)
+    check_models(config.models, config.model_type)
     legacy = find_legacy_files(config.adopt_dir) if config.adopt_dir else ()
     manifest = build_manifest(
         config,
@@ -145,11 +127,11 @@ def _prepare_on_main(
     pending = bool(legacy) and adopt.is_pending(store)
     prepared = prepare_shards(config, store, collect_ids=pending)
     adoption = adopt.adopt_features(config, store, legacy, prepared) if legacy else None
-    finished: dict[int, ShardScores] = {}
-    for index in range(prepared.num_shards):
-        scores = finished_scores(store, index)
-        if scores is not None:
-            finished[index] = scores
+    finished = {
+        index: scores
+        for index in range(prepared.num_shards)
+        if (scores := finished_scores(store, index)) is not None
+    }
     unfinished = [i for i in range(prepared.num_shards) if i not in finished]
     LOG.info(
         "found %d/%d shard checkpoints valid, %d quarantined, recomputing %d",
@@ -221,11 +203,14 @@ def _compute(
     world: World,
 ) -> _Work:
     """Score this rank's shards; under torchrun an error is kept, not raised."""
+    from virnucpro_app.models.classifier import load_classifier
+
     work = _Work()
     if world.is_distributed:
         LOG.info("rank %d computes shards %s", world.rank, [i + 1 for i in mine])
     try:
-        classifier = _load_checked_classifier(config)
+        # Its chunk size was checked against --model-type before anything ran.
+        classifier = load_classifier(config.models.classifier)
         for index in mine:
             LOG.debug("rank %d: shard %d", world.rank, index + 1)
             shard = prepared.shard(index)
@@ -285,9 +270,9 @@ def run_predict(config: RunConfig, group: ProcessGroup | None = None) -> RunResu
         store.mark_fresh(Path(path))
     adopted = None
     if plan.adopted:
-        from virnucpro_app.stages.adopt import AdoptedFeatures
+        from virnucpro_app.stages.adopt import adopted_rows
 
-        adopted = AdoptedFeatures(store).rows
+        adopted = functools.partial(adopted_rows, store)
     runner = ShardRunner(config, store, adopted=adopted)
     work = _compute(config, prepared, runner, plan.assignment[world.rank], world)
     shards = sorted(runner.computed_shards | prepared.regenerated)

@@ -7,6 +7,7 @@ validated and reused (each once), so it is 0 on a fresh run.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,11 +74,10 @@ class RankReport:
 
 
 def _sum(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = {}
+    total: Counter[str] = Counter()
     for part in parts:
-        for key, value in part.items():
-            total[key] = total.get(key, 0) + value
-    return total
+        total.update(part)
+    return dict(total)
 
 
 def run_summary(

@@ -290,17 +290,13 @@ def adopt_features(
     return report
 
 
-class AdoptedFeatures:
-    """Reads a shard's adopted rows for the embed stage (each file once)."""
-
-    def __init__(self, store: RunCheckpoints) -> None:
-        self.store = store
-
-    def rows(self, index: int, kind: EncoderKind) -> AdoptedRows | None:
-        """The adopted rows of shard ``index`` for ``kind``, if any."""
-        path = self.store.layout.adopted_path(index, str(kind))
-        checkpoint = self.store.reuse(path, schema=ADOPTED_SCHEMA)
-        if checkpoint is None:
-            return None
-        rows = [int(row) for row in checkpoint.state["rows"].tolist()]
-        return AdoptedRows(rows, checkpoint.state["embeddings"])
+def adopted_rows(
+    store: RunCheckpoints, index: int, kind: EncoderKind
+) -> AdoptedRows | None:
+    """The adopted rows of shard ``index`` for ``kind``, if any (for embed_shard)."""
+    path = store.layout.adopted_path(index, str(kind))
+    checkpoint = store.reuse(path, schema=ADOPTED_SCHEMA)
+    if checkpoint is None:
+        return None
+    rows = [int(row) for row in checkpoint.state["rows"].tolist()]
+    return AdoptedRows(rows, checkpoint.state["embeddings"])

@@ -90,8 +90,8 @@ def classify_shard(
 def _is_current(
     checkpoint: ckptkit.Checkpoint, shard: ShardFrames, inputs: dict[str, str]
 ) -> bool:
-    if checkpoint.info.status != "complete":
-        return False
-    if list(checkpoint.state["ids"]) != shard.ids:
-        return False
-    return bool(checkpoint.info.metadata.get("inputs") == inputs)
+    return (
+        checkpoint.info.status == "complete"
+        and list(checkpoint.state["ids"]) == shard.ids
+        and checkpoint.info.metadata.get("inputs") == inputs
+    )

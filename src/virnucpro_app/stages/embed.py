@@ -10,6 +10,7 @@ in a batch, so resumed and uninterrupted runs give the same numbers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,6 @@ from virnucpro_app.models import EncoderKind, load_encoder
 from virnucpro_app.stages.shards import tensor_digest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import ckptkit
     from virnucpro_app.config import ModelPaths, RunOptions
     from virnucpro_app.models import Encoder, ProgressCallback
@@ -66,10 +65,6 @@ def lazy_encoders(
     return {kind: LazyEncoder(kind, locations[kind], options) for kind in EncoderKind}
 
 
-def _inputs(shard: ShardFrames, kind: EncoderKind) -> list[str]:
-    return shard.nucleotides if kind is EncoderKind.DNABERT else shard.proteins
-
-
 @dataclass(frozen=True)
 class AdoptedRows:
     """Features of some of a shard's frames taken from legacy files (``--adopt``).
@@ -89,6 +84,11 @@ class AdoptedRows:
             for position, row in enumerate(self.rows)
             if start <= row < end
         }
+
+
+#: Where a shard's adopted legacy features come from: ``(shard index, kind)`` ->
+#: the rows, or None (see ``stages.adopt``).
+AdoptedSource = Callable[[int, EncoderKind], AdoptedRows | None]
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ def _embed_slice(
     todo = [row for row in range(start, end) if row not in adopted]
     computed = None
     if todo:
-        sequences = _inputs(shard, encoder.kind)
+        dnabert = encoder.kind is EncoderKind.DNABERT
+        sequences = shard.nucleotides if dnabert else shard.proteins
         computed = encoder.get().embed(
             [shard.ids[row] for row in todo],
             [sequences[row] for row in todo],
@@ -168,7 +169,7 @@ def embed_shard(
     store: RunCheckpoints,
     *,
     progress: ProgressCallback | None = None,
-    adopted: Callable[[], AdoptedRows | None] | None = None,
+    adopted: AdoptedSource | None = None,
 ) -> ShardEmbeddings:
     """Embed one shard's frames, reusing and extending its checkpoint.
 
@@ -196,7 +197,7 @@ def embed_shard(
     parts = [] if checkpoint is None else [done]
     start = 0 if checkpoint is None else int(done.shape[0])
     computed = 0
-    taken_rows = adopted() if adopted is not None else None
+    taken_rows = adopted(shard.index, encoder.kind) if adopted is not None else None
     metadata: dict[str, Any] = {
         "shard": shard.index + 1,
         "frames_digest": shard.digest,
@@ -209,10 +210,8 @@ def embed_shard(
             rows, count = _embed_slice(shard, encoder, (start, end), taken, progress)
             parts = [torch.cat([*parts, rows])] if parts else [rows]
             computed += count
-        else:
-            count = 0
-        if count and "model" not in metadata:
-            metadata["model"] = encoder.get().info.to_metadata()
+            if count and "model" not in metadata:
+                metadata["model"] = encoder.get().info.to_metadata()
         status = "complete" if end == len(shard) else "in_progress"
         if status == "complete":
             metadata["digest"] = tensor_digest(parts[0])

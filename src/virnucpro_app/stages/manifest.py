@@ -218,11 +218,6 @@ def _short(value: object) -> str:
     return f"{name}:{digits[:8]}" if digits else text
 
 
-def write_manifest(path: Path, manifest: RunManifest) -> None:
-    """Store the manifest as a (tensor-free) ckptkit checkpoint."""
-    ckptkit.save(path, {}, schema=MANIFEST_SCHEMA, metadata=manifest.to_json())
-
-
 def read_manifest(path: Path) -> RunManifest:
     """Read a stored manifest.
 
@@ -238,22 +233,6 @@ def read_manifest(path: Path) -> RunManifest:
         raise ckptkit.CheckpointCorruptError(
             path, f"manifest is malformed: {error}"
         ) from error
-
-
-def check_resumable(stored: RunManifest, current: RunManifest, path: Path) -> None:
-    """Refuse to resume a run whose inputs, models or settings changed.
-
-    Raises:
-        PipelineError: Naming every change and the way out (exit 1).
-    """
-    changes = current.differences(stored)
-    if changes:
-        raise PipelineError(
-            f"cannot resume the run in {path.parent.parent}, what changed: "
-            + "; ".join(changes)
-            + ". Its results would be stale: use --force to start over, or "
-            "restore the original inputs and settings"
-        )
 
 
 def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
@@ -275,9 +254,16 @@ def settle_manifest(manifest: RunManifest, store: RunCheckpoints) -> None:
             if stored == manifest:
                 return
             if store.layout.has_started():
-                check_resumable(stored, manifest, path)
+                if changes := manifest.differences(stored):
+                    raise PipelineError(
+                        f"cannot resume the run in {path.parent.parent}, what changed: "
+                        + "; ".join(changes)
+                        + ". Its results would be stale: use --force to start over, "
+                        "or restore the original inputs and settings"
+                    )
                 return
             # The run never finished preparing: no result depends on the old
             # manifest, so the corrected command takes the folder over.
             LOG.info("the run in %s never finished preparing; starting it over", path)
-    write_manifest(path, manifest)
+    # A tensor-free checkpoint: the manifest is its metadata.
+    ckptkit.save(path, {}, schema=MANIFEST_SCHEMA, metadata=manifest.to_json())

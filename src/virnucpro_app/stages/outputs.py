@@ -47,16 +47,6 @@ class OutputTotals:
     verdicts: dict[str, int] = field(default_factory=dict)
 
 
-def score_rows(
-    shards: Iterable[tuple[list[str], torch.Tensor]],
-) -> Iterator[tuple[str, float, float]]:
-    """``(frame ID, score1, score2)`` for every frame, shards in order."""
-    for ids, scores in shards:
-        values = scores.tolist()
-        for frame_id, (others, virus) in zip(ids, values, strict=True):
-            yield frame_id, others, virus
-
-
 @dataclass
 class _RecordScores:
     """Running per-record counts of the chunk verdicts."""
@@ -120,12 +110,14 @@ def write_outputs(
     """
     totals = OutputTotals()
 
-    def counted() -> Iterator[tuple[str, float, float]]:
-        for row in score_rows(shards):
-            totals.frames += 1
-            yield row
+    def rows() -> Iterator[tuple[str, float, float]]:
+        """``(frame ID, score1, score2)`` for every frame, shards in order."""
+        for ids, scores in shards:
+            totals.frames += len(ids)
+            for frame_id, (others, virus) in zip(ids, scores.tolist(), strict=True):
+                yield frame_id, others, virus
 
-    verdicts = write_predictions(layout.predictions_path, counted())
+    verdicts = write_predictions(layout.predictions_path, rows())
     write_consensus(layout.consensus_path, verdicts)
     folded = _fold_records(records, verdicts, record_threshold)
     write_records(layout.records_report_path, folded)

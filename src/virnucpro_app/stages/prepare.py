@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from virnucpro_app.config import RunConfig
-    from virnucpro_app.layout import RunLayout
     from virnucpro_app.prepare import PreparedBatch
     from virnucpro_app.stages.store import RunCheckpoints
 
@@ -71,16 +70,6 @@ class PreparedRun:
     regenerated: set[int] = field(default_factory=set)
     frame_ids: list[list[str]] | None = None
 
-    @property
-    def layout(self) -> RunLayout:
-        """The run's paths."""
-        return self.config.layout
-
-    def shards(self) -> Iterator[ShardFrames]:
-        """Each shard's frames, read back from its checkpoint (validated)."""
-        for index in range(self.num_shards):
-            yield self.shard(index)
-
     def shard(self, index: int) -> ShardFrames:
         """One shard's frames, read from its checkpoint (validated) once.
 
@@ -106,7 +95,7 @@ class PreparedRun:
 
     def remove_intermediates(self) -> None:
         """Delete the prepared FASTA files (``--keep-intermediate`` keeps them)."""
-        for path in self.layout.intermediate_paths:
+        for path in self.config.layout.intermediate_paths:
             path.unlink(missing_ok=True)
 
 
@@ -176,14 +165,6 @@ class _ShardCollector:
     count: int = 0
     cost: int = 0
 
-    def add(self, frame_id: str, nucleotide: str, protein: str) -> None:
-        self.cost += len(nucleotide) + len(protein)
-        self.ids.append(frame_id)
-        self.nucleotides.append(nucleotide)
-        self.proteins.append(protein)
-        if len(self.ids) == self.shard_size:
-            self.flush()
-
     def add_batch(self, batch: PreparedBatch) -> None:
         frames = zip(
             batch.frame_ids,
@@ -191,8 +172,13 @@ class _ShardCollector:
             batch.frame_proteins,
             strict=True,
         )
-        for frame in frames:
-            self.add(*frame)
+        for frame_id, nucleotide, protein in frames:
+            self.cost += len(nucleotide) + len(protein)
+            self.ids.append(frame_id)
+            self.nucleotides.append(nucleotide)
+            self.proteins.append(protein)
+            if len(self.ids) == self.shard_size:
+                self.flush()
 
     def flush(self) -> None:
         if not self.ids:

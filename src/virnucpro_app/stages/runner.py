@@ -9,7 +9,6 @@ computed and the time each stage took.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from virnucpro_app.models import EncoderKind
@@ -22,14 +21,9 @@ if TYPE_CHECKING:
 
     from virnucpro_app.config import RunConfig
     from virnucpro_app.models.classifier import Classifier
-    from virnucpro_app.stages.embed import AdoptedRows, LazyEncoder, ShardEmbeddings
+    from virnucpro_app.stages.embed import AdoptedSource, LazyEncoder, ShardEmbeddings
     from virnucpro_app.stages.shards import ShardFrames
     from virnucpro_app.stages.store import RunCheckpoints
-
-
-#: Where a shard's adopted legacy features come from: ``(shard index, kind)`` ->
-#: the rows, or None (see ``stages.adopt``).
-AdoptedSource = Callable[[int, EncoderKind], "AdoptedRows | None"]
 
 
 class ShardRunner:
@@ -78,21 +72,13 @@ class ShardRunner:
                 self.encoders[kind],
                 self.store,
                 progress=advance,
-                adopted=self._adopted(shard.index, kind),
+                adopted=self.adopted,
             )
         self.computed[kind.value] += result.computed
         if result.computed:
             self.computed_shards.add(shard.index)
         self.seconds[kind.value] += time.perf_counter() - start
         return result
-
-    def _adopted(
-        self, index: int, kind: EncoderKind
-    ) -> Callable[[], AdoptedRows | None] | None:
-        source = self.adopted
-        if source is None:
-            return None
-        return lambda: source(index, kind)
 
     def features(self, shard: ShardFrames) -> torch.Tensor:
         """``cat(DNABERT-S, ESM-2)`` per frame.

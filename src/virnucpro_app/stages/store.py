@@ -118,11 +118,6 @@ class ReuseCounts:
     quarantined_paths: list[str] = field(default_factory=list)
 
     @property
-    def valid(self) -> int:
-        """Files of earlier invocations validated and reused."""
-        return len(self.reused)
-
-    @property
     def quarantined(self) -> int:
         """Damaged files set aside."""
         return len(self.quarantined_paths)
@@ -153,13 +148,8 @@ class RunCheckpoints:
 
     def __post_init__(self) -> None:
         if self.create:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        self.ledger = ckptkit.FailureLedger(self.directory)
-
-    @property
-    def directory(self) -> Path:
-        """The run's ``checkpoints/`` folder."""
-        return self.layout.checkpoints_dir
+            self.layout.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        self.ledger = ckptkit.FailureLedger(self.layout.checkpoints_dir)
 
     @property
     def full(self) -> bool:
@@ -260,7 +250,7 @@ class RunCheckpoints:
             CheckpointProblemError: Without ``--force-resume``.
         """
         self._bad(manifest, reason)
-        for path in sorted(self.directory.glob("*.ckpt")):
+        for path in sorted(self.layout.checkpoints_dir.glob("*.ckpt")):
             self._bad(
                 path, "the run manifest was damaged; its results cannot be trusted"
             )

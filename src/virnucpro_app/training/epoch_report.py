@@ -78,27 +78,25 @@ class TrainingBar:
 
     def __init__(self, progress: Progress | None, epochs: int, done: int) -> None:
         self._progress = progress
-        self._epochs = None
-        self._batches = None
         if progress is not None:
             self._epochs = progress.add_task("epochs", total=epochs, completed=done)
             self._batches = progress.add_task("batches", total=None)
 
     def start_epoch(self, epoch: int, num_batches: int) -> None:
         """Reset the batch bar for ``epoch``."""
-        if self._progress is not None and self._batches is not None:
+        if self._progress is not None:
             self._progress.reset(
                 self._batches, total=num_batches, description=f"epoch {epoch}"
             )
 
     def batch_done(self) -> None:
         """Advance the batch bar by one."""
-        if self._progress is not None and self._batches is not None:
+        if self._progress is not None:
             self._progress.advance(self._batches)
 
     def epoch_done(self, report: EpochReport) -> None:
         """Advance the epoch bar and show the epoch's validation numbers."""
-        if self._progress is not None and self._epochs is not None:
+        if self._progress is not None:
             self._progress.update(
                 self._epochs,
                 advance=1,

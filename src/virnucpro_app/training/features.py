@@ -128,7 +128,10 @@ class FeatureExtractor:
         settle_manifest(manifest, store)
         prepared = prepare_shards(config, store)
         runner = ShardRunner(config, store, encoders=self.encoders, label=label)
-        rows = [runner.features(shard) for shard in prepared.shards()]
+        rows = [
+            runner.features(prepared.shard(index))
+            for index in range(prepared.num_shards)
+        ]
         write_records(layout.records_report_path, prepared.records)
         if not self.options.keep_intermediate:
             prepared.remove_intermediates()
