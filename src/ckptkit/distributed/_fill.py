@@ -19,7 +19,7 @@ from torch.distributed.tensor import DTensor
 
 from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.tensor_leaves import path_text
-from ckptkit._file.tree_v1 import decode_tree
+from ckptkit._file.tree_v1 import decode_tree, leaf_nodes
 from ckptkit.distributed._chunks import empty_tensor
 from ckptkit.distributed._index import LEAF_KINDS
 
@@ -181,9 +181,8 @@ class _Planner:
 
     def _decoder(self, node: Any) -> Callable[[], object]:
         """A value the caller's state replaces: the stored subtree, read fresh."""
-        kinds: dict[int, str] = {}
-        collect_leaves(node, kinds)
-        fresh = {number: self._fresh(self.leaves[number]["key"]) for number in kinds}
+        numbers = [int(body) for _, body in leaf_nodes(node)]
+        fresh = {number: self._fresh(self.leaves[number]["key"]) for number in numbers}
 
         def leaf(kind: str, number: int) -> object:
             return leaf_value(kind, fresh[number])
@@ -194,18 +193,6 @@ class _Planner:
 def _no_leaf(kind: str, number: int) -> object:
     msg = f"a dict key cannot be a {kind} ({number})"
     raise ValueError(msg)
-
-
-def collect_leaves(node: Any, out: dict[int, str]) -> None:
-    kind, body = _kind_and_body(node)
-    if kind in LEAF_KINDS:
-        out[int(body)] = kind
-    elif kind in ("list", "tuple"):
-        for item in body:
-            collect_leaves(item, out)
-    elif kind in ("dict", "odict"):
-        for _, value in body:
-            collect_leaves(value, out)
 
 
 def plan_fill(
