@@ -113,12 +113,8 @@ class Index:
     writer: dict[str, Any] = field(default_factory=dict)
 
     def shard(self, rank: int) -> ShardInfo:
-        """The shard file written by ``rank``."""
-        for record in self.shards:
-            if record.rank == rank:
-                return record
-        msg = f"no shard of rank {rank}"  # unreachable after check_index
-        raise KeyError(msg)
+        """The shard file written by ``rank`` (one exists after ``index_problem``)."""
+        return {shard.rank: shard for shard in self.shards}[rank]
 
     @property
     def nbytes(self) -> int:
