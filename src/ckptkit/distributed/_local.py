@@ -10,6 +10,7 @@ every chunk of every shard). A failure names the shard file in its reason.
 from __future__ import annotations
 
 import copy
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ def move_tensors(
 
 
 def _check_shards(folder: Path, index: Index, *, full: bool) -> None:
-    with ChunkReader(folder, index, verify=False) as chunks:
+    with closing(ChunkReader(folder, index, verify=False)) as chunks:
         specs = []
         for record in index.tensors.values():
             for chunk in record.chunks:

@@ -12,6 +12,7 @@ rank 0 apply retention. docs/ckptkit/manager.md ("Sharded training") is the guid
 from __future__ import annotations
 
 import copy
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -205,7 +206,7 @@ def _own_shard_problem(path: Path, rank: int) -> str | None:
         index = read_index(path)
         if all(shard.rank != rank for shard in index.shards):
             return None  # this rank held no tensor
-        with ChunkReader(path, index, verify=True) as chunks:
+        with closing(ChunkReader(path, index, verify=True)) as chunks:
             shard = chunks.shard(rank)
             verify_all(shard.handle, shard.parsed)
     except (CheckpointCorruptError, CheckpointNotFoundError, OSError) as error:
