@@ -77,13 +77,6 @@ def _verdict_of(
     return FileVerdict(key, record)
 
 
-def _read_verdict(path: Path, step: int, key: FileKey) -> FileVerdict:
-    report = validate(path, level="quick")
-    if not report.ok or report.info is None:
-        return FileVerdict(key, None)
-    return _verdict_of(report.info, step, path, key)
-
-
 def _time_ns(timestamp: str) -> int | None:
     try:
         moment = datetime.fromisoformat(timestamp)
@@ -164,7 +157,11 @@ class StepFolder:
             return cached
         # Keyed by the version stat'ed before reading: if the file changed in
         # between, the next call sees another key and reads it again.
-        verdict = _read_verdict(path, step, key)
+        report = validate(path, level="quick")
+        if report.ok and report.info is not None:
+            verdict = _verdict_of(report.info, step, path, key)
+        else:
+            verdict = FileVerdict(key, None)
         verdicts[path.name] = verdict
         self._dirty = True
         return verdict
