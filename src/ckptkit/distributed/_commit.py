@@ -114,12 +114,8 @@ def _is_complete(staging: Path) -> bool:
 def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
     """Finish or undo the sharded saves in ``directory`` whose writer is dead.
 
-    Args:
-        directory: A folder holding sharded checkpoints.
-        dry_run: Only report what would be done.
-
-    Returns:
-        One action per staging or aside folder found, stagings first.
+    Returns one action per staging or aside folder found, stagings first
+    (``dry_run``: what would be done, doing nothing).
     """
     work: list[tuple[str, Path, Path, int]] = []
     for name in fs.list_names(directory):

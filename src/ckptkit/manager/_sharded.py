@@ -101,11 +101,7 @@ class ShardedSteps:
         metrics: Mapping[str, float] | None,
         status: str,
     ) -> bool:
-        """Save ``state`` as ``step`` on every rank (see ``CheckpointManager.save``).
-
-        Returns:
-            False: no preemption signal is deferred here.
-        """
+        """Save ``state`` as ``step`` on every rank (False: no signal deferred here)."""
         step = check_step(step)
         self.wait()
         status = checked_status(status)
