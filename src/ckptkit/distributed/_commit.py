@@ -91,11 +91,8 @@ def commit(staging: Path, path: Path, token: str) -> None:
 class RecoveryAction:
     """What :func:`recover` did (or would do) with one staging or aside folder.
 
-    Attributes:
-        action: ``"removed"``, ``"restored"`` (renamed to ``target``) or ``"kept"``
-            (its writer is still running).
-        path: The staging or aside folder.
-        target: The checkpoint path it belongs to.
+    ``action`` is ``"removed"``, ``"restored"`` (renamed to ``target``, the
+    checkpoint path it belongs to) or ``"kept"`` (its writer is still running).
     """
 
     action: Literal["removed", "restored", "kept"]

@@ -106,9 +106,8 @@ def validate_sharded(
 ) -> tuple[CheckpointInfo | None, list[str]]:
     """Check a sharded checkpoint folder at ``level``.
 
-    Returns:
-        Its information (None at level ``exists``), and the required keys its
-        state lacks (dotted; an intact folder without them is not damaged).
+    Returns its information (None at level ``exists``) and the required keys its
+    state lacks (dotted; an intact folder without them is not damaged).
 
     Raises:
         CheckpointError: The first problem found (reason names the shard file).

@@ -119,10 +119,9 @@ class StepFolder:
         return sorted(found)
 
     def records(self, *, exclude: int | None = None) -> list[StepRecord]:
-        """Steps whose header passes quick validation, oldest first.
+        """Steps whose header passes quick validation, oldest first, but ``exclude``.
 
-        Args:
-            exclude: A step not to report (the one an asynchronous save is writing).
+        ``exclude`` is the step an asynchronous save is writing.
         """
         with self._lock:
             verdicts = self._cache()

@@ -71,8 +71,7 @@ def _same_file(first: Path, second: Path) -> bool:
 class ExistingFileError(FileExistsError):
     """``migrate`` would write over a file it was not asked to replace.
 
-    Attributes:
-        role: ``"output"`` or ``"backup"``: which of migrate's files exists.
+    ``role`` (``"output"`` or ``"backup"``) says which of migrate's files exists.
     """
 
     def __init__(self, path: Path, reason: str, role: str) -> None:
