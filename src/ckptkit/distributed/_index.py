@@ -116,10 +116,6 @@ class Index:
         """The shard file written by ``rank`` (one exists after ``index_problem``)."""
         return {shard.rank: shard for shard in self.shards}[rank]
 
-    @property
-    def nbytes(self) -> int:
-        return sum(record.nbytes for record in self.tensors.values())
-
 
 def _header_json(index: Index) -> dict[str, Any]:
     return {
@@ -364,7 +360,7 @@ def info_from_index(folder: Path, index: Index) -> ShardedCheckpointInfo:
         created_at=index.created_at,
         metadata=index.metadata,
         tensor_count=len(tensors),
-        nbytes=index.nbytes,
+        nbytes=sum(tensor.nbytes for tensor in tensors),
         legacy=False,
         history=index.history,
         tensors=tensors,

@@ -102,11 +102,8 @@ class HostSnapshotBuffer:
     def prepare_for(self, info: CheckpointInfo, map_location: Any) -> None:
         """After a restore the next save's size is known: get its buffer ready."""
         nbytes = info.nbytes + 64 * info.tensor_count + _PREPARE_SLACK_BYTES
-        device = str(map_location) if isinstance(map_location, str) else ""
-        pinned = (
-            device.startswith("cuda") or getattr(map_location, "type", "") == "cuda"
-        )
-        self.prepare(nbytes, pinned=pinned)
+        # None, a str or a torch.device (checked): "cuda..." names a GPU either way.
+        self.prepare(nbytes, pinned=str(map_location).startswith("cuda"))
 
     def prepare(self, nbytes: int, *, pinned: bool) -> None:
         """Make a buffer of ``nbytes`` ready on a thread, unless one is kept."""
