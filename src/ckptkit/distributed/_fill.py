@@ -49,26 +49,22 @@ class FillPlan:
 
     def apply(self) -> None:
         """Set the values, once DCP has filled every tensor."""
+        # Tensors a migration made, whole, go into the caller's (maybe sharded) ones.
         for target, value in self.made:
-            _copy_made(target, value)
+            if isinstance(target, DTensor):
+                from torch.distributed.tensor._utils import (
+                    compute_local_shape_and_global_offset,
+                )
+
+                shape, offset = compute_local_shape_and_global_offset(
+                    value.shape, target.device_mesh, target.placements
+                )
+                box = tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
+                target.to_local().copy_(value[box])
+            else:
+                target.copy_(value)
         for container, key, thunk in self.assignments:
             container[key] = thunk()
-
-
-def _copy_made(target: torch.Tensor, value: torch.Tensor) -> None:
-    """Copy a whole tensor a migration made into the caller's (maybe sharded) one."""
-    if isinstance(target, DTensor):
-        from torch.distributed.tensor._utils import (
-            compute_local_shape_and_global_offset,
-        )
-
-        shape, offset = compute_local_shape_and_global_offset(
-            value.shape, target.device_mesh, target.placements
-        )
-        box = tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
-        target.to_local().copy_(value[box])
-    else:
-        target.copy_(value)
 
 
 def _kind_and_body(node: Any) -> tuple[str, Any]:
