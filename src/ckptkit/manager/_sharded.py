@@ -163,11 +163,10 @@ class ShardedSteps:
     ) -> Checkpoint:
         """Fill ``state`` from a step; by default the newest good one (collective)."""
         del map_location  # the state's own tensors decide where data goes
-        if step is not None:
-            step = check_step(step)
+        path = None if step is None else self.folder.path_of(check_step(step))
         self._background.join()
-        if step is not None:
-            return self._load(self.folder.path_of(step), state)
+        if path is not None:
+            return self._load(path, state)
         return restore_newest(
             self.folder.step_folders(),
             lambda path: self._load(path, state),
