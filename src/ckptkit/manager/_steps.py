@@ -222,13 +222,13 @@ class StepFolder:
                 return
         self.ledger.record(path, reason)
 
-    def delete(self, records: Iterable[StepRecord]) -> list[int]:
-        """Delete the files of ``records``; return the steps that were deleted.
+    def delete(self, records: Iterable[StepRecord]) -> None:
+        """Delete the files of ``records``.
 
         A file is deleted only while it is still the version read as that step:
         a file replaced since (by hand, by a symbolic link) is left alone.
         """
-        deleted: list[int] = []
+        deleted = False
         with self._lock:
             verdicts = self._cache()
             for record in records:
@@ -240,10 +240,9 @@ class StepFolder:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     fs.unlink(path)
-                    deleted.append(record.step)
+                    deleted = True
                 del verdicts[path.name]
                 self._dirty = True
             if deleted:
                 fs.fsync_directory(self.directory)
             self._write_index()
-        return deleted
