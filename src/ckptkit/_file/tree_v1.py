@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 JsonNode = Any  # a JSON value as described in the module docstring
+_LEAF_KINDS = ("tensor", "ndarray", "npscalar")
 
 
 class Encoder:
@@ -159,10 +160,27 @@ def decode_tree(node: JsonNode, leaf: Callable[[str, int], object]) -> object:  
             msg = f"unknown dtype {body!r}"
             raise ValueError(msg)
         return dtype
-    if kind in ("tensor", "ndarray", "npscalar"):
+    if kind in _LEAF_KINDS:
         return leaf(kind, int(body))
     msg = f"unknown state node type {kind!r}"
     raise ValueError(msg)
+
+
+def leaf_nodes(tree: JsonNode) -> list[tuple[str, Any]]:
+    """The ``(kind, body)`` of every leaf node of ``tree``, in the order they appear."""
+    found: list[tuple[str, Any]] = []
+    pending = [tree]
+    while pending:  # iterative: a crafted tree may be deeper than the stack
+        node = pending.pop()
+        if isinstance(node, dict) and len(node) == 1:
+            ((kind, body),) = node.items()
+            if kind in _LEAF_KINDS:
+                found.append((kind, body))
+            elif kind in ("list", "tuple"):
+                pending.extend(reversed(body))
+            elif kind in ("dict", "odict"):
+                pending.extend(pair[1] for pair in reversed(body))
+    return found
 
 
 def leaf_kinds(tree: JsonNode, leaves: list[Any]) -> list[Any]:
@@ -171,18 +189,7 @@ def leaf_kinds(tree: JsonNode, leaves: list[Any]) -> list[Any]:
     Format 1 recorded every numpy leaf as ``"ndarray"`` in the leaf table and
     told scalars apart only in the tree (``{"npscalar": i}``).
     """
-    scalars: set[int] = set()
-    pending = [tree]
-    while pending:  # iterative: a crafted tree may be deeper than the stack
-        node = pending.pop()
-        if isinstance(node, dict) and len(node) == 1:
-            ((kind, body),) = node.items()
-            if kind == "npscalar":
-                scalars.add(int(body))
-            elif kind in ("list", "tuple"):
-                pending.extend(body)
-            elif kind in ("dict", "odict"):
-                pending.extend(pair[1] for pair in body)
+    scalars = {int(body) for kind, body in leaf_nodes(tree) if kind == "npscalar"}
     return [
         {**leaf, "kind": "npscalar"} if index in scalars else leaf
         for index, leaf in enumerate(leaves)

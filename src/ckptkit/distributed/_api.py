@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ckptkit.distributed._info import ShardedCheckpointInfo
-    from ckptkit.distributed._sources import Source
     from ckptkit.info import CheckpointInfo
     from ckptkit.migrations import MigrationRegistry
     from ckptkit.types import PathLike, StateTree
@@ -277,20 +276,16 @@ def load_whole(
     except CheckpointException as error:
         raise agreed_error(error.failures, str(path), "load") from None
     if verify == "full" and keys is not None:  # full verification covers everything
-        _verify_chunks(source, set(index.tensors) - needed)
+        with source.open_chunks(verify=True) as chunks:
+            for key in sorted(set(index.tensors) - needed):
+                for chunk in index.tensors[key].chunks:
+                    chunks.read_chunk(key, chunk)
 
     def leaf(number: int) -> object:
         kind, key = index.leaves[number]["kind"], index.leaves[number]["key"]
         return leaf_value(kind, targets[key])
 
     return Checkpoint(state=materialize(structure, leaf), info=source.info)
-
-
-def _verify_chunks(source: Source, keys: set[str]) -> None:
-    with source.open_chunks(verify=True) as chunks:
-        for key in sorted(keys):
-            for chunk in source.index.tensors[key].chunks:
-                chunks.read_chunk(key, chunk)
 
 
 def consolidate(path: PathLike, output: PathLike) -> CheckpointInfo:

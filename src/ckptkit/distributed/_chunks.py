@@ -14,7 +14,7 @@ covering the whole tensor (how ``ckd.load`` fills a sharded state from it).
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -115,12 +115,6 @@ class ChunkReader:
         self._scratch = torch.empty(0, dtype=torch.uint8)
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="ckptkit-verify")
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc_info: object) -> None:
-        self.close()
-
     def close(self) -> None:
         """Close every shard file and stop the hashing thread."""
         for shard in self._shards.values():
@@ -200,12 +194,6 @@ class SingleFileReader:
         self._source = TensorSource(
             self.parsed, self.handle, verify=verify, use_mmap=False
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc_info: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self.handle.close()

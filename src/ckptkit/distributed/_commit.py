@@ -91,11 +91,8 @@ def commit(staging: Path, path: Path, token: str) -> None:
 class RecoveryAction:
     """What :func:`recover` did (or would do) with one staging or aside folder.
 
-    Attributes:
-        action: ``"removed"``, ``"restored"`` (renamed to ``target``) or ``"kept"``
-            (its writer is still running).
-        path: The staging or aside folder.
-        target: The checkpoint path it belongs to.
+    ``action`` is ``"removed"``, ``"restored"`` (renamed to ``target``, the
+    checkpoint path it belongs to) or ``"kept"`` (its writer is still running).
     """
 
     action: Literal["removed", "restored", "kept"]
@@ -114,12 +111,8 @@ def _is_complete(staging: Path) -> bool:
 def recover(directory: Path, *, dry_run: bool = False) -> list[RecoveryAction]:
     """Finish or undo the sharded saves in ``directory`` whose writer is dead.
 
-    Args:
-        directory: A folder holding sharded checkpoints.
-        dry_run: Only report what would be done.
-
-    Returns:
-        One action per staging or aside folder found, stagings first.
+    Returns one action per staging or aside folder found, stagings first
+    (``dry_run``: what would be done, doing nothing).
     """
     work: list[tuple[str, Path, Path, int]] = []
     for name in fs.list_names(directory):

@@ -98,10 +98,8 @@ def one_line(error: BaseException) -> str:
 def agreed_error(failures: Mapping[int, Any], path: str, action: str) -> BaseException:
     """The error every rank raises for DCP's per-rank ``failures``.
 
-    Args:
-        failures: DCP's ``CheckpointException.failures``: rank to ``(error, trace)``.
-        path: The checkpoint folder.
-        action: ``"save"`` or ``"load"`` (for the message).
+    ``failures`` maps rank to ``(error, trace)`` (``CheckpointException.failures``);
+    ``action`` (``"save"`` or ``"load"``) is for the message.
     """
     errors = {rank: pair[0] for rank, pair in failures.items()}
     first = errors[min(errors)]

@@ -19,7 +19,7 @@ from torch.distributed.tensor import DTensor
 
 from ckptkit._file.leaf_views import leaf_value
 from ckptkit._file.tensor_leaves import path_text
-from ckptkit._file.tree_v1 import decode_tree
+from ckptkit._file.tree_v1 import decode_tree, leaf_nodes
 from ckptkit.distributed._chunks import empty_tensor
 from ckptkit.distributed._index import LEAF_KINDS
 
@@ -49,26 +49,22 @@ class FillPlan:
 
     def apply(self) -> None:
         """Set the values, once DCP has filled every tensor."""
+        # Tensors a migration made, whole, go into the caller's (maybe sharded) ones.
         for target, value in self.made:
-            _copy_made(target, value)
+            if isinstance(target, DTensor):
+                from torch.distributed.tensor._utils import (
+                    compute_local_shape_and_global_offset,
+                )
+
+                shape, offset = compute_local_shape_and_global_offset(
+                    value.shape, target.device_mesh, target.placements
+                )
+                box = tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
+                target.to_local().copy_(value[box])
+            else:
+                target.copy_(value)
         for container, key, thunk in self.assignments:
             container[key] = thunk()
-
-
-def _copy_made(target: torch.Tensor, value: torch.Tensor) -> None:
-    """Copy a whole tensor a migration made into the caller's (maybe sharded) one."""
-    if isinstance(target, DTensor):
-        from torch.distributed.tensor._utils import (
-            compute_local_shape_and_global_offset,
-        )
-
-        shape, offset = compute_local_shape_and_global_offset(
-            value.shape, target.device_mesh, target.placements
-        )
-        box = tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
-        target.to_local().copy_(value[box])
-    else:
-        target.copy_(value)
 
 
 def _kind_and_body(node: Any) -> tuple[str, Any]:
@@ -181,9 +177,8 @@ class _Planner:
 
     def _decoder(self, node: Any) -> Callable[[], object]:
         """A value the caller's state replaces: the stored subtree, read fresh."""
-        kinds: dict[int, str] = {}
-        collect_leaves(node, kinds)
-        fresh = {number: self._fresh(self.leaves[number]["key"]) for number in kinds}
+        numbers = [int(body) for _, body in leaf_nodes(node)]
+        fresh = {number: self._fresh(self.leaves[number]["key"]) for number in numbers}
 
         def leaf(kind: str, number: int) -> object:
             return leaf_value(kind, fresh[number])
@@ -194,18 +189,6 @@ class _Planner:
 def _no_leaf(kind: str, number: int) -> object:
     msg = f"a dict key cannot be a {kind} ({number})"
     raise ValueError(msg)
-
-
-def collect_leaves(node: Any, out: dict[int, str]) -> None:
-    kind, body = _kind_and_body(node)
-    if kind in LEAF_KINDS:
-        out[int(body)] = kind
-    elif kind in ("list", "tuple"):
-        for item in body:
-            collect_leaves(item, out)
-    elif kind in ("dict", "odict"):
-        for _, value in body:
-            collect_leaves(value, out)
 
 
 def plan_fill(

@@ -42,11 +42,7 @@ class Group:
         return found
 
     def run(self, job: Callable[[], Any], path: str, action: str) -> Any:
-        """Run ``job`` on every rank; if it fails anywhere, raise one error everywhere.
-
-        Returns:
-            This rank's result.
-        """
+        """Run ``job`` on every rank; one error everywhere if it fails anywhere."""
         result: Any = None
         failure: BaseException | None = None
         try:

@@ -65,9 +65,7 @@ def validate_folder(
 ) -> tuple[bool, CheckpointInfo | None, list[str]]:
     """``ckptkit.validate`` of a sharded folder; ``(False, None, [])`` if it is none.
 
-    Returns:
-        Whether ``path`` is a sharded checkpoint, its information, and the
-        required keys (dotted) its state lacks.
+    Else ``True``, its information, and the required keys (dotted) its state lacks.
 
     Raises:
         CheckpointError: What is wrong (the reason names the shard file).

@@ -113,16 +113,8 @@ class Index:
     writer: dict[str, Any] = field(default_factory=dict)
 
     def shard(self, rank: int) -> ShardInfo:
-        """The shard file written by ``rank``."""
-        for record in self.shards:
-            if record.rank == rank:
-                return record
-        msg = f"no shard of rank {rank}"  # unreachable after check_index
-        raise KeyError(msg)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(record.nbytes for record in self.tensors.values())
+        """The shard file written by ``rank`` (one exists after ``index_problem``)."""
+        return {shard.rank: shard for shard in self.shards}[rank]
 
 
 def _header_json(index: Index) -> dict[str, Any]:
@@ -368,7 +360,7 @@ def info_from_index(folder: Path, index: Index) -> ShardedCheckpointInfo:
         created_at=index.created_at,
         metadata=index.metadata,
         tensor_count=len(tensors),
-        nbytes=index.nbytes,
+        nbytes=sum(tensor.nbytes for tensor in tensors),
         legacy=False,
         history=index.history,
         tensors=tensors,

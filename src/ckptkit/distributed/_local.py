@@ -10,6 +10,7 @@ every chunk of every shard). A failure names the shard file in its reason.
 from __future__ import annotations
 
 import copy
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ def move_tensors(
 
 
 def _check_shards(folder: Path, index: Index, *, full: bool) -> None:
-    with ChunkReader(folder, index, verify=False) as chunks:
+    with closing(ChunkReader(folder, index, verify=False)) as chunks:
         specs = []
         for record in index.tensors.values():
             for chunk in record.chunks:
@@ -105,9 +106,8 @@ def validate_sharded(
 ) -> tuple[CheckpointInfo | None, list[str]]:
     """Check a sharded checkpoint folder at ``level``.
 
-    Returns:
-        Its information (None at level ``exists``), and the required keys its
-        state lacks (dotted; an intact folder without them is not damaged).
+    Returns its information (None at level ``exists``) and the required keys its
+    state lacks (dotted; an intact folder without them is not damaged).
 
     Raises:
         CheckpointError: The first problem found (reason names the shard file).

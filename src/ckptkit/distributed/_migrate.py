@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ckptkit._file.tensor_leaves import path_text
 from ckptkit._file.tree_v1 import Encoder
-from ckptkit.distributed._storage_reader import decode_with, placeholders
+from ckptkit.distributed._storage_reader import meta_state
 from ckptkit.errors import MigrationError
 from ckptkit.migrations._checkpoints import refuse_incompatible
 from ckptkit.migrations._run import run_chain
@@ -88,9 +88,8 @@ class MigratedTree:
         chain = refuse_incompatible(source.info, self.registry, self.to_version)
         if not chain:
             return index.tree, index.leaves, {}
-        metas = placeholders(index)
+        state, metas = meta_state(index)
         kinds = {leaf["key"]: leaf["kind"] for leaf in index.leaves}
-        state = decode_with(index, metas)
         migrated, self.applied = run_chain(state, chain, path=source.path)
         encoder = _MigratedEncoder(
             {id(t): (kinds[key], key) for key, t in metas.items()}, str(source.path)

@@ -9,6 +9,7 @@ inverse of ``consolidate``).
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +54,11 @@ class Source:
     info: CheckpointInfo
     leaf_of_key: dict[str, int] | None = None  # single files: key -> leaf number
 
-    def open_chunks(self, *, verify: bool) -> ChunkReader | SingleFileReader:
-        """A reader of this checkpoint's chunks (a context manager)."""
+    def open_chunks(self, *, verify: bool) -> closing[ChunkReader | SingleFileReader]:
+        """A reader of this checkpoint's chunks, closed at the end of a ``with``."""
         if self.leaf_of_key is None:
-            return ChunkReader(self.path, self.index, verify=verify)
-        return SingleFileReader(self.path, self.leaf_of_key, verify=verify)
+            return closing(ChunkReader(self.path, self.index, verify=verify))
+        return closing(SingleFileReader(self.path, self.leaf_of_key, verify=verify))
 
 
 def open_source(path: Path) -> Source:

@@ -54,19 +54,14 @@ if TYPE_CHECKING:
 _Location = tuple[str, "ChunkRecord"]
 
 
-def placeholders(index: Index) -> dict[str, torch.Tensor]:
-    """A meta tensor (no data) of the right shape and dtype for each stored key."""
-    return {key: empty_tensor(record, "meta") for key, record in index.tensors.items()}
+def meta_state(index: Index) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The state of ``index`` with a meta tensor (no data) at each tensor leaf.
 
-
-def decode_with(index: Index, tensors: dict[str, Any]) -> Any:
-    """The state of ``index`` with every tensor leaf taken from ``tensors``."""
-
-    def leaf(kind: str, number: int) -> object:
-        del kind
-        return tensors[index.leaves[number]["key"]]
-
-    return decode_tree(index.tree, leaf)
+    Each has the stored shape and dtype; the second item maps stored keys to them.
+    """
+    metas = {key: empty_tensor(record, "meta") for key, record in index.tensors.items()}
+    state = decode_tree(index.tree, lambda _kind, n: metas[index.leaves[n]["key"]])
+    return state, metas
 
 
 def _has_tensor(value: Any) -> bool:
@@ -105,8 +100,7 @@ class _Catalogue:
 
     def _add_flattened(self, index: Index) -> None:
         """Offer the state as ``DefaultLoadPlanner`` flattens it (for ``dcp.load``)."""
-        metas = placeholders(index)
-        state = decode_with(index, metas)
+        state, metas = meta_state(index)
         if not isinstance(state, dict):
             return
         key_of = {id(tensor): key for key, tensor in metas.items()}

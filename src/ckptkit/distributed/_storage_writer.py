@@ -100,12 +100,9 @@ class CommittedIndex:
     index: Index
 
 
-def _entry_name(item: WriteItem) -> str:
+def _entry(item: WriteItem, data: torch.Tensor) -> tuple[Entry, dict[str, Any]]:
     offsets = item.index.offset or ()
-    return f"{item.index.fqn}@{','.join(str(n) for n in offsets)}"
-
-
-def _entry(name: str, data: torch.Tensor) -> tuple[Entry, dict[str, Any]]:
+    name = f"{item.index.fqn}@{','.join(str(n) for n in offsets)}"
     source = data.detach().resolve_conj().resolve_neg()
     leaf: dict[str, Any] = {"kind": "tensor", "entry": name}
     if source.dtype is torch.complex128:
@@ -246,7 +243,7 @@ class StorageWriter(_DcpStorageWriter):
             if not isinstance(data, torch.Tensor):  # pragma: no cover - DCP contract
                 msg = f"{item.index.fqn!r}: a tensor item resolved to {type(data)}"
                 raise TypeError(msg)
-            entry, leaf = _entry(_entry_name(item), data)
+            entry, leaf = _entry(item, data)
             entries.append((item, entry, leaf))
         if entries:
             results.extend(self._write_shard(staging, where, entries))

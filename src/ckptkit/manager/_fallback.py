@@ -43,17 +43,14 @@ def restore_newest(
     is_another_step: Callable[[int, Path], bool] | None = None,
     stacklevel: int,
 ) -> Checkpoint:
-    """Load the newest of ``steps`` (oldest first) that reads back whole.
+    """Load the newest of ``steps`` (``(step, path)``, oldest first) that reads whole.
 
-    Args:
-        steps: ``(step, path)`` pairs, oldest first.
-        load: Reads one step in full; raises ``CheckpointCorruptError`` if damaged
-            (and records it), ``CheckpointNotFoundError`` if it vanished.
-        folder: The folder of steps (named in the warning and the error), with
-            its damage memory and ledger.
-        is_another_step: Whether a path holds no step of its own (renamed by
-            hand, written by something else): passed over, not counted damaged.
-        stacklevel: Where the warning points, counted from this function.
+    ``load`` reads one step in full and raises ``CheckpointCorruptError`` if it is
+    damaged (and records it), ``CheckpointNotFoundError`` if it vanished. ``folder``
+    (named in the warning and the error) has the damage memory and the ledger. A
+    path ``is_another_step`` says holds no step of its own (renamed by hand,
+    written by something else) is passed over, not counted damaged.
+    ``stacklevel``: where the warning points, counted from this function.
 
     Raises:
         CheckpointNotFoundError: No step reads back whole.

@@ -104,9 +104,8 @@ class FileSteps:
     ) -> bool:
         """Save ``state`` as ``step`` (see ``CheckpointManager.save``).
 
-        Returns:
-            True when a deferred preemption signal is waiting and this save was
-            durable: the manager closes now, which ends the process.
+        Returns True when a deferred preemption signal is waiting and this save
+        was durable: the manager closes now, which ends the process.
         """
         self.wait()
         step = check_step(step)

@@ -115,7 +115,6 @@ class _Freezer:
 
     def __init__(self) -> None:
         self.atoms = _ATOMS | _numpy_atoms()
-        self.np = sys.modules.get("numpy")
         self.groups: dict[tuple[str, int], StorageGroup] = {}
         self.empty: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.has_arrays = False
@@ -128,10 +127,11 @@ class _Freezer:
             dict: self._dict,
             OrderedDict: self._dict,
             tuple: self._tuple,
-            torch.Tensor: self._tensor_leaf,
+            torch.Tensor: lambda value: self._memoised(value, self._tensor),
         }
-        if self.np is not None:
-            self._copiers[self.np.ndarray] = self._array_leaf
+        np = sys.modules.get("numpy")
+        if np is not None:
+            self._copiers[np.ndarray] = lambda value: self._memoised(value, self._array)
 
     def freeze(self, value: Any) -> Any:
         kind = type(value)
@@ -166,12 +166,6 @@ class _Freezer:
         if self.atoms.issuperset(map(type, value)):
             return value  # immutable, and so is everything in it
         return tuple(self.freeze(item) for item in value)
-
-    def _tensor_leaf(self, value: torch.Tensor) -> object:
-        return self._memoised(value, self._tensor)
-
-    def _array_leaf(self, value: np.ndarray[Any, Any]) -> object:
-        return self._memoised(value, self._array)
 
     def _memoised(self, value: Any, make: Callable[[Any], object]) -> object:
         # The codec stores one leaf per object (by id): so does the copy.

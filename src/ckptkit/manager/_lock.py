@@ -212,6 +212,4 @@ def _is_stale(holder: LockHolder, me: LockHolder, *, has_flock: bool) -> bool:
     the holder gone (even if its pid was reused since). Without ``flock``, the pid
     must be gone. Another host cannot be checked from here.
     """
-    if holder.host != me.host:
-        return False
-    return has_flock or not is_process_alive(holder.pid)
+    return holder.host == me.host and (has_flock or not is_process_alive(holder.pid))

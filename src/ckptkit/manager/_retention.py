@@ -140,9 +140,7 @@ def metrics_from_json(data: object) -> dict[str, MetricValue]:
         return {}
     metrics: dict[str, MetricValue] = {}
     for key, value in data.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics[str(key)] = value
         elif isinstance(value, str) and value in _NON_FINITE:
             metrics[str(key)] = _NON_FINITE[value]

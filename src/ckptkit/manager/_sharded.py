@@ -12,6 +12,7 @@ rank 0 apply retention. docs/ckptkit/manager.md ("Sharded training") is the guid
 from __future__ import annotations
 
 import copy
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -100,11 +101,7 @@ class ShardedSteps:
         metrics: Mapping[str, float] | None,
         status: str,
     ) -> bool:
-        """Save ``state`` as ``step`` on every rank (see ``CheckpointManager.save``).
-
-        Returns:
-            False: no preemption signal is deferred here.
-        """
+        """Save ``state`` as ``step`` on every rank (False: no signal deferred here)."""
         step = check_step(step)
         self.wait()
         status = checked_status(status)
@@ -166,11 +163,10 @@ class ShardedSteps:
     ) -> Checkpoint:
         """Fill ``state`` from a step; by default the newest good one (collective)."""
         del map_location  # the state's own tensors decide where data goes
-        if step is not None:
-            step = check_step(step)
+        path = None if step is None else self.folder.path_of(check_step(step))
         self._background.join()
-        if step is not None:
-            return self._load(self.folder.path_of(step), state)
+        if path is not None:
+            return self._load(path, state)
         return restore_newest(
             self.folder.step_folders(),
             lambda path: self._load(path, state),
@@ -205,7 +201,7 @@ def _own_shard_problem(path: Path, rank: int) -> str | None:
         index = read_index(path)
         if all(shard.rank != rank for shard in index.shards):
             return None  # this rank held no tensor
-        with ChunkReader(path, index, verify=True) as chunks:
+        with closing(ChunkReader(path, index, verify=True)) as chunks:
             shard = chunks.shard(rank)
             verify_all(shard.handle, shard.parsed)
     except (CheckpointCorruptError, CheckpointNotFoundError, OSError) as error:

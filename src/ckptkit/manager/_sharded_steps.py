@@ -97,14 +97,10 @@ class ShardedStepFolder:
         if record:
             self.ledger.record(folder, reason)
 
-    def delete(self, steps: Iterable[int]) -> list[int]:
-        """Delete the folders of ``steps``; return those that were there."""
-        deleted = []
+    def delete(self, steps: Iterable[int]) -> None:
+        """Delete the folders of ``steps`` (those that are there)."""
         for step in steps:
             folder = self.path_of(step)
-            if not fs.lexists(folder):
-                continue
-            delete_checkpoint(folder)
-            self._records.pop(folder.name, None)
-            deleted.append(step)
-        return deleted
+            if fs.lexists(folder):
+                delete_checkpoint(folder)
+                self._records.pop(folder.name, None)

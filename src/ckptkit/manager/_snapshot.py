@@ -13,7 +13,7 @@ a warm buffer is a plain memcpy. A fresh one is mapped with its pages faulted in
 at once (``fs.map_anonymous``), which costs far less than faulting them one by
 one during the copy, and when the size of the next save is known in advance
 (after ``restore``) it is made ready on a thread while the loop runs
-(:meth:`HostSnapshotBuffer.prepare`). It is pinned when the state lives on a GPU,
+(:meth:`HostSnapshotBuffer.prepare_for`). It is pinned when the state lives on a GPU,
 so device-to-host copies run at full speed and without staging.
 """
 
@@ -100,19 +100,13 @@ class HostSnapshotBuffer:
         return self._buffer is not None and self._buffer.is_pinned()
 
     def prepare_for(self, info: CheckpointInfo, map_location: Any) -> None:
-        """After a restore the next save's size is known: get its buffer ready."""
-        nbytes = info.nbytes + 64 * info.tensor_count + _PREPARE_SLACK_BYTES
-        device = str(map_location) if isinstance(map_location, str) else ""
-        pinned = (
-            device.startswith("cuda") or getattr(map_location, "type", "") == "cuda"
-        )
-        self.prepare(nbytes, pinned=pinned)
-
-    def prepare(self, nbytes: int, *, pinned: bool) -> None:
-        """Make a buffer of ``nbytes`` ready on a thread, unless one is kept."""
+        """After a restore the next save's size is known: ready a buffer on a thread."""
         self._wait_prepared()
-        if self._buffer is not None or nbytes <= 0:
+        if self._buffer is not None:
             return
+        nbytes = info.nbytes + 64 * info.tensor_count + _PREPARE_SLACK_BYTES
+        # None, a str or a torch.device (checked): "cuda..." names a GPU either way.
+        pinned = str(map_location).startswith("cuda")
 
         def allocate() -> None:
             try:

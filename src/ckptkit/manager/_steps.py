@@ -77,13 +77,6 @@ def _verdict_of(
     return FileVerdict(key, record)
 
 
-def _read_verdict(path: Path, step: int, key: FileKey) -> FileVerdict:
-    report = validate(path, level="quick")
-    if not report.ok or report.info is None:
-        return FileVerdict(key, None)
-    return _verdict_of(report.info, step, path, key)
-
-
 def _time_ns(timestamp: str) -> int | None:
     try:
         moment = datetime.fromisoformat(timestamp)
@@ -126,10 +119,9 @@ class StepFolder:
         return sorted(found)
 
     def records(self, *, exclude: int | None = None) -> list[StepRecord]:
-        """Steps whose header passes quick validation, oldest first.
+        """Steps whose header passes quick validation, oldest first, but ``exclude``.
 
-        Args:
-            exclude: A step not to report (the one an asynchronous save is writing).
+        ``exclude`` is the step an asynchronous save is writing.
         """
         with self._lock:
             verdicts = self._cache()
@@ -164,7 +156,11 @@ class StepFolder:
             return cached
         # Keyed by the version stat'ed before reading: if the file changed in
         # between, the next call sees another key and reads it again.
-        verdict = _read_verdict(path, step, key)
+        report = validate(path, level="quick")
+        if report.ok and report.info is not None:
+            verdict = _verdict_of(report.info, step, path, key)
+        else:
+            verdict = FileVerdict(key, None)
         verdicts[path.name] = verdict
         self._dirty = True
         return verdict
@@ -226,13 +222,13 @@ class StepFolder:
                 return
         self.ledger.record(path, reason)
 
-    def delete(self, records: Iterable[StepRecord]) -> list[int]:
-        """Delete the files of ``records``; return the steps that were deleted.
+    def delete(self, records: Iterable[StepRecord]) -> None:
+        """Delete the files of ``records``.
 
         A file is deleted only while it is still the version read as that step:
         a file replaced since (by hand, by a symbolic link) is left alone.
         """
-        deleted: list[int] = []
+        deleted = False
         with self._lock:
             verdicts = self._cache()
             for record in records:
@@ -244,10 +240,9 @@ class StepFolder:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     fs.unlink(path)
-                    deleted.append(record.step)
+                    deleted = True
                 del verdicts[path.name]
                 self._dirty = True
             if deleted:
                 fs.fsync_directory(self.directory)
             self._write_index()
-        return deleted

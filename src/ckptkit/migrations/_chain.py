@@ -217,19 +217,14 @@ def walk(
             f"cannot migrate {schema} from {start} down to {stop}: "
             "migrations only go forward"
         )
-    chain: list[Migration] = []
-    version = start
-    while version != stop:
-        step = steps.get(version)
-        if step is None or ends(step)[1] > stop:
-            known = ", ".join(v.text for v in registered_versions(steps, None))
-            raise MissingMigrationError(
-                f"no chain of migrations of {schema} leads from {start} to {stop} "
-                f"(registered versions: {known or 'none'})"
-            )
-        chain.append(step)
-        version = ends(step)[1]
-    return chain
+    visited = follow(steps, start, stop)
+    if visited is None:
+        known = ", ".join(v.text for v in registered_versions(steps, None))
+        raise MissingMigrationError(
+            f"no chain of migrations of {schema} leads from {start} to {stop} "
+            f"(registered versions: {known or 'none'})"
+        )
+    return [steps[version] for version in visited[:-1]]
 
 
 def parse_step_version(text: str, role: str) -> StateVersion:

@@ -50,8 +50,7 @@ def refuse_incompatible(
                 f"{registry.schema!r} registry takes such files only when created "
                 "with accept_unnamed=True",
             )
-    version = parse_version(info.version)
-    if version > parse_version(registry.current):
+    if parse_version(info.version) > parse_version(registry.current):
         raise UnsupportedVersionError(
             info.path,
             f"checkpoint version {info.version} was written by a newer version of "

@@ -71,8 +71,7 @@ def _same_file(first: Path, second: Path) -> bool:
 class ExistingFileError(FileExistsError):
     """``migrate`` would write over a file it was not asked to replace.
 
-    Attributes:
-        role: ``"output"`` or ``"backup"``: which of migrate's files exists.
+    ``role`` (``"output"`` or ``"backup"``) says which of migrate's files exists.
     """
 
     def __init__(self, path: Path, reason: str, role: str) -> None:
@@ -118,17 +117,6 @@ def _link_or_copy(source: Path, backup: Path) -> None:
                 write_all(handle, chunk)
 
 
-def _drop_backup(backup: Path) -> None:
-    """Remove a backup this migration made; the original is still in place.
-
-    A failure to remove it is not reported over the error that made the
-    migration fail: the backup left is a byte-identical copy of the original.
-    """
-    with contextlib.suppress(OSError):
-        fs.unlink(backup, missing_ok=True)
-        fs.fsync_directory(backup.parent)
-
-
 def write_migrated(
     source: Path,
     target: Path,
@@ -159,7 +147,12 @@ def write_migrated(
         write_checkpoint(target, state, fields)
     except BaseException as error:
         if made_backup and backup is not None and _is_still(source, original):
-            _drop_backup(backup)
+            # The original is still in place: remove our backup. A failure to do
+            # so is not reported over the error that made the migration fail: the
+            # backup left is a byte-identical copy of the original.
+            with contextlib.suppress(OSError):
+                fs.unlink(backup, missing_ok=True)
+                fs.fsync_directory(backup.parent)
         if isinstance(error, SerializationError):
             raise MigrationError(
                 f"the state migrated to {fields.version} cannot be saved: {error}",
