@@ -22,6 +22,7 @@ from ckptkit._file import values
 from ckptkit._file.skeleton import MAX_STATE_DEPTH, pack_skeleton
 from ckptkit._file.tensor_leaves import Entry, TensorLeaves, path_text
 from ckptkit.errors import SerializationError
+from ckptkit.leaf_types import LeafType, leaf_type_for
 
 __all__ = ["MAX_STATE_DEPTH", "Encoded", "Entry", "encode_state"]
 
@@ -115,7 +116,7 @@ class _Walker:
             raise self.refuse(
                 path, f"is a {type(value).__name__} of msgpack; unwrap it"
             )
-        user = values.user_node(value)
+        user = leaf_type_for(type(value))
         if user is not None:
             self._visit_user(value, path, depth, user)
         elif isinstance(value, torch.Tensor):
@@ -134,12 +135,10 @@ class _Walker:
             raise self.refuse(path, str(error)) from None
         self.replacements[id(value)] = [values.MARKS[values.Tag.LEAF], index]
 
-    def _visit_user(
-        self, value: Any, path: _Path, depth: int, user: tuple[str, Any]
-    ) -> None:
-        name, encode = user
+    def _visit_user(self, value: Any, path: _Path, depth: int, user: LeafType) -> None:
+        name = user.name
         try:
-            stored = encode(value)
+            stored = user.encode(value)
         except Exception as error:
             reason = f"could not be converted by the converter registered as {name!r}"
             raise self.refuse(path, f"{reason}: {error}") from error
