@@ -19,6 +19,7 @@ from ckptkit._file.format import (
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.skeleton import (
     LeafRef,
+    checked_leaf,
     leaf_indices,
     materialize,
     unpack_skeleton,
@@ -188,21 +189,9 @@ def _structure(parsed: ParsedFile, skeleton: memoryview | None) -> object:
     with _rebuilding(parsed.path):
         if skeleton is None:
             return decode_tree(
-                parsed.header["tree"], lambda _kind, i: LeafRef(_checked_leaf(i, count))
+                parsed.header["tree"], lambda _kind, i: LeafRef(checked_leaf(i, count))
             )
         return unpack_skeleton(skeleton, None, count)
-
-
-def _checked_leaf(index: int, count: int) -> int:
-    """``index``, once known to name one of the ``count`` leaves of the table.
-
-    Raises:
-        ValueError: It does not (never counted from the end: -1 is no leaf).
-    """
-    if not 0 <= index < count:
-        msg = f"the state refers to leaf {index}, which is not stored"
-        raise ValueError(msg)
-    return index
 
 
 def _leaf_table(parsed: ParsedFile) -> list[Any]:
@@ -255,7 +244,7 @@ def _decode_ckptkit(
         if skeleton is None:
             return decode_tree(
                 parsed.header["tree"],
-                lambda _kind, i: built[_checked_leaf(i, len(leaves))],
+                lambda _kind, i: built[checked_leaf(i, len(leaves))],
             )
         return unpack_skeleton(skeleton, built.__getitem__, len(leaves))
 

@@ -34,7 +34,6 @@ MAX_STATE_DEPTH: Final = 200
 # A tagged node may add a level of its own (an OrderedDict's map, a registered
 # type's stored value), so files may nest up to twice as deep as states.
 _MAX_NODE_DEPTH = 2 * MAX_STATE_DEPTH + 2
-_STRUCTURAL_TAGS = values.CONTAINER_TAGS
 _UNICODE = "surrogatepass"  # str from os.fsdecode may hold lone surrogates
 
 
@@ -101,11 +100,22 @@ def pack_skeleton(state: object, replacements: dict[int, object]) -> bytes:
     return data
 
 
-def _leaf_index(body: list[Any]) -> int:
+def _leaf_index(body: list[Any], count: int) -> int:
     if len(body) != 1 or type(body[0]) is not int or body[0] < 0:
         msg = "a leaf node is malformed"
         raise ValueError(msg)
-    index: int = body[0]
+    return checked_leaf(body[0], count)
+
+
+def checked_leaf(index: int, count: int) -> int:
+    """``index``, once known to name one of the ``count`` leaves of the table.
+
+    Raises:
+        ValueError: It does not (never counted from the end: -1 is no leaf).
+    """
+    if not 0 <= index < count:
+        msg = f"the state refers to leaf {index}, which is not stored"
+        raise ValueError(msg)
     return index
 
 
@@ -149,12 +159,9 @@ def unpack_skeleton(
         counts[1] += 1
         tag, body = items[0].tag, items[1:]
         if tag is Tag.LEAF:
-            index = _leaf_index(body)
-            if index >= leaf_count:
-                msg = f"the state refers to leaf {index}, which is not stored"
-                raise ValueError(msg)
+            index = _leaf_index(body, leaf_count)
             return LeafRef(index) if leaf is None else leaf(index)
-        if leaf is None and tag not in _STRUCTURAL_TAGS:
+        if leaf is None and tag not in values.CONTAINER_TAGS:
             return Opaque(tag, body)
         return values.REBUILD[tag](body)
 
