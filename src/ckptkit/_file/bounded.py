@@ -24,9 +24,6 @@ class BoundedReader(io.RawIOBase):
 
     Every read is first cut to what is left (see the module doc). Small reads come
     from a read-ahead buffer: a pickle is read an opcode (a few bytes) at a time.
-
-    Args:
-        handle: The open file (its size is taken once, here).
     """
 
     _CHUNK = 1 << 16
@@ -34,7 +31,7 @@ class BoundedReader(io.RawIOBase):
     def __init__(self, handle: IO[bytes]) -> None:
         super().__init__()
         self._handle = handle
-        self.size = fs.fstat(handle).st_size  # the file's, in bytes
+        self.size = fs.fstat(handle).st_size  # the file's, in bytes, taken once
         self._position = 0
         self._buffer = b""
         self._buffer_start = 0

@@ -64,11 +64,9 @@ def check_header_checksum(
 ) -> None:
     """Check the xxh3 a header (or a sharded checkpoint's index) carries of itself.
 
-    Args:
-        path: The file, named in the error.
-        region: The bytes the checksum covers, its own field included.
-        what: How the messages name the field's owner, then the damaged thing.
-        fix: What the message tells the reader to do.
+    ``region`` is the bytes the checksum covers, its own field included; the
+    messages name the field's owner ``what[0]`` and the damaged thing ``what[1]``,
+    and tell the reader to ``fix``.
 
     Raises:
         CheckpointCorruptError: The checksum field is missing or damaged.

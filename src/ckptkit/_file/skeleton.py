@@ -126,11 +126,8 @@ def unpack_skeleton(
 ) -> object:
     """Rebuild a state from its skeleton.
 
-    Args:
-        data: The skeleton bytes.
-        leaf: ``index -> value`` of the leaf table's leaves (whole reading), or
-            None for structural reading.
-        leaf_count: The leaf table's length: a leaf node beyond it is malformed.
+    ``leaf`` gives the value of each leaf table index (whole reading), or is None
+    (structural reading); a leaf node beyond ``leaf_count`` is malformed.
 
     Raises:
         ValueError: The skeleton is malformed (MessagePack's errors included).
