@@ -261,8 +261,7 @@ def tensors(
         flat = torch.frombuffer(raw, dtype=torch.uint8)
         return flat.view(dtype).reshape(shape)
 
-    strategy: SearchStrategy[torch.Tensor] = draw_tensor()
-    return strategy
+    return draw_tensor()
 
 
 def states(*, max_leaves: int = 10) -> SearchStrategy[StateTree]:
@@ -288,7 +287,7 @@ def states(*, max_leaves: int = 10) -> SearchStrategy[StateTree]:
         st.binary(max_size=6),
         tensors(),
     )
-    strategy: SearchStrategy[StateTree] = st.recursive(
+    return st.recursive(
         leaves,
         lambda children: st.one_of(
             st.lists(children, max_size=3),
@@ -297,7 +296,6 @@ def states(*, max_leaves: int = 10) -> SearchStrategy[StateTree]:
         ),
         max_leaves=max_leaves,
     )
-    return strategy
 
 
 __all__ = [

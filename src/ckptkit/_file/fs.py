@@ -144,8 +144,7 @@ def _append_opener(name: str, flags: int) -> int:
 def open_append(path: Path) -> FileIO:
     """Open (creating, mode 0644) for appending and reading: ``O_APPEND|O_RDWR``."""
     # Path.open takes no opener; the opener creates the file 0644 (less the umask).
-    handle: FileIO = open(path, "ab+", buffering=0, opener=_append_opener)  # noqa: SIM115
-    return handle
+    return open(path, "ab+", buffering=0, opener=_append_opener)
 
 
 @_operation("read")

@@ -46,10 +46,9 @@ def read_entry(
         TruncatedCheckpointError: The file ended early.
     """
     tensor = torch.empty(spec.shape, dtype=spec.dtype)
-    flat = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
     digest = StreamingDigest()
-    if flat is not None:
-        view = flat.numpy().data
+    if tensor.numel():
+        view = tensor.reshape(-1).view(torch.uint8).numpy().data
         fs.seek(handle, parsed.data_start + spec.begin)
         position = 0
         while position < len(view):
