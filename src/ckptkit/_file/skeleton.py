@@ -16,6 +16,7 @@ a selected part.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
@@ -37,32 +38,26 @@ _MAX_NODE_DEPTH = 2 * MAX_STATE_DEPTH + 2
 _UNICODE = "surrogatepass"  # str from os.fsdecode may hold lone surrogates
 
 
+@dataclass(slots=True, eq=False)
 class LeafRef:
     """A tensor leaf not read yet (structural reading)."""
 
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
+    index: int
 
 
+@dataclass(slots=True, eq=False)
 class Opaque:
     """A tagged value not rebuilt yet (structural reading)."""
 
-    __slots__ = ("body", "tag")
-
-    def __init__(self, tag: Tag, body: list[Any]) -> None:
-        self.tag = tag
-        self.body = body
+    tag: Tag
+    body: list[Any]
 
 
+@dataclass(slots=True, eq=False)
 class _Mark:
     """The decoded ext value that starts a tagged node."""
 
-    __slots__ = ("tag",)
-
-    def __init__(self, tag: Tag) -> None:
-        self.tag = tag
+    tag: Tag
 
 
 _MARKS = {int(tag): _Mark(tag) for tag in Tag}

@@ -183,10 +183,6 @@ def _push(value: Any) -> Callable[[_Machine, Any], None]:
     return lambda machine, _arg: machine.stack.append(value)
 
 
-def _push_arg(machine: _Machine, arg: Any) -> None:
-    machine.stack.append(arg)
-
-
 def _put(machine: _Machine, arg: Any) -> None:
     machine.memo[arg] = machine.top()
 
@@ -196,7 +192,7 @@ def _get(machine: _Machine, arg: Any) -> None:
 
 
 _HANDLERS: Final[dict[str, Callable[[_Machine, Any], None]]] = {
-    **dict.fromkeys(_CONSTANTS, _push_arg),
+    **dict.fromkeys(_CONSTANTS, lambda machine, arg: machine.stack.append(arg)),
     "NEWTRUE": _push(True),  # noqa: FBT003 - the opcode's value
     "NEWFALSE": _push(False),  # noqa: FBT003 - the opcode's value
     "MARK": _push(_MARK),
