@@ -106,9 +106,7 @@ def verify_all(handle: FileIO, parsed: ParsedFile) -> None:
 
 def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:
     """Compare a tensor's checksum with the header's (ckptkit files only)."""
-    if parsed.is_legacy:
-        return
-    if parsed.header["checksums"].get(spec.name) != actual:
+    if not parsed.is_legacy and parsed.header["checksums"].get(spec.name) != actual:
         raise ChecksumMismatchError(
             parsed.path,
             f"checksum mismatch in tensor {spec.name!r}: the file is damaged; "
