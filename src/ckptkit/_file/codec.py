@@ -46,13 +46,10 @@ def _flat(path: _Path) -> tuple[object, ...]:
 
 @dataclass
 class Encoded:
-    """A state split into its skeleton, tensor leaves and container entries.
+    """A state split into its skeleton, leaf table and the tensors to store.
 
-    Attributes:
-        tree: The skeleton, MessagePack bytes (docs/ckptkit/format.md, section 3).
-        leaves: The leaf table.
-        entries: The tensors to store (the skeleton's own entry is added by the
-            writer).
+    ``tree`` is MessagePack (docs/ckptkit/format.md, section 3); the writer adds
+    the skeleton's own entry to ``entries``.
     """
 
     tree: bytes

@@ -57,12 +57,9 @@ _ITEM_SIZES: Final = dict(_STORAGE_TYPES.values())
 
 @dataclass(frozen=True)
 class StorageDeclaration:
-    """One storage a torch pickle declares.
+    """One storage a torch pickle declares (``key``: ``data/<key>`` in a zip).
 
-    Attributes:
-        key: Its key (``data/<key>`` in a zip archive).
-        dtype: torch dtype name (``"unknown"`` for a storage class not known here).
-        numel: Declared number of elements.
+    ``dtype`` is a torch dtype name, ``"unknown"`` for a storage class not known here.
     """
 
     key: str
