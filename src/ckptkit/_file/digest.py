@@ -16,14 +16,9 @@ from ckptkit.errors import CheckpointCorruptError, ChecksumMismatchError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from typing_extensions import Buffer
 
-
-def digest(data: Buffer) -> str:
-    """Return the xxh3-64 checksum of ``data`` as 16 hex digits."""
-    return xxhash.xxh3_64_hexdigest(data)
-
-
+#: The xxh3-64 checksum of some bytes as 16 hex digits: ``digest(data)``.
+digest = xxhash.xxh3_64_hexdigest
 #: An xxh3-64 checksum fed piece by piece (``update``, then ``hexdigest``).
 StreamingDigest = xxhash.xxh3_64
 

@@ -45,6 +45,7 @@ mmap=True)`` reopens the path itself after that open succeeded. Helpers for test
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
 import os
@@ -238,10 +239,8 @@ def mkdir(path: Path) -> None:
 @_operation("rename")
 def remove_tree(path: Path) -> None:
     """Delete a folder and everything in it; a folder already gone is fine."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
-    except FileNotFoundError:
-        return
 
 
 @_operation("list")

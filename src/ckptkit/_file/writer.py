@@ -74,12 +74,6 @@ def _skeleton_entry(tree: bytes) -> Entry:
     return Entry(SKELETON_ENTRY, data, "uint8", [len(tree)])
 
 
-def _layout(entries: list[Entry]) -> list[Entry]:
-    # Largest items first: every tensor then starts at a multiple of its itemsize,
-    # so readers can map it without copying (safetensors does the same).
-    return sorted(entries, key=lambda e: -e.tensor.element_size())
-
-
 def _header_bytes(
     ordered: list[Entry], checksums: dict[str, str], ckpt_header: dict[str, Any]
 ) -> bytes:
@@ -236,7 +230,10 @@ def write_encoded(
         "skeleton": SKELETON_ENTRY,
         "leaves": encoded.leaves,
     }
-    ordered = _layout([*encoded.entries, _skeleton_entry(encoded.tree)])
+    # Largest items first: every tensor then starts at a multiple of its itemsize,
+    # so readers can map it without copying (safetensors does the same).
+    entries = [*encoded.entries, _skeleton_entry(encoded.tree)]
+    ordered = sorted(entries, key=lambda e: -e.tensor.element_size())
     placeholder = dict.fromkeys((e.name for e in ordered), CHECKSUM_PLACEHOLDER)
     header = _header_bytes(ordered, placeholder, ckpt_header)
     file_size = len(header) + sum(e.nbytes for e in ordered)
