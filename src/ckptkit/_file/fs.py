@@ -330,10 +330,7 @@ def same_file(first: Path, second: Path) -> bool:
 
 @_operation("lock")
 def lock(handle: Handle, *, exclusive: bool, blocking: bool = True) -> bool:
-    """``flock`` the file until the handle is closed.
-
-    Returns:
-        True once locked; False where the platform has no ``flock`` (no lock).
+    """``flock`` the file until the handle is closed (False: the platform has none).
 
     Raises:
         BlockingIOError: ``blocking=False`` and another open file holds the lock.
