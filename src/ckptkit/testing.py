@@ -209,11 +209,10 @@ def check_migration_roundtrip(
     snapshot = clone_state(state)
     whole, applied = registry.migrate(state, from_version, target)
     assert_same_state(state, snapshot, "the migration changed the caller's state")
+    chain = registry.path(from_version, target)
     _expect(
         [(r.from_version, r.to_version) for r in applied]
-        == [
-            (s.from_version, s.to_version) for s in registry.path(from_version, target)
-        ],
+        == [(s.from_version, s.to_version) for s in chain],
         "the history records differ from the chain",
     )
     trip = _RoundTrip(registry, state, from_version, target, whole, applied)
