@@ -212,8 +212,7 @@ def _load_migrated(
     header = _inspect(path)
     if not header.legacy:  # a legacy dict's own version is known only once read
         refuse_incompatible(header, registry, to_version)
-    checkpoint = _read(path, request)
-    return migrate_loaded(checkpoint, registry, to_version)
+    return migrate_loaded(_read(path, request), registry, to_version)
 
 
 def inspect(path: PathLike) -> CheckpointInfo:

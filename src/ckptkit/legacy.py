@@ -156,16 +156,12 @@ def _load_legacy(
                 warnings.filterwarnings(
                     "ignore", "Detected pickle protocol", UserWarning
                 )
-                if mmap:
-                    state = torch.load(
-                        path, map_location=map_location, weights_only=True, mmap=True
-                    )
-                else:
-                    state = torch.load(
-                        cast("BinaryIO", reader),
-                        map_location=map_location,
-                        weights_only=True,
-                    )
+                state = torch.load(
+                    path if mmap else cast("BinaryIO", reader),
+                    map_location=map_location,
+                    weights_only=True,
+                    mmap=True if mmap else None,  # None: torch's own default
+                )
             _refuse_expanded(state, reader.size, path)
             return state, storages
     except CheckpointError:

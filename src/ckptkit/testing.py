@@ -209,11 +209,10 @@ def check_migration_roundtrip(
     snapshot = clone_state(state)
     whole, applied = registry.migrate(state, from_version, target)
     assert_same_state(state, snapshot, "the migration changed the caller's state")
+    chain = registry.path(from_version, target)
     _expect(
         [(r.from_version, r.to_version) for r in applied]
-        == [
-            (s.from_version, s.to_version) for s in registry.path(from_version, target)
-        ],
+        == [(s.from_version, s.to_version) for s in chain],
         "the history records differ from the chain",
     )
     trip = _RoundTrip(registry, state, from_version, target, whole, applied)
@@ -261,8 +260,7 @@ def tensors(
         flat = torch.frombuffer(raw, dtype=torch.uint8)
         return flat.view(dtype).reshape(shape)
 
-    strategy: SearchStrategy[torch.Tensor] = draw_tensor()
-    return strategy
+    return draw_tensor()
 
 
 def states(*, max_leaves: int = 10) -> SearchStrategy[StateTree]:
@@ -288,7 +286,7 @@ def states(*, max_leaves: int = 10) -> SearchStrategy[StateTree]:
         st.binary(max_size=6),
         tensors(),
     )
-    strategy: SearchStrategy[StateTree] = st.recursive(
+    return st.recursive(
         leaves,
         lambda children: st.one_of(
             st.lists(children, max_size=3),
@@ -297,7 +295,6 @@ def states(*, max_leaves: int = 10) -> SearchStrategy[StateTree]:
         ),
         max_leaves=max_leaves,
     )
-    return strategy
 
 
 __all__ = [

@@ -95,48 +95,34 @@ def _missing_keys(
     return [key_text(k) for k in required if not has_key(state, k)]
 
 
-class _MissingKeysError(Exception):
-    """The file is intact but lacks keys the caller requires (not damage)."""
-
-
-def _refuse_missing(missing: list[str]) -> None:
-    if missing:
-        reason = (
-            f"required keys missing from the state: {', '.join(missing)} "
-            "(the file is intact; check the key or the checkpoint chosen)"
-        )
-        raise _MissingKeysError(reason)
-
-
 def _run_checks(
     path: Path, level: Level, required_keys: Sequence[tuple[Any, ...]]
-) -> CheckpointInfo | None:
+) -> tuple[CheckpointInfo | None, list[str]]:
+    """The header information, and the required keys (dotted) the state lacks."""
     if may_be_sharded(path):
         from ckptkit.distributed._hooks import validate_folder
 
         sharded, info, missing = validate_folder(path, level, required_keys)
         if sharded:
-            _refuse_missing(missing)
-            return info
+            return info, missing
     with open_checkpoint(path) as handle:
         if level == "exists":
             if not fs.read(handle, 1):
                 raise CheckpointCorruptError(
                     path, "file is empty; restore or recompute it"
                 )
-            return None
+            return None, []
         parsed = parse_open(path, handle)
         if parsed.kind == "torch":
             # The only way to check a pickle is to read it: always safely.
             state, storages = _load_legacy(path, handle=handle)
-            _refuse_missing(_missing_keys(parsed, state, required_keys))
-            return torch_pickle_info(parsed, handle, state, storages)
+            info = torch_pickle_info(parsed, handle, state, storages)
+            return info, _missing_keys(parsed, state, required_keys)
         # Reading a ckptkit file's structure checks that its tree decodes.
         state = read_structure(parsed, handle) if parsed.kind == "ckptkit" else None
         if level == "full":
             verify_all(handle, parsed)
-        _refuse_missing(_missing_keys(parsed, state, required_keys))
-        return info_from_parsed(parsed)
+        return info_from_parsed(parsed), _missing_keys(parsed, state, required_keys)
 
 
 def validate(
@@ -183,15 +169,10 @@ def validate(
     required = key_paths(required_keys, argument="required_keys")
     target = Path(path)
     try:
-        info = _run_checks(target, level, required)
+        info, missing = _run_checks(target, level, required)
     except CheckpointError as error:
         report = ValidationReport(
             target, ok=False, level=level, kind=error.kind, reason=error.reason
-        )
-    except _MissingKeysError as error:
-        # Not damage: reported as its own outcome and never recorded.
-        return ValidationReport(
-            target, ok=False, level=level, kind=MISSING_KEYS, reason=str(error)
         )
     except PermissionError:
         raise  # the caller's environment, not the file: raised as it is
@@ -209,6 +190,14 @@ def validate(
             target, ok=False, level=level, kind="corrupted", reason=reason
         )
     else:
+        if missing:  # not damage: reported as its own outcome and never recorded
+            reason = (
+                f"required keys missing from the state: {', '.join(missing)} "
+                "(the file is intact; check the key or the checkpoint chosen)"
+            )
+            return ValidationReport(
+                target, ok=False, level=level, kind=MISSING_KEYS, reason=reason
+            )
         return ValidationReport(
             target, ok=True, level=level, kind=None, reason="ok", info=info
         )

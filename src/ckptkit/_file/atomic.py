@@ -134,8 +134,7 @@ def remove_stale_temp_files(directory: Path) -> list[Path]:
     """Remove temporary files whose writer is gone; return what was removed."""
     removed: list[Path] = []
     for path in find_temp_files(directory):
-        if not is_stale(path):
-            continue
-        fs.unlink(path, missing_ok=True)
-        removed.append(path)
+        if is_stale(path):
+            fs.unlink(path, missing_ok=True)
+            removed.append(path)
     return removed

@@ -24,9 +24,6 @@ class BoundedReader(io.RawIOBase):
 
     Every read is first cut to what is left (see the module doc). Small reads come
     from a read-ahead buffer: a pickle is read an opcode (a few bytes) at a time.
-
-    Args:
-        handle: The open file (its size is taken once, here).
     """
 
     _CHUNK = 1 << 16
@@ -34,16 +31,11 @@ class BoundedReader(io.RawIOBase):
     def __init__(self, handle: IO[bytes]) -> None:
         super().__init__()
         self._handle = handle
-        self._size = fs.fstat(handle).st_size
+        self.size = fs.fstat(handle).st_size  # the file's, in bytes, taken once
         self._position = 0
         self._buffer = b""
         self._buffer_start = 0
         self.name = getattr(handle, "name", None)
-
-    @property
-    def size(self) -> int:
-        """The file's size in bytes."""
-        return self._size
 
     def readable(self) -> bool:
         return True
@@ -53,7 +45,7 @@ class BoundedReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Move the position (as ``IOBase.seek``)."""
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}
         position = base[whence] + offset
         if position < 0:
             msg = f"negative seek position {position}"
@@ -79,7 +71,7 @@ class BoundedReader(io.RawIOBase):
 
     def take(self, size: int) -> bytes:
         """Up to ``size`` bytes (all that is left for -1), cut to the file's end."""
-        left = max(self._size - self._position, 0)
+        left = max(self.size - self._position, 0)
         count = left if size < 0 else min(size, left)
         start = self._position - self._buffer_start
         if not (start >= 0 and start + count <= len(self._buffer)):

@@ -22,6 +22,7 @@ from ckptkit._file import values
 from ckptkit._file.skeleton import MAX_STATE_DEPTH, pack_skeleton
 from ckptkit._file.tensor_leaves import Entry, TensorLeaves, path_text
 from ckptkit.errors import SerializationError
+from ckptkit.leaf_types import LeafType, leaf_type_for
 
 __all__ = ["MAX_STATE_DEPTH", "Encoded", "Entry", "encode_state"]
 
@@ -45,13 +46,10 @@ def _flat(path: _Path) -> tuple[object, ...]:
 
 @dataclass
 class Encoded:
-    """A state split into its skeleton, tensor leaves and container entries.
+    """A state split into its skeleton, leaf table and the tensors to store.
 
-    Attributes:
-        tree: The skeleton, MessagePack bytes (docs/ckptkit/format.md, section 3).
-        leaves: The leaf table.
-        entries: The tensors to store (the skeleton's own entry is added by the
-            writer).
+    ``tree`` is MessagePack (docs/ckptkit/format.md, section 3); the writer adds
+    the skeleton's own entry to ``entries``.
     """
 
     tree: bytes
@@ -115,7 +113,7 @@ class _Walker:
             raise self.refuse(
                 path, f"is a {type(value).__name__} of msgpack; unwrap it"
             )
-        user = values.user_node(value)
+        user = leaf_type_for(type(value))
         if user is not None:
             self._visit_user(value, path, depth, user)
         elif isinstance(value, torch.Tensor):
@@ -134,12 +132,10 @@ class _Walker:
             raise self.refuse(path, str(error)) from None
         self.replacements[id(value)] = [values.MARKS[values.Tag.LEAF], index]
 
-    def _visit_user(
-        self, value: Any, path: _Path, depth: int, user: tuple[str, Any]
-    ) -> None:
-        name, encode = user
+    def _visit_user(self, value: Any, path: _Path, depth: int, user: LeafType) -> None:
+        name = user.name
         try:
-            stored = encode(value)
+            stored = user.encode(value)
         except Exception as error:
             reason = f"could not be converted by the converter registered as {name!r}"
             raise self.refuse(path, f"{reason}: {error}") from error

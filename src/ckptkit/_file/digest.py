@@ -16,14 +16,9 @@ from ckptkit.errors import CheckpointCorruptError, ChecksumMismatchError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from typing_extensions import Buffer
 
-
-def digest(data: Buffer) -> str:
-    """Return the xxh3-64 checksum of ``data`` as 16 hex digits."""
-    return xxhash.xxh3_64_hexdigest(data)
-
-
+#: The xxh3-64 checksum of some bytes as 16 hex digits: ``digest(data)``.
+digest = xxhash.xxh3_64_hexdigest
 #: An xxh3-64 checksum fed piece by piece (``update``, then ``hexdigest``).
 StreamingDigest = xxhash.xxh3_64
 
@@ -64,11 +59,9 @@ def check_header_checksum(
 ) -> None:
     """Check the xxh3 a header (or a sharded checkpoint's index) carries of itself.
 
-    Args:
-        path: The file, named in the error.
-        region: The bytes the checksum covers, its own field included.
-        what: How the messages name the field's owner, then the damaged thing.
-        fix: What the message tells the reader to do.
+    ``region`` is the bytes the checksum covers, its own field included; the
+    messages name the field's owner ``what[0]`` and the damaged thing ``what[1]``,
+    and tell the reader to ``fix``.
 
     Raises:
         CheckpointCorruptError: The checksum field is missing or damaged.

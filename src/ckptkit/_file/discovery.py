@@ -99,14 +99,11 @@ def _first_line(text: str) -> str:
 
 
 def describe_foreign(head: bytes) -> str:
-    """Say what a file that is no checkpoint holds, and what to do (one line).
+    """Say in one line what a file that is no checkpoint holds, and what to do.
 
-    Args:
-        head: The file's first bytes (a few hundred are plenty).
-
-    Returns:
-        ``"is a FASTA file (first line '>seq1'), not a checkpoint; pass ..."``,
-        or the same for a text file, or the first bytes of anything else.
+    From its first bytes (a few hundred are plenty): ``"is a FASTA file (first
+    line '>seq1'), not a checkpoint; pass ..."``, the same for a text file, or
+    the first bytes of anything else.
     """
     text = head.decode("utf-8", errors="ignore")
     is_text = not any(b < 0x20 and b not in _TEXT_CONTROLS for b in head)  # noqa: PLR2004

@@ -45,6 +45,7 @@ mmap=True)`` reopens the path itself after that open succeeded. Helpers for test
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
 import os
@@ -144,8 +145,7 @@ def _append_opener(name: str, flags: int) -> int:
 def open_append(path: Path) -> FileIO:
     """Open (creating, mode 0644) for appending and reading: ``O_APPEND|O_RDWR``."""
     # Path.open takes no opener; the opener creates the file 0644 (less the umask).
-    handle: FileIO = open(path, "ab+", buffering=0, opener=_append_opener)  # noqa: SIM115
-    return handle
+    return open(path, "ab+", buffering=0, opener=_append_opener)
 
 
 @_operation("read")
@@ -239,10 +239,8 @@ def mkdir(path: Path) -> None:
 @_operation("rename")
 def remove_tree(path: Path) -> None:
     """Delete a folder and everything in it; a folder already gone is fine."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
-    except FileNotFoundError:
-        return
 
 
 @_operation("list")
@@ -332,10 +330,7 @@ def same_file(first: Path, second: Path) -> bool:
 
 @_operation("lock")
 def lock(handle: Handle, *, exclusive: bool, blocking: bool = True) -> bool:
-    """``flock`` the file until the handle is closed.
-
-    Returns:
-        True once locked; False where the platform has no ``flock`` (no lock).
+    """``flock`` the file until the handle is closed (False: the platform has none).
 
     Raises:
         BlockingIOError: ``blocking=False`` and another open file holds the lock.

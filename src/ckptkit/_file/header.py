@@ -171,12 +171,7 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 def _strict_json(text: str) -> Any:
-    """Parse JSON as ckptkit writes it: no ``NaN``/``Infinity``.
-
-    Raises:
-        ValueError: Not JSON.
-        RecursionError: Nested deeper than the parser can follow.
-    """
+    """Parse JSON as ckptkit writes it: ``NaN``/``Infinity`` are a ValueError."""
     return json.loads(text, parse_constant=_refuse_constant)
 
 

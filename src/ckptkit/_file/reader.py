@@ -19,6 +19,7 @@ from ckptkit._file.format import (
 from ckptkit._file.header import ParsedFile, open_checkpoint, parse_open
 from ckptkit._file.skeleton import (
     LeafRef,
+    checked_leaf,
     leaf_indices,
     materialize,
     unpack_skeleton,
@@ -38,7 +39,7 @@ from ckptkit.keys import key_text, select_keys
 from ckptkit.legacy import _load_legacy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from io import FileIO
     from pathlib import Path
 
@@ -180,29 +181,23 @@ def read_structure(parsed: ParsedFile, handle: FileIO) -> object:
     if parsed.header["format_version"] >= 2:  # noqa: PLR2004
         source = TensorSource(parsed, handle, verify=True, use_mmap=False)
         skeleton = source.skeleton(SKELETON_ENTRY)
-    return _structure(parsed, skeleton)
+    return _rebuild(parsed, skeleton, None)
 
 
-def _structure(parsed: ParsedFile, skeleton: memoryview | None) -> object:
+def _rebuild(
+    parsed: ParsedFile,
+    skeleton: memoryview | None,
+    leaf: Callable[[int], object] | None,
+) -> object:
+    """The state from its skeleton, or format 1's tree (``LeafRef``s if no ``leaf``)."""
     count = len(parsed.header["leaves"])
     with _rebuilding(parsed.path):
-        if skeleton is None:
-            return decode_tree(
-                parsed.header["tree"], lambda _kind, i: LeafRef(_checked_leaf(i, count))
-            )
-        return unpack_skeleton(skeleton, None, count)
-
-
-def _checked_leaf(index: int, count: int) -> int:
-    """``index``, once known to name one of the ``count`` leaves of the table.
-
-    Raises:
-        ValueError: It does not (never counted from the end: -1 is no leaf).
-    """
-    if not 0 <= index < count:
-        msg = f"the state refers to leaf {index}, which is not stored"
-        raise ValueError(msg)
-    return index
+        if skeleton is not None:
+            return unpack_skeleton(skeleton, leaf, count)
+        value = LeafRef if leaf is None else leaf
+        return decode_tree(
+            parsed.header["tree"], lambda _kind, i: value(checked_leaf(i, count))
+        )
 
 
 def _leaf_table(parsed: ParsedFile) -> list[Any]:
@@ -236,7 +231,7 @@ def _decode_ckptkit(
     if request.keys is None:
         needed = set(range(len(leaves)))
     else:
-        structure = _structure(parsed, skeleton)
+        structure = _rebuild(parsed, skeleton, None)
         selected = select_keys(structure, request.keys, parsed.path)
         needed = set()
         with _rebuilding(parsed.path):
@@ -249,15 +244,10 @@ def _decode_ckptkit(
     built: dict[int, object] = {}
     for index in sorted(needed):
         built[index] = build_leaf(source, leaves[index], request.device, request.dtype)
+    if request.keys is None:
+        return _rebuild(parsed, skeleton, built.__getitem__)
     with _rebuilding(parsed.path):
-        if request.keys is not None:
-            return materialize(selected, built.__getitem__)
-        if skeleton is None:
-            return decode_tree(
-                parsed.header["tree"],
-                lambda _kind, i: built[_checked_leaf(i, len(leaves))],
-            )
-        return unpack_skeleton(skeleton, built.__getitem__, len(leaves))
+        return materialize(selected, built.__getitem__)
 
 
 def _load_legacy_pickle(

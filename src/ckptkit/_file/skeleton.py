@@ -16,6 +16,7 @@ a selected part.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
@@ -34,36 +35,29 @@ MAX_STATE_DEPTH: Final = 200
 # A tagged node may add a level of its own (an OrderedDict's map, a registered
 # type's stored value), so files may nest up to twice as deep as states.
 _MAX_NODE_DEPTH = 2 * MAX_STATE_DEPTH + 2
-_STRUCTURAL_TAGS = values.CONTAINER_TAGS
 _UNICODE = "surrogatepass"  # str from os.fsdecode may hold lone surrogates
 
 
+@dataclass(slots=True, eq=False)
 class LeafRef:
     """A tensor leaf not read yet (structural reading)."""
 
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
+    index: int
 
 
+@dataclass(slots=True, eq=False)
 class Opaque:
     """A tagged value not rebuilt yet (structural reading)."""
 
-    __slots__ = ("body", "tag")
-
-    def __init__(self, tag: Tag, body: list[Any]) -> None:
-        self.tag = tag
-        self.body = body
+    tag: Tag
+    body: list[Any]
 
 
+@dataclass(slots=True, eq=False)
 class _Mark:
     """The decoded ext value that starts a tagged node."""
 
-    __slots__ = ("tag",)
-
-    def __init__(self, tag: Tag) -> None:
-        self.tag = tag
+    tag: Tag
 
 
 _MARKS = {int(tag): _Mark(tag) for tag in Tag}
@@ -101,11 +95,22 @@ def pack_skeleton(state: object, replacements: dict[int, object]) -> bytes:
     return data
 
 
-def _leaf_index(body: list[Any]) -> int:
+def _leaf_index(body: list[Any], count: int) -> int:
     if len(body) != 1 or type(body[0]) is not int or body[0] < 0:
         msg = "a leaf node is malformed"
         raise ValueError(msg)
-    index: int = body[0]
+    return checked_leaf(body[0], count)
+
+
+def checked_leaf(index: int, count: int) -> int:
+    """``index``, once known to name one of the ``count`` leaves of the table.
+
+    Raises:
+        ValueError: It does not (never counted from the end: -1 is no leaf).
+    """
+    if not 0 <= index < count:
+        msg = f"the state refers to leaf {index}, which is not stored"
+        raise ValueError(msg)
     return index
 
 
@@ -116,11 +121,8 @@ def unpack_skeleton(
 ) -> object:
     """Rebuild a state from its skeleton.
 
-    Args:
-        data: The skeleton bytes.
-        leaf: ``index -> value`` of the leaf table's leaves (whole reading), or
-            None for structural reading.
-        leaf_count: The leaf table's length: a leaf node beyond it is malformed.
+    ``leaf`` gives the value of each leaf table index (whole reading), or is None
+    (structural reading); a leaf node beyond ``leaf_count`` is malformed.
 
     Raises:
         ValueError: The skeleton is malformed (MessagePack's errors included).
@@ -149,12 +151,9 @@ def unpack_skeleton(
         counts[1] += 1
         tag, body = items[0].tag, items[1:]
         if tag is Tag.LEAF:
-            index = _leaf_index(body)
-            if index >= leaf_count:
-                msg = f"the state refers to leaf {index}, which is not stored"
-                raise ValueError(msg)
+            index = _leaf_index(body, leaf_count)
             return LeafRef(index) if leaf is None else leaf(index)
-        if leaf is None and tag not in _STRUCTURAL_TAGS:
+        if leaf is None and tag not in values.CONTAINER_TAGS:
             return Opaque(tag, body)
         return values.REBUILD[tag](body)
 

@@ -312,14 +312,7 @@ class TensorLeaves:
         if source.dtype is torch.complex128:
             source = torch.view_as_real(source)
             shared["complex128"] = True
-        entry = Entry(
-            name=unique_entry_name(self._paths[indices[0]], self._names),
-            tensor=source,
-            dtype=_dtype_name(source.dtype),
-            shape=list(source.shape),
-        )
-        self.entries.append(entry)
-        shared["entry"] = entry.name
+        shared["entry"] = self._add_entry(indices[0], source)
         for index in indices:
             self.leaves[index].update(shared)
 
@@ -337,13 +330,7 @@ class TensorLeaves:
         high = min(storage.nbytes(), -(-max(s[1] for s in spans) // align) * align)
         blob = torch.empty(0, dtype=torch.uint8, device=members[0].device)
         blob.set_(storage, low, (high - low,), (1,))
-        entry = Entry(
-            name=unique_entry_name(self._paths[indices[0]], self._names),
-            tensor=blob,
-            dtype="uint8",
-            shape=[high - low],
-        )
-        self.entries.append(entry)
+        name = self._add_entry(indices[0], blob)
         for index, member in zip(indices, members, strict=True):
             offset_bytes = member.storage_offset() * member.element_size() - low
             view: dict[str, Any] = {
@@ -357,4 +344,11 @@ class TensorLeaves:
                 view["conj"] = True
             if member.is_neg():
                 view["neg"] = True
-            self.leaves[index].update({"entry": entry.name, "view": view})
+            self.leaves[index].update({"entry": name, "view": view})
+
+    def _add_entry(self, leaf: int, tensor: torch.Tensor) -> str:
+        """Store ``tensor`` as an entry named after ``leaf``'s path; return the name."""
+        name = unique_entry_name(self._paths[leaf], self._names)
+        dtype, shape = _dtype_name(tensor.dtype), list(tensor.shape)
+        self.entries.append(Entry(name, tensor, dtype, shape))
+        return name

@@ -46,10 +46,9 @@ def read_entry(
         TruncatedCheckpointError: The file ended early.
     """
     tensor = torch.empty(spec.shape, dtype=spec.dtype)
-    flat = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
     digest = StreamingDigest()
-    if flat is not None:
-        view = flat.numpy().data
+    if tensor.numel():
+        view = tensor.reshape(-1).view(torch.uint8).numpy().data
         fs.seek(handle, parsed.data_start + spec.begin)
         position = 0
         while position < len(view):
@@ -107,9 +106,7 @@ def verify_all(handle: FileIO, parsed: ParsedFile) -> None:
 
 def check_digest(parsed: ParsedFile, spec: EntrySpec, actual: str) -> None:
     """Compare a tensor's checksum with the header's (ckptkit files only)."""
-    if parsed.is_legacy:
-        return
-    if parsed.header["checksums"].get(spec.name) != actual:
+    if not parsed.is_legacy and parsed.header["checksums"].get(spec.name) != actual:
         raise ChecksumMismatchError(
             parsed.path,
             f"checksum mismatch in tensor {spec.name!r}: the file is damaged; "

@@ -57,12 +57,9 @@ _ITEM_SIZES: Final = dict(_STORAGE_TYPES.values())
 
 @dataclass(frozen=True)
 class StorageDeclaration:
-    """One storage a torch pickle declares.
+    """One storage a torch pickle declares (``key``: ``data/<key>`` in a zip).
 
-    Attributes:
-        key: Its key (``data/<key>`` in a zip archive).
-        dtype: torch dtype name (``"unknown"`` for a storage class not known here).
-        numel: Declared number of elements.
+    ``dtype`` is a torch dtype name, ``"unknown"`` for a storage class not known here.
     """
 
     key: str
@@ -183,10 +180,6 @@ def _push(value: Any) -> Callable[[_Machine, Any], None]:
     return lambda machine, _arg: machine.stack.append(value)
 
 
-def _push_arg(machine: _Machine, arg: Any) -> None:
-    machine.stack.append(arg)
-
-
 def _put(machine: _Machine, arg: Any) -> None:
     machine.memo[arg] = machine.top()
 
@@ -196,7 +189,7 @@ def _get(machine: _Machine, arg: Any) -> None:
 
 
 _HANDLERS: Final[dict[str, Callable[[_Machine, Any], None]]] = {
-    **dict.fromkeys(_CONSTANTS, _push_arg),
+    **dict.fromkeys(_CONSTANTS, lambda machine, arg: machine.stack.append(arg)),
     "NEWTRUE": _push(True),  # noqa: FBT003 - the opcode's value
     "NEWFALSE": _push(False),  # noqa: FBT003 - the opcode's value
     "MARK": _push(_MARK),
@@ -245,8 +238,7 @@ def _scan_pickle(stream: IO[bytes], found: dict[str, StorageDeclaration]) -> Non
         run(opcode.name, arg)
 
 
-def _zip_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
-    found: dict[str, StorageDeclaration] = {}
+def _scan_zip(reader: BoundedReader, found: dict[str, StorageDeclaration]) -> None:
     with zipfile.ZipFile(reader) as archive:
         members = archive.infolist()
         for member in members:
@@ -260,15 +252,6 @@ def _zip_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
         if pickles:
             with archive.open(pickles[0]) as stream:
                 _scan_pickle(stream, found)
-    return list(found.values())
-
-
-def _bare_declarations(reader: BoundedReader) -> list[StorageDeclaration]:
-    """An old-format file: magic, protocol and system pickles, then the state's."""
-    found: dict[str, StorageDeclaration] = {}
-    for _ in range(4):
-        _scan_pickle(reader, found)  # type: ignore[arg-type]
-    return list(found.values())
 
 
 def declared_storages(handle: IO[bytes], path: Path) -> list[StorageDeclaration]:
@@ -281,16 +264,20 @@ def declared_storages(handle: IO[bytes], path: Path) -> list[StorageDeclaration]
             than it holds (what would make ``torch.load`` allocate them).
     """
     reader = BoundedReader(handle)
+    declarations: dict[str, StorageDeclaration] = {}
     try:
         head = reader.take(len(ZIP_MAGIC))
         reader.rewind()
         if head == ZIP_MAGIC:
-            found = _zip_declarations(reader)
+            _scan_zip(reader, declarations)
         else:
-            found = _bare_declarations(reader)
+            # An old-format file: magic, protocol and system pickles, then the state's.
+            for _ in range(4):
+                _scan_pickle(reader, declarations)  # type: ignore[arg-type]
     except (ValueError, EOFError, zipfile.BadZipFile, KeyError, IndexError) as error:
         reason = f"unreadable torch pickle: {str(error).splitlines()[0][:200]}"
         raise CheckpointCorruptError(path, reason) from error
+    found = list(declarations.values())
     if any(item.numel < 0 for item in found):
         reason = "torch pickle declares a storage of negative size; the file is damaged"
         raise CheckpointCorruptError(path, reason)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from msgpack import ExtType
 
-from ckptkit.leaf_types import leaf_type_for, leaf_type_named
+from ckptkit.leaf_types import leaf_type_named
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -194,12 +194,6 @@ def to_node(value: object) -> object:
     return None
 
 
-def user_node(value: object) -> tuple[str, Callable[[Any], Any]] | None:
-    """The registered name and encoder of ``value``'s exact type, if registered."""
-    entry = leaf_type_for(type(value))
-    return None if entry is None else (entry.name, entry.encode)
-
-
 def refusal_hint(value: object) -> str:
     """What to store instead of a value of an unsupported type."""
     for check, hint in _HINTS:
@@ -344,11 +338,6 @@ def _dtype(body: list[Any]) -> torch.dtype:
     raise ValueError(msg)
 
 
-def _bigint(body: list[Any]) -> int:
-    (raw,) = _need(body, 1)
-    return int.from_bytes(raw, "little", signed=True)
-
-
 def _complex(body: list[Any]) -> complex:
     real, imag = _need(body, 2)
     if type(real) is not float or type(imag) is not float:
@@ -357,16 +346,11 @@ def _complex(body: list[Any]) -> complex:
     return complex(real, imag)
 
 
-def _odict(body: list[Any]) -> OrderedDict[Any, Any]:
-    (pairs,) = _need(body, 1)
-    return OrderedDict(pairs)
-
-
 #: Rebuilders of every tag but LEAF (which needs the leaf table).
 REBUILD: dict[int, Callable[[list[Any]], object]] = {
     Tag.TUPLE: tuple,
-    Tag.ODICT: _odict,
-    Tag.BIGINT: _bigint,
+    Tag.ODICT: lambda body: OrderedDict(*_need(body, 1)),
+    Tag.BIGINT: lambda body: int.from_bytes(_need(body, 1)[0], "little", signed=True),
     Tag.DTYPE: _dtype,
     Tag.SIZE: torch.Size,
     Tag.DEVICE: lambda body: torch.device(*_need(body, 1)),

@@ -74,17 +74,10 @@ def _skeleton_entry(tree: bytes) -> Entry:
     return Entry(SKELETON_ENTRY, data, "uint8", [len(tree)])
 
 
-def _layout(entries: list[Entry]) -> list[Entry]:
-    # Largest items first: every tensor then starts at a multiple of its itemsize,
-    # so readers can map it without copying (safetensors does the same).
-    return sorted(entries, key=lambda e: -e.tensor.element_size())
-
-
 def _header_bytes(
-    ordered: list[Entry],
-    checksums: dict[str, str],
-    ckpt_header: dict[str, Any],
+    ordered: list[Entry], checksums: dict[str, str], ckpt_header: dict[str, Any]
 ) -> bytes:
+    """Length prefix and header holding ``checksums``; its own checksum is zeros."""
     body: dict[str, Any] = {}
     offset = 0
     for entry in ordered:
@@ -98,7 +91,8 @@ def _header_bytes(
     metadata = envelope(FORMAT_MAGIC, FORMAT_VERSION, ckpt_header)
     text = json.dumps({METADATA_KEY: metadata, **body}, separators=(",", ":"))
     raw = text.encode("utf-8")
-    return raw + b" " * (-len(raw) % HEADER_ALIGNMENT)
+    header = raw + b" " * (-len(raw) % HEADER_ALIGNMENT)
+    return struct.pack("<Q", len(header)) + header
 
 
 def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) -> str:
@@ -126,14 +120,6 @@ def _write_entry(handle: IO[bytes], entry: Entry, hasher: ThreadPoolExecutor) ->
             digest.update(buffer)
             write_all(handle, buffer)
     return digest.hexdigest()
-
-
-def _final_header(
-    ordered: list[Entry], checksums: dict[str, str], ckpt_header: dict[str, Any]
-) -> bytes:
-    """Length prefix and header with the real checksums, the header's own included."""
-    header = _header_bytes(ordered, checksums, ckpt_header)
-    return with_header_checksum(struct.pack("<Q", len(header)) + header)
 
 
 def _check_size(handle: IO[bytes], path: Path, expected: int) -> None:
@@ -244,15 +230,19 @@ def write_encoded(
         "skeleton": SKELETON_ENTRY,
         "leaves": encoded.leaves,
     }
-    ordered = _layout([*encoded.entries, _skeleton_entry(encoded.tree)])
+    # Largest items first: every tensor then starts at a multiple of its itemsize,
+    # so readers can map it without copying (safetensors does the same).
+    entries = [*encoded.entries, _skeleton_entry(encoded.tree)]
+    ordered = sorted(entries, key=lambda e: -e.tensor.element_size())
     placeholder = dict.fromkeys((e.name for e in ordered), CHECKSUM_PLACEHOLDER)
     header = _header_bytes(ordered, placeholder, ckpt_header)
-    file_size = 8 + len(header) + sum(e.nbytes for e in ordered)
+    file_size = len(header) + sum(e.nbytes for e in ordered)
     with atomic_write(target) as handle, ThreadPoolExecutor(1) as hasher:
-        write_all(handle, struct.pack("<Q", len(header)) + header)
+        write_all(handle, header)
         checksums = {e.name: _write_entry(handle, e, hasher) for e in ordered}
-        final = _final_header(ordered, checksums, ckpt_header)
-        if len(final) != len(header) + 8:  # pragma: no cover - fixed-width fields
+        # The real checksums, the header's own included, in place of the zeros.
+        final = with_header_checksum(_header_bytes(ordered, checksums, ckpt_header))
+        if len(final) != len(header):  # pragma: no cover - fixed-width fields
             msg = "internal error: header length changed while writing"
             raise RuntimeError(msg)
         fs.seek(handle, 0)

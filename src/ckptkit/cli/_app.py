@@ -54,8 +54,7 @@ def _message(error: BaseException) -> str:
 def exit_on_error(*, verbose: bool = False) -> Iterator[None]:
     """Turn expected errors into one line on stderr and the matching exit code.
 
-    Args:
-        verbose: Also print the traceback.
+    With ``verbose``, the traceback is printed too.
 
     Raises:
         typer.Exit: With ``ckptkit.exit_code_for(error)``: ``CHECKPOINT`` (3) for

@@ -35,9 +35,8 @@ class LevelChoice(StrEnum):
 
 def _report_line(report: ValidationReport) -> str:
     if not report.ok:
-        return f"{(report.kind or 'failed').upper():<12} {printable(report.path)}: " + (
-            printable(report.reason)
-        )
+        kind = (report.kind or "failed").upper()
+        return f"{kind:<12} {printable(report.path)}: {printable(report.reason)}"
     info = report.info
     details = ""
     if info is not None:
