@@ -133,6 +133,9 @@ def numpy_states(draw: st.DrawFn) -> dict[str, Any]:
         else:
             state[f"view{index}"] = view
     state["unrelated"] = np.ones(2)
+    # numpy scalars own their value: never refused, however many share a dtype
+    for index in range(draw(st.integers(0, 3))):
+        state[f"scalar{index}"] = base.dtype.type(draw(st.integers(-5, 5)))
     return state
 
 

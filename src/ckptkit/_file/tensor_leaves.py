@@ -216,7 +216,9 @@ class TensorLeaves:
         self._keepalive.append(contiguous)
         kind = "npscalar" if scalar else "ndarray"
         index = self._add(torch.from_numpy(contiguous), path, {"kind": kind})
-        if array.size:
+        # A scalar's array is a fresh copy, freed on return: its address may be
+        # the next scalar's, and it shares memory with nothing the caller holds.
+        if array.size and not scalar:
             self._numpy_spans.append((*numpy_bounds(array), index))
         return index
 

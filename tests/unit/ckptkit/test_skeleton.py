@@ -159,6 +159,16 @@ def test_one_element_numpy_view_with_negative_stride_is_saved(tmp_path: Path) ->
     assert ckptkit.load(tmp_path / "a.ckpt").state["a"].tolist() == [3.0]
 
 
+def test_numpy_scalars_of_one_dtype_are_saved(tmp_path: Path) -> None:
+    """Regression: the second scalar's temporary array could reuse the freed
+    address of the first one's, and save refused them as sharing memory."""
+    state = {f"s{i}": np.float32(i) for i in range(20)} | {"i": np.int64(7)}
+    ckptkit.save(tmp_path / "a.ckpt", state)
+    loaded = ckptkit.load(tmp_path / "a.ckpt", verify="full").state
+    assert loaded == state
+    assert all(type(loaded[key]) is type(value) for key, value in state.items())
+
+
 def test_from_numpy_views_with_one_start_share_after_loading(tmp_path: Path) -> None:
     """Regression: two storages at one address made save write a corrupt file."""
     base = np.arange(6.0)
