@@ -78,7 +78,7 @@ class _Pending:
 
 @dataclass
 class _Collector:
-    """Receives batch results one step late so the host never stalls the GPU."""
+    """Receives batch results one step late: the next batch is queued first."""
 
     out: torch.Tensor
     progress: ProgressCallback | None
@@ -95,7 +95,9 @@ class _Collector:
     def _drain(self, *, keep: int) -> None:
         while len(self.pending) > keep:
             item = self.pending.pop(0)
-            # .cpu() waits for this batch only; the next one is already queued.
+            # On CUDA, .cpu() is queued behind the next batch and so waits for it
+            # too: the device stays busy until then, then idles while the host
+            # packs the batch after (the tokenizer thread has its tokens ready).
             self.out[item.rows] = item.result.cpu()
             if self.progress is not None:
                 self.progress(item.num_sequences, item.num_tokens)
